@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(ssogate::cli::main());
+}

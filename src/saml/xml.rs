@@ -1,0 +1,991 @@
+//! A bounded, namespace-aware XML reader: one quick-xml pass into an arena that owns its text.
+//!
+//! What it refuses (each a [`Malformed`] with the byte offset): input over the size cap, anything
+//! that is not UTF-8, any `<!DOCTYPE` (so no entity can ever be declared, expanded or fetched),
+//! entity references other than the five predefined ones and character references, nesting deeper
+//! than the depth cap, more attributes on one element than the attribute cap, unbound namespace
+//! prefixes, duplicate attributes (by expanded name), text or a second element outside the root,
+//! an XML declaration that names another version or encoding, and XML 1.0's forbidden characters.
+//!
+//! What it keeps: every element (with its resolved namespace URI), attribute (value decoded and
+//! normalised as XML 1.0 §3.3.3 says), namespace declaration, text run, comment and processing
+//! instruction inside the root, in document order. Text runs are decoded whole: character data,
+//! references and CDATA sections that touch one another become one text node, so a value can never
+//! be cut short at an `&amp;` or a CDATA boundary. A comment or PI splits text into two nodes, and
+//! [`Document::text`] joins them again, as the XPath string-value does.
+//!
+//! Nothing here reads a file, opens a socket or looks at a clock.
+
+use std::fmt;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+/// Namespace URIs used by the SAML core.
+pub mod ns {
+    pub const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+    pub const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+    pub const MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+    pub const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+    pub const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+    pub const XENC11: &str = "http://www.w3.org/2009/xmlenc11#";
+    pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+    pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+    pub const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
+}
+
+/// Resource limits applied while parsing. Every limit is checked before the work it bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest document accepted, in bytes (default 256 KiB).
+    pub max_bytes: usize,
+    /// Deepest element nesting accepted (default 64; real SAML responses nest about 8 deep).
+    pub max_depth: usize,
+    /// Most attributes, namespace declarations included, on one element (default 64).
+    pub max_attributes: usize,
+    /// Most nodes of any kind in one document (default 200,000).
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_bytes: 256 * 1024, max_depth: 64, max_attributes: 64, max_nodes: 200_000 }
+    }
+}
+
+/// Why a document could not be read. `offset` is the byte position in the input where known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    pub kind: MalformedKind,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedKind {
+    TooLarge { size: usize, limit: usize },
+    NotUtf8,
+    Doctype,
+    TooDeep { limit: usize },
+    TooManyAttributes { limit: usize },
+    TooManyNodes { limit: usize },
+    UnknownEntity(String),
+    BadCharacterReference(String),
+    ForbiddenCharacter(u32),
+    UnboundPrefix(String),
+    DuplicateAttribute(String),
+    BadNamespaceDeclaration(String),
+    BadName(String),
+    BadDeclaration(String),
+    ContentOutsideRoot,
+    MultipleRoots,
+    NoRoot,
+    Unclosed,
+    Syntax(String),
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use MalformedKind::*;
+        match &self.kind {
+            TooLarge { size, limit } => write!(f, "document is {size} bytes, over the {limit}-byte limit"),
+            NotUtf8 => write!(f, "document is not UTF-8"),
+            Doctype => write!(f, "document contains a DOCTYPE declaration (refused: no DTDs or entities)"),
+            TooDeep { limit } => write!(f, "elements nest deeper than {limit} levels"),
+            TooManyAttributes { limit } => write!(f, "an element has more than {limit} attributes"),
+            TooManyNodes { limit } => write!(f, "document has more than {limit} nodes"),
+            UnknownEntity(e) => write!(f, "undeclared entity reference &{e};"),
+            BadCharacterReference(r) => write!(f, "invalid character reference &{r};"),
+            ForbiddenCharacter(c) => write!(f, "character U+{c:04X} is not allowed in XML 1.0"),
+            UnboundPrefix(p) => write!(f, "namespace prefix '{p}' is not declared"),
+            DuplicateAttribute(a) => write!(f, "attribute '{a}' appears twice on one element"),
+            BadNamespaceDeclaration(d) => write!(f, "invalid namespace declaration {d}"),
+            BadName(n) => write!(f, "invalid XML name '{n}'"),
+            BadDeclaration(d) => write!(f, "unsupported XML declaration: {d}"),
+            ContentOutsideRoot => write!(f, "text outside the root element"),
+            MultipleRoots => write!(f, "more than one root element"),
+            NoRoot => write!(f, "no root element"),
+            Unclosed => write!(f, "document ends inside an element"),
+            Syntax(s) => write!(f, "XML syntax error: {s}"),
+        }?;
+        write!(f, " (at byte {})", self.offset)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// Index of a node in a [`Document`].
+pub type NodeId = u32;
+
+/// A piece of text owned by the document: a range of the source, or of the decoded-text buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+    decoded: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ElementData {
+    pub(crate) prefix: Span,
+    pub(crate) local: Span,
+    pub(crate) ns: Span,
+    pub(crate) attrs: (u32, u32),
+    pub(crate) ns_decls: (u32, u32),
+    pub(crate) offset: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum NodeKind {
+    Element(ElementData),
+    Text(Span),
+    Comment(Span),
+    Pi { target: Span, data: Span },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub(crate) kind: NodeKind,
+    pub(crate) parent: Option<NodeId>,
+    /// One past the last node of this node's subtree (nodes are stored in document order).
+    pub(crate) end: NodeId,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttrData {
+    pub(crate) prefix: Span,
+    pub(crate) local: Span,
+    pub(crate) ns: Span,
+    pub(crate) value: Span,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NsDecl {
+    /// Empty for the default namespace.
+    pub(crate) prefix: Span,
+    pub(crate) uri: Span,
+}
+
+/// A parsed document. Immutable once built; every query is by [`NodeId`].
+#[derive(Clone)]
+pub struct Document {
+    src: Box<str>,
+    decoded: String,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) attrs: Vec<AttrData>,
+    pub(crate) ns_decls: Vec<NsDecl>,
+    /// Namespace bindings in scope around the root (for a decrypted fragment: those of the element
+    /// it replaced). Consulted after the root's own declarations.
+    pub(crate) context_ns: Vec<(String, String)>,
+    root: NodeId,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the document itself: it may hold an assertion.
+        f.debug_struct("Document").field("nodes", &self.nodes.len()).field("bytes", &self.src.len()).finish()
+    }
+}
+
+/// An attribute of an element, as seen by callers.
+#[derive(Debug, Clone, Copy)]
+pub struct Attribute<'d> {
+    pub prefix: &'d str,
+    pub local: &'d str,
+    pub ns: &'d str,
+    pub value: &'d str,
+}
+
+impl Document {
+    /// Parses `input` with `limits`.
+    pub fn parse(input: &[u8], limits: &Limits) -> Result<Document, Malformed> {
+        Self::parse_in_context(input, limits, Vec::new())
+    }
+
+    /// Parses `input` as if it stood where namespace bindings `context` are in scope (used for a
+    /// decrypted assertion, whose prefixes may be declared on the elements around it).
+    pub fn parse_in_context(
+        input: &[u8],
+        limits: &Limits,
+        context: Vec<(String, String)>,
+    ) -> Result<Document, Malformed> {
+        if input.len() > limits.max_bytes {
+            return Err(Malformed { kind: MalformedKind::TooLarge { size: input.len(), limit: limits.max_bytes }, offset: 0 });
+        }
+        let text = std::str::from_utf8(input)
+            .map_err(|e| Malformed { kind: MalformedKind::NotUtf8, offset: e.valid_up_to() })?;
+        // A UTF-8 byte-order mark is allowed before the document (XML 1.0 §4.3.3).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        Builder::new(text, limits, context).run()
+    }
+
+    /// The root element.
+    pub fn root(&self) -> NodeId {
+        self.root
+    }
+
+    pub(crate) fn span(&self, s: Span) -> &str {
+        let (start, end) = (s.start as usize, s.start as usize + s.len as usize);
+        let buf: &str = if s.decoded { &self.decoded } else { &self.src };
+        // Spans are built by the parser from valid char boundaries of these same buffers.
+        buf.get(start..end).unwrap_or("")
+    }
+
+    pub(crate) fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    pub(crate) fn element_data(&self, id: NodeId) -> Option<&ElementData> {
+        match &self.nodes.get(id as usize)?.kind {
+            NodeKind::Element(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` is an element.
+    pub fn is_element(&self, id: NodeId) -> bool {
+        self.element_data(id).is_some()
+    }
+
+    /// Local name of element `id` ("" for other nodes).
+    pub fn local_name(&self, id: NodeId) -> &str {
+        self.element_data(id).map(|e| self.span(e.local)).unwrap_or("")
+    }
+
+    /// Prefix of element `id` ("" when unprefixed).
+    pub fn prefix(&self, id: NodeId) -> &str {
+        self.element_data(id).map(|e| self.span(e.prefix)).unwrap_or("")
+    }
+
+    /// Namespace URI of element `id` ("" when in no namespace).
+    pub fn namespace(&self, id: NodeId) -> &str {
+        self.element_data(id).map(|e| self.span(e.ns)).unwrap_or("")
+    }
+
+    /// Whether element `id` is `{ns}local`.
+    pub fn is(&self, id: NodeId, ns: &str, local: &str) -> bool {
+        match self.element_data(id) {
+            Some(e) => self.span(e.local) == local && self.span(e.ns) == ns,
+            None => false,
+        }
+    }
+
+    /// `prefix:local` or `local`, for messages.
+    pub fn qname(&self, id: NodeId) -> String {
+        let (p, l) = (self.prefix(id), self.local_name(id));
+        if p.is_empty() { l.to_string() } else { format!("{p}:{l}") }
+    }
+
+    /// Byte offset of element `id` in the input.
+    pub fn offset(&self, id: NodeId) -> usize {
+        self.element_data(id).map(|e| e.offset as usize).unwrap_or(0)
+    }
+
+    pub fn parent(&self, id: NodeId) -> Option<NodeId> {
+        self.node(id).parent
+    }
+
+    /// The attributes of element `id`, in document order.
+    pub fn attributes(&self, id: NodeId) -> impl Iterator<Item = Attribute<'_>> + '_ {
+        let (a, b) = self.element_data(id).map(|e| e.attrs).unwrap_or((0, 0));
+        self.attrs[a as usize..b as usize].iter().map(move |at| Attribute {
+            prefix: self.span(at.prefix),
+            local: self.span(at.local),
+            ns: self.span(at.ns),
+            value: self.span(at.value),
+        })
+    }
+
+    /// The value of the attribute `local` in no namespace (the usual case for SAML attributes).
+    pub fn attr(&self, id: NodeId, local: &str) -> Option<&str> {
+        let (a, b) = self.element_data(id)?.attrs;
+        self.attrs[a as usize..b as usize]
+            .iter()
+            .find(|at| at.ns.len == 0 && self.span(at.local) == local)
+            .map(|at| self.span(at.value))
+    }
+
+    /// The value of the attribute `{ns}local`.
+    pub fn attr_ns(&self, id: NodeId, ns: &str, local: &str) -> Option<&str> {
+        let (a, b) = self.element_data(id)?.attrs;
+        self.attrs[a as usize..b as usize]
+            .iter()
+            .find(|at| self.span(at.ns) == ns && self.span(at.local) == local)
+            .map(|at| self.span(at.value))
+    }
+
+    /// Children of `id` (all node kinds), in document order.
+    pub fn children(&self, id: NodeId) -> Children<'_> {
+        let end = self.node(id).end;
+        Children { doc: self, next: id + 1, end }
+    }
+
+    /// Element children of `id`.
+    pub fn child_elements(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.children(id).filter(move |c| self.is_element(*c))
+    }
+
+    /// Element children named `{ns}local`.
+    pub fn children_named<'a>(&'a self, id: NodeId, ns: &'a str, local: &'a str) -> impl Iterator<Item = NodeId> + 'a {
+        self.child_elements(id).filter(move |c| self.is(*c, ns, local))
+    }
+
+    /// The one child `{ns}local` of `id`, if there is exactly one; `Err(n)` with the count otherwise
+    /// (n = 0: none, n > 1: ambiguous).
+    pub fn only_child(&self, id: NodeId, ns: &str, local: &str) -> Result<NodeId, usize> {
+        let mut it = self.children_named(id, ns, local);
+        match (it.next(), it.next()) {
+            (Some(c), None) => Ok(c),
+            (None, _) => Err(0),
+            (Some(_), Some(_)) => Err(2 + it.count()),
+        }
+    }
+
+    /// The optional child `{ns}local`: `Ok(None)` when absent, `Err(n)` when it appears n > 1 times.
+    pub fn opt_child(&self, id: NodeId, ns: &str, local: &str) -> Result<Option<NodeId>, usize> {
+        match self.only_child(id, ns, local) {
+            Ok(c) => Ok(Some(c)),
+            Err(0) => Ok(None),
+            Err(n) => Err(n),
+        }
+    }
+
+    /// All nodes of the subtree rooted at `id`, `id` included, in document order.
+    pub fn descendants(&self, id: NodeId) -> std::ops::Range<NodeId> {
+        id..self.node(id).end
+    }
+
+    /// Whether `anc` is `id` or one of its ancestors.
+    pub fn is_ancestor_or_self(&self, anc: NodeId, id: NodeId) -> bool {
+        anc <= id && id < self.node(anc).end
+    }
+
+    /// The string value of element `id`: all its descendant text, concatenated, in document order
+    /// (comments and processing instructions contribute nothing and cut nothing short).
+    pub fn text(&self, id: NodeId) -> String {
+        let mut out = String::new();
+        for n in self.descendants(id) {
+            if let NodeKind::Text(s) = &self.node(n).kind {
+                out.push_str(self.span(*s));
+            }
+        }
+        out
+    }
+
+    /// The text of an element that must hold only text (no child elements): `None` when it has
+    /// child elements. Comments and PIs inside are skipped; the text around them is joined.
+    pub fn simple_text(&self, id: NodeId) -> Option<String> {
+        if self.child_elements(id).next().is_some() {
+            return None;
+        }
+        Some(self.text(id))
+    }
+
+    /// The namespace URI bound to `prefix` ("" = default) at element `id`, if any.
+    pub fn lookup_namespace(&self, id: NodeId, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(ns::XML);
+        }
+        let mut cur = Some(id);
+        while let Some(e) = cur {
+            if let Some(data) = self.element_data(e) {
+                let (a, b) = data.ns_decls;
+                for d in &self.ns_decls[a as usize..b as usize] {
+                    if self.span(d.prefix) == prefix {
+                        return Some(self.span(d.uri));
+                    }
+                }
+            }
+            cur = self.parent(e);
+        }
+        self.context_ns.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.as_str())
+    }
+
+    /// Every namespace binding in scope at element `id` (innermost wins), for re-parsing a fragment
+    /// that stood there.
+    pub fn in_scope_namespaces(&self, id: NodeId) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut cur = Some(id);
+        while let Some(e) = cur {
+            if let Some(data) = self.element_data(e) {
+                let (a, b) = data.ns_decls;
+                for d in &self.ns_decls[a as usize..b as usize] {
+                    let p = self.span(d.prefix);
+                    if !out.iter().any(|(q, _)| q == p) {
+                        out.push((p.to_string(), self.span(d.uri).to_string()));
+                    }
+                }
+            }
+            cur = self.parent(e);
+        }
+        for (p, u) in self.context_ns.iter().rev() {
+            if !out.iter().any(|(q, _)| q == p) {
+                out.push((p.clone(), u.clone()));
+            }
+        }
+        out
+    }
+
+    /// Every element of the document named `{ns}local`, in document order.
+    pub fn find_all<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = NodeId> + 'a {
+        (0..self.nodes.len() as NodeId).filter(move |&i| self.is(i, ns, local))
+    }
+}
+
+/// Iterator over the children of a node.
+pub struct Children<'d> {
+    doc: &'d Document,
+    next: NodeId,
+    end: NodeId,
+}
+
+impl Iterator for Children<'_> {
+    type Item = NodeId;
+    fn next(&mut self) -> Option<NodeId> {
+        if self.next >= self.end {
+            return None;
+        }
+        let id = self.next;
+        self.next = self.doc.node(id).end;
+        Some(id)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The builder
+
+struct Builder<'s> {
+    src: &'s str,
+    limits: Limits,
+    decoded: String,
+    nodes: Vec<Node>,
+    attrs: Vec<AttrData>,
+    ns_decls: Vec<NsDecl>,
+    context_ns: Vec<(String, String)>,
+    /// Open elements, innermost last.
+    stack: Vec<NodeId>,
+    /// Pending text run: pieces already pushed into a span.
+    text: Option<Span>,
+    text_offset: usize,
+    root: Option<NodeId>,
+    root_closed: bool,
+    seen_decl_or_content: bool,
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+fn check_chars(s: &str, offset: usize) -> Result<(), Malformed> {
+    // Fast path: the forbidden characters are C0 controls other than tab/newline/return, and
+    // U+FFFE/U+FFFF (a Rust char cannot be a surrogate).
+    for (i, c) in s.char_indices() {
+        if (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}' {
+            return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(c as u32), offset: offset + i });
+        }
+    }
+    Ok(())
+}
+
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || (c as u32) >= 0xC0
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start(c) || c.is_ascii_digit() || c == '-' || c == '.' || c == '\u{B7}'
+}
+
+fn is_ncname(s: &str) -> bool {
+    let mut it = s.chars();
+    match it.next() {
+        Some(c) if is_name_start(c) => it.all(is_name_char),
+        _ => false,
+    }
+}
+
+/// Splits a QName into (prefix, local); both parts must be NCNames.
+fn split_qname(q: &str) -> Option<(&str, &str)> {
+    match q.split_once(':') {
+        Some((p, l)) if is_ncname(p) && is_ncname(l) => Some((p, l)),
+        Some(_) => None,
+        None if is_ncname(q) => Some(("", q)),
+        None => None,
+    }
+}
+
+/// Decodes a reference body (`name` in `&name;`).
+fn decode_reference(name: &str) -> Result<char, MalformedKind> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = if let Some(hex) = num.strip_prefix('x') {
+            if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || hex.len() > 8 {
+                return Err(MalformedKind::BadCharacterReference(name.to_string()));
+            }
+            u32::from_str_radix(hex, 16).ok()
+        } else {
+            if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || num.len() > 10 {
+                return Err(MalformedKind::BadCharacterReference(name.to_string()));
+            }
+            num.parse::<u32>().ok()
+        };
+        return match code.and_then(char::from_u32) {
+            Some(c) if is_xml_char(c) => Ok(c),
+            _ => Err(MalformedKind::BadCharacterReference(name.to_string())),
+        };
+    }
+    match name {
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "amp" => Ok('&'),
+        "apos" => Ok('\''),
+        "quot" => Ok('"'),
+        _ => Err(MalformedKind::UnknownEntity(name.to_string())),
+    }
+}
+
+impl<'s> Builder<'s> {
+    fn new(src: &'s str, limits: &Limits, context_ns: Vec<(String, String)>) -> Self {
+        let est = src.len() / 24 + 16;
+        Builder {
+            src,
+            limits: *limits,
+            decoded: String::new(),
+            nodes: Vec::with_capacity(est),
+            attrs: Vec::with_capacity(est),
+            ns_decls: Vec::with_capacity(8),
+            context_ns,
+            stack: Vec::with_capacity(16),
+            text: None,
+            text_offset: 0,
+            root: None,
+            root_closed: false,
+            seen_decl_or_content: false,
+        }
+    }
+
+    fn err(&self, kind: MalformedKind, offset: usize) -> Malformed {
+        Malformed { kind, offset }
+    }
+
+    /// A span for `s`, which is a slice of the source when possible, else copied to `decoded`.
+    fn span_of(&mut self, s: &str) -> Span {
+        let base = self.src.as_ptr() as usize;
+        let p = s.as_ptr() as usize;
+        if p >= base && p + s.len() <= base + self.src.len() {
+            Span { start: (p - base) as u32, len: s.len() as u32, decoded: false }
+        } else {
+            self.owned_span(s)
+        }
+    }
+
+    fn owned_span(&mut self, s: &str) -> Span {
+        let start = self.decoded.len() as u32;
+        self.decoded.push_str(s);
+        Span { start, len: s.len() as u32, decoded: true }
+    }
+
+    fn span_str(&self, s: Span) -> &str {
+        let buf: &str = if s.decoded { &self.decoded } else { self.src };
+        buf.get(s.start as usize..(s.start + s.len) as usize).unwrap_or("")
+    }
+
+    fn push_node(&mut self, kind: NodeKind, offset: usize) -> Result<NodeId, Malformed> {
+        if self.nodes.len() >= self.limits.max_nodes {
+            return Err(self.err(MalformedKind::TooManyNodes { limit: self.limits.max_nodes }, offset));
+        }
+        let id = self.nodes.len() as NodeId;
+        self.nodes.push(Node { kind, parent: self.stack.last().copied(), end: id + 1 });
+        Ok(id)
+    }
+
+    /// Appends a piece of decoded text to the pending run.
+    fn add_text(&mut self, piece: &str, offset: usize) -> Result<(), Malformed> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        if self.stack.is_empty() {
+            if piece.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+                return Ok(());
+            }
+            return Err(self.err(MalformedKind::ContentOutsideRoot, offset));
+        }
+        match self.text {
+            None => {
+                self.text_offset = offset;
+                self.text = Some(self.span_of(piece));
+            }
+            Some(cur) if cur.decoded && (cur.start + cur.len) as usize == self.decoded.len() => {
+                self.decoded.push_str(piece);
+                self.text = Some(Span { len: cur.len + piece.len() as u32, ..cur });
+            }
+            Some(cur) => {
+                let start = self.decoded.len() as u32;
+                let first = self.span_str(cur).to_string();
+                self.decoded.push_str(&first);
+                self.decoded.push_str(piece);
+                self.text = Some(Span { start, len: (first.len() + piece.len()) as u32, decoded: true });
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_text(&mut self) -> Result<(), Malformed> {
+        if let Some(span) = self.text.take() {
+            let off = self.text_offset;
+            self.push_node(NodeKind::Text(span), off)?;
+        }
+        Ok(())
+    }
+
+    /// Text content with XML line-end normalisation (§2.11): CR LF and lone CR become LF.
+    fn add_raw_text(&mut self, raw: &'s str, offset: usize) -> Result<(), Malformed> {
+        check_chars(raw, offset)?;
+        if raw.contains("]]>") {
+            return Err(self.err(MalformedKind::Syntax("']]>' in text".into()), offset));
+        }
+        if raw.contains('\r') {
+            let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
+            self.add_text(&norm, offset)
+        } else {
+            self.add_text(raw, offset)
+        }
+    }
+
+    /// Attribute-value decoding and normalisation for CDATA attributes (XML 1.0 §3.3.3).
+    fn attr_value(&mut self, raw: &str, offset: usize) -> Result<Span, Malformed> {
+        check_chars(raw, offset)?;
+        if !raw.bytes().any(|b| matches!(b, b'&' | b'<' | b'\t' | b'\n' | b'\r')) {
+            return Ok(self.span_of(raw));
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw;
+        while let Some(i) = rest.find(['&', '<', '\t', '\n', '\r']) {
+            out.push_str(&rest[..i]);
+            let c = rest.as_bytes()[i];
+            match c {
+                b'<' => return Err(self.err(MalformedKind::Syntax("'<' in attribute value".into()), offset)),
+                b'&' => {
+                    let tail = &rest[i + 1..];
+                    let Some(semi) = tail.find(';') else {
+                        return Err(self.err(MalformedKind::Syntax("unterminated reference in attribute".into()), offset));
+                    };
+                    let ch = decode_reference(&tail[..semi]).map_err(|k| self.err(k, offset))?;
+                    out.push(ch);
+                    rest = &tail[semi + 1..];
+                }
+                b'\r' => {
+                    out.push(' ');
+                    rest = rest[i + 1..].strip_prefix('\n').unwrap_or(&rest[i + 1..]);
+                }
+                _ => {
+                    out.push(' ');
+                    rest = &rest[i + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        Ok(self.owned_span(&out))
+    }
+
+    fn resolve(&self, prefix: &str, elem_decls: (u32, u32)) -> Option<Span> {
+        // Innermost first: this element's declarations, then the open elements', then the context.
+        let lookup = |range: (u32, u32)| {
+            self.ns_decls[range.0 as usize..range.1 as usize]
+                .iter()
+                .rev()
+                .find(|d| self.span_str(d.prefix) == prefix)
+                .map(|d| d.uri)
+        };
+        if let Some(u) = lookup(elem_decls) {
+            return Some(u);
+        }
+        for &e in self.stack.iter().rev() {
+            if let NodeKind::Element(data) = &self.nodes[e as usize].kind
+                && let Some(u) = lookup(data.ns_decls)
+            {
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    fn resolve_or_context(&mut self, prefix: &str, elem_decls: (u32, u32)) -> Option<Span> {
+        if let Some(s) = self.resolve(prefix, elem_decls) {
+            return Some(s);
+        }
+        if prefix == "xml" {
+            return Some(self.owned_span(ns::XML));
+        }
+        let uri = self.context_ns.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.clone())?;
+        Some(self.owned_span(&uri))
+    }
+
+    fn start(&mut self, e: &BytesStart<'s>, offset: usize, empty: bool) -> Result<(), Malformed> {
+        self.flush_text()?;
+        if self.stack.is_empty() {
+            if self.root_closed || self.root.is_some() {
+                return Err(self.err(MalformedKind::MultipleRoots, offset));
+            }
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(self.err(MalformedKind::TooDeep { limit: self.limits.max_depth }, offset));
+        }
+        self.seen_decl_or_content = true;
+        let qname: &'s str = self.name_of(e);
+        let Some((p, l)) = split_qname(qname) else {
+            return Err(self.err(MalformedKind::BadName(qname.to_string()), offset));
+        };
+        let prefix = self.span_of(p);
+        let local = self.span_of(l);
+
+        // First pass: namespace declarations; raw attributes kept for the second pass.
+        let decl_start = self.ns_decls.len() as u32;
+        let mut raw_attrs: Vec<(&'s str, &'s str, &'s str)> = Vec::new();
+        let mut count = 0usize;
+        for a in e.attributes().with_checks(true) {
+            let a = a.map_err(|er| self.err(MalformedKind::Syntax(er.to_string()), offset))?;
+            count += 1;
+            if count > self.limits.max_attributes {
+                return Err(self.err(MalformedKind::TooManyAttributes { limit: self.limits.max_attributes }, offset));
+            }
+            let key: &'s str = self.key_of(a.key.into_inner());
+            let Some(raw) = self.reborrow(&a.value) else {
+                return Err(self.err(MalformedKind::Syntax("attribute value outside the input".into()), offset));
+            };
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                let dp = if key == "xmlns" { "" } else { &key[6..] };
+                let uri = self.attr_value(raw, offset)?;
+                let uri_s = self.span_str(uri).to_string();
+                if (!dp.is_empty() && (!is_ncname(dp) || uri_s.is_empty()))
+                    || dp == "xmlns"
+                    || (dp == "xml" && uri_s != ns::XML)
+                    || (dp != "xml" && uri_s == ns::XML)
+                    || uri_s == ns::XMLNS
+                {
+                    return Err(self.err(MalformedKind::BadNamespaceDeclaration(format!("{key}=\"{uri_s}\"")), offset));
+                }
+                let dps = self.span_of(dp);
+                if self.ns_decls[decl_start as usize..].iter().any(|d| self.span_str(d.prefix) == dp) {
+                    return Err(self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset));
+                }
+                self.ns_decls.push(NsDecl { prefix: dps, uri });
+            } else {
+                raw_attrs.push((key, raw, ""));
+            }
+        }
+        let decls = (decl_start, self.ns_decls.len() as u32);
+
+        let ns = match self.resolve_or_context(p, decls) {
+            Some(u) => u,
+            None if p.is_empty() => Span::default(),
+            None => return Err(self.err(MalformedKind::UnboundPrefix(p.to_string()), offset)),
+        };
+
+        let attr_start = self.attrs.len() as u32;
+        for (key, raw, _) in raw_attrs {
+            let Some((ap, al)) = split_qname(key) else {
+                return Err(self.err(MalformedKind::BadName(key.to_string()), offset));
+            };
+            // Unprefixed attributes are in no namespace (Namespaces in XML §6.2).
+            let ans = if ap.is_empty() {
+                Span::default()
+            } else {
+                match self.resolve_or_context(ap, decls) {
+                    Some(u) => u,
+                    None => return Err(self.err(MalformedKind::UnboundPrefix(ap.to_string()), offset)),
+                }
+            };
+            let value = self.attr_value(raw, offset)?;
+            let a = AttrData { prefix: self.span_of(ap), local: self.span_of(al), ns: ans, value };
+            let dup = self.attrs[attr_start as usize..].iter().any(|b| {
+                self.span_str(b.local) == al && self.span_str(b.ns) == self.span_str(ans)
+            });
+            if dup {
+                return Err(self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset));
+            }
+            self.attrs.push(a);
+        }
+        let attrs = (attr_start, self.attrs.len() as u32);
+
+        let id = self.push_node(
+            NodeKind::Element(ElementData { prefix, local, ns, attrs, ns_decls: decls, offset: offset as u32 }),
+            offset,
+        )?;
+        if self.root.is_none() {
+            self.root = Some(id);
+        }
+        if empty {
+            self.close(id);
+        } else {
+            self.stack.push(id);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, id: NodeId) {
+        let end = self.nodes.len() as NodeId;
+        self.nodes[id as usize].end = end;
+        if self.stack.is_empty() {
+            self.root_closed = true;
+        }
+    }
+
+    fn name_of(&self, e: &BytesStart<'s>) -> &'s str {
+        // BytesStart from a slice reader borrows the source; fall back to a safe empty name.
+        let n = e.name().into_inner();
+        self.key_of(n)
+    }
+
+    /// Re-borrows a name slice with the source's lifetime (it always points into the source).
+    fn key_of(&self, k: &str) -> &'s str {
+        self.reborrow(k).unwrap_or("")
+    }
+
+    /// `k` as a slice of the source, if it is one (the slice reader borrows everything it returns).
+    fn reborrow(&self, k: &str) -> Option<&'s str> {
+        let base = self.src.as_ptr() as usize;
+        let p = k.as_ptr() as usize;
+        if p >= base && p + k.len() <= base + self.src.len() {
+            self.src.get(p - base..p - base + k.len())
+        } else {
+            None
+        }
+    }
+
+    fn run(mut self) -> Result<Document, Malformed> {
+        let mut reader = Reader::from_str(self.src);
+        {
+            let c = reader.config_mut();
+            c.check_end_names = true;
+            c.check_comments = true;
+            c.expand_empty_elements = false;
+            c.trim_text_start = false;
+            c.trim_text_end = false;
+            c.allow_dangling_amp = false;
+            c.allow_unmatched_ends = false;
+        }
+        loop {
+            let before = reader.buffer_position() as usize;
+            let ev = reader.read_event().map_err(|e| {
+                let off = reader.error_position() as usize;
+                self.err(MalformedKind::Syntax(e.to_string()), off)
+            })?;
+            match ev {
+                Event::Start(e) => self.start(&e, before, false)?,
+                Event::Empty(e) => self.start(&e, before, true)?,
+                Event::End(_) => {
+                    self.flush_text()?;
+                    let Some(id) = self.stack.pop() else {
+                        return Err(self.err(MalformedKind::Syntax("unmatched end tag".into()), before));
+                    };
+                    self.close(id);
+                }
+                Event::Text(t) => {
+                    let raw = match t.into_inner() {
+                        std::borrow::Cow::Borrowed(s) => s,
+                        std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned text".into()), before)),
+                    };
+                    if !self.stack.is_empty() || !raw.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+                        self.seen_decl_or_content = true;
+                    }
+                    self.add_raw_text(raw, before)?;
+                }
+                Event::GeneralRef(r) => {
+                    let name = r.into_inner();
+                    let c = decode_reference(&name).map_err(|k| self.err(k, before))?;
+                    let mut buf = [0u8; 4];
+                    self.add_text(c.encode_utf8(&mut buf), before)?;
+                }
+                Event::CData(c) => {
+                    let raw = match c.into_inner() {
+                        std::borrow::Cow::Borrowed(s) => s,
+                        std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned CDATA".into()), before)),
+                    };
+                    if self.stack.is_empty() {
+                        return Err(self.err(MalformedKind::ContentOutsideRoot, before));
+                    }
+                    check_chars(raw, before)?;
+                    if raw.contains('\r') {
+                        let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
+                        self.add_text(&norm, before)?;
+                    } else {
+                        self.add_text(raw, before)?;
+                    }
+                }
+                Event::Comment(c) => {
+                    let raw = match c.into_inner() {
+                        std::borrow::Cow::Borrowed(s) => s,
+                        std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned comment".into()), before)),
+                    };
+                    check_chars(raw, before)?;
+                    self.seen_decl_or_content = true;
+                    if !self.stack.is_empty() {
+                        self.flush_text()?;
+                        let s = if raw.contains('\r') {
+                            let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
+                            self.owned_span(&norm)
+                        } else {
+                            self.span_of(raw)
+                        };
+                        self.push_node(NodeKind::Comment(s), before)?;
+                    }
+                }
+                Event::PI(p) => {
+                    let target = p.target();
+                    if target.eq_ignore_ascii_case("xml") {
+                        return Err(self.err(MalformedKind::BadDeclaration("XML declaration not at the start".into()), before));
+                    }
+                    if !is_ncname(target) {
+                        return Err(self.err(MalformedKind::BadName(target.to_string()), before));
+                    }
+                    self.seen_decl_or_content = true;
+                    if !self.stack.is_empty() {
+                        self.flush_text()?;
+                        let target: &'s str = self.key_of(target);
+                        let data: &'s str = self.key_of(p.content().trim_start_matches([' ', '\t', '\n', '\r']));
+                        check_chars(data, before)?;
+                        let t = self.span_of(target);
+                        let d = self.span_of(data);
+                        self.push_node(NodeKind::Pi { target: t, data: d }, before)?;
+                    }
+                }
+                Event::Decl(d) => {
+                    if self.seen_decl_or_content || before != 0 {
+                        return Err(self.err(MalformedKind::BadDeclaration("XML declaration not at the start".into()), before));
+                    }
+                    self.seen_decl_or_content = true;
+                    let version = d.version().map_err(|e| self.err(MalformedKind::BadDeclaration(e.to_string()), before))?;
+                    if version.as_ref() != "1.0" {
+                        return Err(self.err(MalformedKind::BadDeclaration(format!("version {version}")), before));
+                    }
+                    if let Some(enc) = d.encoding() {
+                        let enc = enc.map_err(|e| self.err(MalformedKind::BadDeclaration(e.to_string()), before))?;
+                        if !enc.eq_ignore_ascii_case("utf-8") {
+                            return Err(self.err(MalformedKind::BadDeclaration(format!("encoding {enc}")), before));
+                        }
+                    }
+                }
+                Event::DocType(_) => return Err(self.err(MalformedKind::Doctype, before)),
+                Event::Eof => break,
+            }
+        }
+        if !self.stack.is_empty() {
+            return Err(self.err(MalformedKind::Unclosed, self.src.len()));
+        }
+        let Some(root) = self.root else {
+            return Err(self.err(MalformedKind::NoRoot, self.src.len()));
+        };
+        Ok(Document {
+            src: self.src.into(),
+            decoded: self.decoded,
+            nodes: self.nodes,
+            attrs: self.attrs,
+            ns_decls: self.ns_decls,
+            context_ns: self.context_ns,
+            root,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "xml_tests.rs"]
+mod tests;
