@@ -262,14 +262,12 @@ fn prepare(a: &VerifyArgs) -> Result<Prepared, UsageError> {
 /// The whole ACS pipeline on a posted value: decode, parse, verify, accept.
 fn run_once(p: &Prepared, a: &VerifyArgs, replay: &dyn ReplayCache) -> Result<Assertion, Error> {
     let first = p.raw.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let decoded;
-    let xml: &[u8] = if first == Some(b'<') {
-        &p.raw
+    let unverified = if first == Some(b'<') {
+        UnverifiedResponse::parse(&p.raw, &p.opts.limits)?
     } else {
-        decoded = bindings::decode_post(&p.raw, &p.opts.limits)?;
-        &decoded
+        UnverifiedResponse::parse_owned(bindings::decode_post(&p.raw, &p.opts.limits)?, &p.opts.limits)?
     };
-    let verified = UnverifiedResponse::parse(xml, &p.opts.limits)?.verify(&p.trust, &p.opts)?;
+    let verified = unverified.verify(&p.trust, &p.opts)?;
     let ctx = ExpectedContext {
         sp_entity_id: &a.sp_entity_id,
         acs_url: &a.acs_url,
@@ -299,7 +297,7 @@ fn verify(a: &VerifyArgs) -> Result<i32, UsageError> {
                 "name_id_format": asr.name_id.as_ref().and_then(|n| n.format.clone()),
                 "session_index": asr.session_index,
                 "issuer": asr.issuer,
-                "attributes": asr.attributes,
+                "attributes": asr.attributes.to_map(),
                 "not_on_or_after": asr.not_on_or_after.to_rfc3339(),
                 "assertion_id": asr.id,
                 "response_signed": asr.response_signed,

@@ -16,7 +16,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 
 use super::error::{Error, MessageError, SignatureError};
 use super::xml::Limits;
-use super::xmldsig::trust::decode_base64_ws;
+use super::xmldsig::trust::{decode_base64_bytes, decode_base64_ws};
 use super::xmldsig::verify::verify_value;
 use super::xmldsig::{AlgorithmPolicy, IdpTrust, SignatureAlgorithm, SigningKey};
 
@@ -57,8 +57,7 @@ pub fn decode_post(value: &[u8], limits: &Limits) -> Result<Vec<u8>, Error> {
             offset: 0,
         })));
     }
-    let text = std::str::from_utf8(value).map_err(|_| Error::Malformed(MessageError::Base64("not ASCII".into())))?;
-    decode_base64_ws(text).map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))
+    decode_base64_bytes(value).map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))
 }
 
 /// A message received by HTTP-Redirect.

@@ -76,10 +76,50 @@ pub struct Assertion {
     /// The earliest NotOnOrAfter of Conditions and the bearer SubjectConfirmationData.
     pub not_on_or_after: UnixTime,
     pub in_response_to: Option<String>,
-    pub attributes: BTreeMap<String, Vec<String>>,
+    pub attributes: Attributes,
     pub response_signed: bool,
     pub assertion_signed: bool,
     pub signing_certificate_sha256: String,
+}
+
+/// The attributes of an assertion, in document order (an attribute may occur in several
+/// AttributeStatements). Values share one buffer: an assertion may carry a thousand group names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attributes {
+    /// (Name, first value, one past the last value).
+    names: Vec<(String, u32, u32)>,
+    values: Vec<(u32, u32)>,
+    text: String,
+}
+
+impl Attributes {
+    fn value(&self, i: u32) -> &str {
+        let (a, b) = self.values[i as usize];
+        &self.text[a as usize..b as usize]
+    }
+
+    /// Every value of attribute `name`, in document order.
+    pub fn get(&self, name: &str) -> Vec<&str> {
+        self.names.iter().filter(|(n, _, _)| n == name).flat_map(|&(_, a, b)| (a..b).map(|i| self.value(i))).collect()
+    }
+
+    /// The first value of `name`, if any.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.get(name).into_iter().next()
+    }
+
+    /// Attribute names and values, merged by name, sorted by name.
+    pub fn to_map(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut m: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for &(ref n, a, b) in &self.names {
+            m.entry(n.as_str()).or_default().extend((a..b).map(|i| self.value(i)));
+        }
+        m
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
 }
 
 /// A parsed Response; nothing in it is trusted yet.
@@ -93,13 +133,32 @@ fn msg(e: MessageError) -> Error {
 }
 
 fn trim_xml_ws(s: &str) -> &str {
-    s.trim_matches([' ', '\t', '\n', '\r'])
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    // Both ends sit next to ASCII whitespace or at the edges: valid char boundaries.
+    s.get(start..end).unwrap_or("")
+}
+
+/// `s` without surrounding XML whitespace, reusing the allocation when nothing is trimmed.
+fn trimmed(s: String) -> String {
+    let t = trim_xml_ws(&s);
+    if t.len() == s.len() { s } else { t.to_string() }
 }
 
 impl UnverifiedResponse {
     /// Parses the XML of a Response (the decoded `SAMLResponse` form value).
     pub fn parse(xml: &[u8], limits: &Limits) -> Result<Self, Error> {
-        let doc = Document::parse(xml, limits)?;
+        Self::from_document(Document::parse(xml, limits)?)
+    }
+
+    /// As [`Self::parse`], keeping `xml` as the document's buffer (no copy).
+    pub fn parse_owned(xml: Vec<u8>, limits: &Limits) -> Result<Self, Error> {
+        Self::from_document(Document::parse_owned(xml, limits)?)
+    }
+
+    fn from_document(doc: Document) -> Result<Self, Error> {
         let root = doc.root();
         if !doc.is(root, ns::SAMLP, "Response") {
             return Err(msg(MessageError::WrongRoot { expected: "samlp:Response", got: describe_element(&doc, root) }));
@@ -158,7 +217,8 @@ impl UnverifiedResponse {
         }
 
         // 4. Cryptography: every present signature must verify.
-        let mut buf = Vec::with_capacity(8192);
+        // Canonical output is about the size of the signed element: size the buffer once.
+        let mut buf = Vec::with_capacity(doc.source_len() + 1024);
         let mut signing_cert: Option<TrustedCertificate> = None;
         if let Some(spec) = &response_sig {
             signing_cert = Some(verify_enveloped(&doc, spec, root, trust, "Response", &mut buf)?);
@@ -220,13 +280,15 @@ fn check_document(doc: &Document, root: NodeId, assertion: NodeId) -> Result<Fou
         if !doc.is_element(n) {
             continue;
         }
-        for a in doc.attributes(n) {
-            if a.ns.is_empty() && (a.local == "ID" || a.local == "Id") {
-                if ids.contains(&a.value) {
-                    return Err(msg(MessageError::DuplicateId { id: a.value.to_string() }));
-                }
-                ids.push(a.value);
+        for id in doc.id_attrs(n) {
+            if ids.contains(&id) {
+                return Err(msg(MessageError::DuplicateId { id: id.to_string() }));
             }
+            ids.push(id);
+        }
+        // One look at the local name decides whether the element matters here at all.
+        if !matches!(doc.local_name(n), "Assertion" | "EncryptedAssertion" | "Signature") {
+            continue;
         }
         let in_advice = || inside_advice(doc, n, assertion);
         if (doc.is(n, ns::SAML, "Assertion") || doc.is(n, ns::SAML, "EncryptedAssertion")) && n != assertion {
@@ -574,24 +636,28 @@ fn read_name_id(d: &Document, subject: NodeId) -> Result<Option<NameId>, Error> 
     };
     let value = d.simple_text(n).ok_or(Rejection::UsernameNotSimple { source: "Subject/NameID".into() })?;
     Ok(Some(NameId {
-        value: trim_xml_ws(&value).to_string(),
+        value: trimmed(value),
         format: d.attr(n, "Format").map(str::to_string),
         name_qualifier: d.attr(n, "NameQualifier").map(str::to_string),
         sp_name_qualifier: d.attr(n, "SPNameQualifier").map(str::to_string),
     }))
 }
 
-fn read_attributes(d: &Document, a: NodeId) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn read_attributes(d: &Document, a: NodeId) -> Attributes {
+    let mut out = Attributes::default();
     for st in d.children_named(a, ns::SAML, "AttributeStatement") {
         for at in d.children_named(st, ns::SAML, "Attribute") {
             let Some(name) = d.attr(at, "Name") else { continue };
-            let values = out.entry(name.to_string()).or_default();
+            let first = out.values.len() as u32;
             for v in d.children_named(at, ns::SAML, "AttributeValue") {
-                if let Some(t) = d.simple_text(v) {
-                    values.push(trim_xml_ws(&t).to_string());
+                if let Some(t) = d.simple_text_cow(v) {
+                    let t = trim_xml_ws(&t);
+                    let start = out.text.len() as u32;
+                    out.text.push_str(t);
+                    out.values.push((start, out.text.len() as u32));
                 }
             }
+            out.names.push((name.to_string(), first, out.values.len() as u32));
         }
     }
     out

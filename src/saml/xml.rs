@@ -117,12 +117,32 @@ impl std::error::Error for Malformed {}
 /// Index of a node in a [`Document`].
 pub type NodeId = u32;
 
-/// A piece of text owned by the document: a range of the source, or of the decoded-text buffer.
+/// A piece of text owned by the document: a range of the source, or of the decoded-text buffer
+/// (the top bit of `len` says which). Eight bytes, since there is one per name and value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Span {
     start: u32,
     len: u32,
-    decoded: bool,
+}
+
+const DECODED: u32 = 1 << 31;
+
+impl Span {
+    fn source(start: usize, len: usize) -> Span {
+        Span { start: start as u32, len: len as u32 }
+    }
+    fn decoded(start: usize, len: usize) -> Span {
+        Span { start: start as u32, len: len as u32 | DECODED }
+    }
+    pub(crate) fn len(self) -> usize {
+        (self.len & !DECODED) as usize
+    }
+    fn is_decoded(self) -> bool {
+        self.len & DECODED != 0
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +189,7 @@ pub(crate) struct NsDecl {
 /// A parsed document. Immutable once built; every query is by [`NodeId`].
 #[derive(Clone)]
 pub struct Document {
-    src: Box<str>,
+    src: String,
     decoded: String,
     pub(crate) nodes: Vec<Node>,
     pub(crate) attrs: Vec<AttrData>,
@@ -204,19 +224,43 @@ impl Document {
 
     /// Parses `input` as if it stood where namespace bindings `context` are in scope (used for a
     /// decrypted assertion, whose prefixes may be declared on the elements around it).
-    pub fn parse_in_context(
-        input: &[u8],
-        limits: &Limits,
-        context: Vec<(String, String)>,
-    ) -> Result<Document, Malformed> {
+    pub fn parse_in_context(input: &[u8], limits: &Limits, context: Vec<(String, String)>) -> Result<Document, Malformed> {
         if input.len() > limits.max_bytes {
             return Err(Malformed { kind: MalformedKind::TooLarge { size: input.len(), limit: limits.max_bytes }, offset: 0 });
         }
-        let text = std::str::from_utf8(input)
-            .map_err(|e| Malformed { kind: MalformedKind::NotUtf8, offset: e.valid_up_to() })?;
+        Self::parse_owned_in_context(input.to_vec(), limits, context)
+    }
+
+    /// Parses `input`, keeping the buffer as the document's text (no copy).
+    pub fn parse_owned(input: Vec<u8>, limits: &Limits) -> Result<Document, Malformed> {
+        Self::parse_owned_in_context(input, limits, Vec::new())
+    }
+
+    fn parse_owned_in_context(input: Vec<u8>, limits: &Limits, context: Vec<(String, String)>) -> Result<Document, Malformed> {
+        if input.len() > limits.max_bytes {
+            return Err(Malformed { kind: MalformedKind::TooLarge { size: input.len(), limit: limits.max_bytes }, offset: 0 });
+        }
+        let mut text =
+            String::from_utf8(input).map_err(|e| Malformed { kind: MalformedKind::NotUtf8, offset: e.utf8_error().valid_up_to() })?;
         // A UTF-8 byte-order mark is allowed before the document (XML 1.0 §4.3.3).
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        Builder::new(text, limits, context).run()
+        if text.starts_with('\u{feff}') {
+            text.drain(..3);
+        }
+        let parts = Builder::new(&text, limits, context).run()?;
+        Ok(Document {
+            src: text,
+            decoded: parts.decoded,
+            nodes: parts.nodes,
+            attrs: parts.attrs,
+            ns_decls: parts.ns_decls,
+            context_ns: parts.context_ns,
+            root: parts.root,
+        })
+    }
+
+    /// The size of the parsed text, in bytes.
+    pub fn source_len(&self) -> usize {
+        self.src.len()
     }
 
     /// The root element.
@@ -225,10 +269,9 @@ impl Document {
     }
 
     pub(crate) fn span(&self, s: Span) -> &str {
-        let (start, end) = (s.start as usize, s.start as usize + s.len as usize);
-        let buf: &str = if s.decoded { &self.decoded } else { &self.src };
+        let buf: &str = if s.is_decoded() { &self.decoded } else { &self.src };
         // Spans are built by the parser from valid char boundaries of these same buffers.
-        buf.get(start..end).unwrap_or("")
+        buf.get(s.range()).unwrap_or("")
     }
 
     pub(crate) fn node(&self, id: NodeId) -> &Node {
@@ -301,7 +344,17 @@ impl Document {
         let (a, b) = self.element_data(id)?.attrs;
         self.attrs[a as usize..b as usize]
             .iter()
-            .find(|at| at.ns.len == 0 && self.span(at.local) == local)
+            .find(|at| at.ns.len() == 0 && self.span(at.local) == local)
+            .map(|at| self.span(at.value))
+    }
+
+    /// The values of the ID-typed attributes of element `id`, as SAML and XML Signature name them
+    /// (`ID` and `Id`, in no namespace).
+    pub fn id_attrs(&self, id: NodeId) -> impl Iterator<Item = &str> + '_ {
+        let (a, b) = self.element_data(id).map(|e| e.attrs).unwrap_or((0, 0));
+        self.attrs[a as usize..b as usize]
+            .iter()
+            .filter(|at| at.ns.len() == 0 && at.local.len() == 2 && matches!(self.span(at.local), "ID" | "Id"))
             .map(|at| self.span(at.value))
     }
 
@@ -375,10 +428,31 @@ impl Document {
     /// The text of an element that must hold only text (no child elements): `None` when it has
     /// child elements. Comments and PIs inside are skipped; the text around them is joined.
     pub fn simple_text(&self, id: NodeId) -> Option<String> {
-        if self.child_elements(id).next().is_some() {
-            return None;
+        self.simple_text_cow(id).map(std::borrow::Cow::into_owned)
+    }
+
+    /// As [`Self::simple_text`], borrowing when the text is a single run (the usual case).
+    pub fn simple_text_cow(&self, id: NodeId) -> Option<std::borrow::Cow<'_, str>> {
+        let mut first: Option<&str> = None;
+        let mut joined: Option<String> = None;
+        for c in self.children(id) {
+            match &self.node(c).kind {
+                NodeKind::Element(_) => return None,
+                NodeKind::Text(s) => {
+                    let t = self.span(*s);
+                    match (&mut joined, first) {
+                        (Some(j), _) => j.push_str(t),
+                        (None, None) => first = Some(t),
+                        (None, Some(f)) => joined = Some(format!("{f}{t}")),
+                    }
+                }
+                _ => {}
+            }
         }
-        Some(self.text(id))
+        Some(match joined {
+            Some(j) => std::borrow::Cow::Owned(j),
+            None => std::borrow::Cow::Borrowed(first.unwrap_or("")),
+        })
     }
 
     /// The namespace URI bound to `prefix` ("" = default) at element `id`, if any.
@@ -454,6 +528,16 @@ impl Iterator for Children<'_> {
 // ------------------------------------------------------------------------------------------------
 // The builder
 
+/// What the builder produces; the document adds the source text it borrowed.
+struct Parts {
+    decoded: String,
+    nodes: Vec<Node>,
+    attrs: Vec<AttrData>,
+    ns_decls: Vec<NsDecl>,
+    context_ns: Vec<(String, String)>,
+    root: NodeId,
+}
+
 struct Builder<'s> {
     src: &'s str,
     limits: Limits,
@@ -464,24 +548,57 @@ struct Builder<'s> {
     context_ns: Vec<(String, String)>,
     /// Open elements, innermost last.
     stack: Vec<NodeId>,
+    /// Namespace declarations in scope (of the open elements), innermost last, and where each open
+    /// element's declarations start in it.
+    scope: Vec<NsDecl>,
+    scope_marks: Vec<usize>,
+    /// Scratch for one start tag's attributes (kept to avoid an allocation per element).
+    raw_attrs: Vec<(&'s str, &'s str)>,
     /// Pending text run: pieces already pushed into a span.
     text: Option<Span>,
     text_offset: usize,
     root: Option<NodeId>,
     root_closed: bool,
     seen_decl_or_content: bool,
+    /// Whether the input holds a carriage return at all (most do not: no line-end work then).
+    has_cr: bool,
 }
 
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
-fn check_chars(s: &str, offset: usize) -> Result<(), Malformed> {
-    // Fast path: the forbidden characters are C0 controls other than tab/newline/return, and
-    // U+FFFE/U+FFFF (a Rust char cannot be a surrogate).
-    for (i, c) in s.char_indices() {
-        if (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}' {
-            return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(c as u32), offset: offset + i });
+/// XML 1.0 §2.2: C0 controls other than tab, newline and return, and U+FFFE/U+FFFF, are not
+/// allowed anywhere in a document (not in text, attributes, comments, PIs or names). Checked once
+/// over the whole input, eight bytes at a time; character references are checked where decoded.
+fn check_chars(s: &str) -> Result<(), Malformed> {
+    let b = s.as_bytes();
+    let bad_at = |i: usize| Malformed { kind: MalformedKind::ForbiddenCharacter(u32::from(b[i])), offset: i };
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        // Non-zero iff some byte is < 0x20 (classic SWAR "has less than" test).
+        if x.wrapping_sub(0x2020_2020_2020_2020) & !x & 0x8080_8080_8080_8080 != 0 {
+            for j in i..i + 8 {
+                if b[j] < 0x20 && !matches!(b[j], b'\t' | b'\n' | b'\r') {
+                    return Err(bad_at(j));
+                }
+            }
+        }
+        i += 8;
+    }
+    for j in i..b.len() {
+        if b[j] < 0x20 && !matches!(b[j], b'\t' | b'\n' | b'\r') {
+            return Err(bad_at(j));
+        }
+    }
+    // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
+    for j in memchr::memchr_iter(0xEF, b) {
+        if b.get(j + 1) == Some(&0xBF) && matches!(b.get(j + 2), Some(0xBE | 0xBF)) {
+            let c = if b[j + 2] == 0xBE { 0xFFFE } else { 0xFFFF };
+            return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(c), offset: j });
         }
     }
     Ok(())
@@ -496,6 +613,13 @@ fn is_name_char(c: char) -> bool {
 }
 
 fn is_ncname(s: &str) -> bool {
+    let b = s.as_bytes();
+    if let Some(&f) = b.first()
+        && (f.is_ascii_alphabetic() || f == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+    {
+        return true;
+    }
     let mut it = s.chars();
     match it.next() {
         Some(c) if is_name_start(c) => it.all(is_name_char),
@@ -503,8 +627,58 @@ fn is_ncname(s: &str) -> bool {
     }
 }
 
-/// Splits a QName into (prefix, local); both parts must be NCNames.
+/// ASCII name characters: 1 = may start an NCName, 2 = may continue one.
+static NAME_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphabetic() || b == b'_' {
+            3
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            2
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
+/// Splits a QName into (prefix, local); both parts must be NCNames. One pass over the bytes for
+/// ASCII names (all SAML names); the general rules otherwise.
 fn split_qname(q: &str) -> Option<(&str, &str)> {
+    let b = q.as_bytes();
+    let mut colon = None;
+    let mut at_start = true;
+    for (i, &c) in b.iter().enumerate() {
+        if c >= 0x80 {
+            return split_qname_slow(q);
+        }
+        if c == b':' {
+            if colon.is_some() || at_start {
+                return None;
+            }
+            colon = Some(i);
+            at_start = true;
+            continue;
+        }
+        let class = NAME_CLASS[c as usize];
+        if class == 0 || (at_start && class & 1 == 0) {
+            return None;
+        }
+        at_start = false;
+    }
+    if at_start {
+        return None;
+    }
+    Some(match colon {
+        Some(i) => (&q[..i], &q[i + 1..]),
+        None => ("", q),
+    })
+}
+
+fn split_qname_slow(q: &str) -> Option<(&str, &str)> {
     match q.split_once(':') {
         Some((p, l)) if is_ncname(p) && is_ncname(l) => Some((p, l)),
         Some(_) => None,
@@ -544,21 +718,27 @@ fn decode_reference(name: &str) -> Result<char, MalformedKind> {
 
 impl<'s> Builder<'s> {
     fn new(src: &'s str, limits: &Limits, context_ns: Vec<(String, String)>) -> Self {
-        let est = src.len() / 24 + 16;
+        // Every node but the last text run starts with '<' or ends at one: an upper bound, counted
+        // at memchr speed, so the node vector never grows (and never copies) while parsing.
+        let est = memchr::memchr_iter(b'<', src.as_bytes()).count() + 2;
         Builder {
             src,
             limits: *limits,
             decoded: String::new(),
             nodes: Vec::with_capacity(est),
-            attrs: Vec::with_capacity(est),
+            attrs: Vec::with_capacity(est.min(64)),
             ns_decls: Vec::with_capacity(8),
             context_ns,
             stack: Vec::with_capacity(16),
+            scope: Vec::with_capacity(16),
+            scope_marks: Vec::with_capacity(16),
+            raw_attrs: Vec::with_capacity(16),
             text: None,
             text_offset: 0,
             root: None,
             root_closed: false,
             seen_decl_or_content: false,
+            has_cr: memchr::memchr(b'\r', src.as_bytes()).is_some(),
         }
     }
 
@@ -571,21 +751,21 @@ impl<'s> Builder<'s> {
         let base = self.src.as_ptr() as usize;
         let p = s.as_ptr() as usize;
         if p >= base && p + s.len() <= base + self.src.len() {
-            Span { start: (p - base) as u32, len: s.len() as u32, decoded: false }
+            Span::source(p - base, s.len())
         } else {
             self.owned_span(s)
         }
     }
 
     fn owned_span(&mut self, s: &str) -> Span {
-        let start = self.decoded.len() as u32;
+        let start = self.decoded.len();
         self.decoded.push_str(s);
-        Span { start, len: s.len() as u32, decoded: true }
+        Span::decoded(start, s.len())
     }
 
     fn span_str(&self, s: Span) -> &str {
-        let buf: &str = if s.decoded { &self.decoded } else { self.src };
-        buf.get(s.start as usize..(s.start + s.len) as usize).unwrap_or("")
+        let buf: &str = if s.is_decoded() { &self.decoded } else { self.src };
+        buf.get(s.range()).unwrap_or("")
     }
 
     fn push_node(&mut self, kind: NodeKind, offset: usize) -> Result<NodeId, Malformed> {
@@ -613,16 +793,16 @@ impl<'s> Builder<'s> {
                 self.text_offset = offset;
                 self.text = Some(self.span_of(piece));
             }
-            Some(cur) if cur.decoded && (cur.start + cur.len) as usize == self.decoded.len() => {
+            Some(cur) if cur.is_decoded() && cur.range().end == self.decoded.len() => {
                 self.decoded.push_str(piece);
-                self.text = Some(Span { len: cur.len + piece.len() as u32, ..cur });
+                self.text = Some(Span::decoded(cur.range().start, cur.len() + piece.len()));
             }
             Some(cur) => {
-                let start = self.decoded.len() as u32;
+                let start = self.decoded.len();
                 let first = self.span_str(cur).to_string();
                 self.decoded.push_str(&first);
                 self.decoded.push_str(piece);
-                self.text = Some(Span { start, len: (first.len() + piece.len()) as u32, decoded: true });
+                self.text = Some(Span::decoded(start, first.len() + piece.len()));
             }
         }
         Ok(())
@@ -638,11 +818,11 @@ impl<'s> Builder<'s> {
 
     /// Text content with XML line-end normalisation (§2.11): CR LF and lone CR become LF.
     fn add_raw_text(&mut self, raw: &'s str, offset: usize) -> Result<(), Malformed> {
-        check_chars(raw, offset)?;
-        if raw.contains("]]>") {
+        // ']]>' may not appear in character data (XML 1.0 §2.4); '>' itself is rare in text.
+        if memchr::memchr(b'>', raw.as_bytes()).is_some() && raw.contains("]]>") {
             return Err(self.err(MalformedKind::Syntax("']]>' in text".into()), offset));
         }
-        if raw.contains('\r') {
+        if self.has_cr && memchr::memchr(b'\r', raw.as_bytes()).is_some() {
             let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
             self.add_text(&norm, offset)
         } else {
@@ -652,7 +832,6 @@ impl<'s> Builder<'s> {
 
     /// Attribute-value decoding and normalisation for CDATA attributes (XML 1.0 §3.3.3).
     fn attr_value(&mut self, raw: &str, offset: usize) -> Result<Span, Malformed> {
-        check_chars(raw, offset)?;
         if !raw.bytes().any(|b| matches!(b, b'&' | b'<' | b'\t' | b'\n' | b'\r')) {
             return Ok(self.span_of(raw));
         }
@@ -687,25 +866,12 @@ impl<'s> Builder<'s> {
     }
 
     fn resolve(&self, prefix: &str, elem_decls: (u32, u32)) -> Option<Span> {
-        // Innermost first: this element's declarations, then the open elements', then the context.
-        let lookup = |range: (u32, u32)| {
-            self.ns_decls[range.0 as usize..range.1 as usize]
-                .iter()
-                .rev()
-                .find(|d| self.span_str(d.prefix) == prefix)
-                .map(|d| d.uri)
-        };
-        if let Some(u) = lookup(elem_decls) {
-            return Some(u);
+        // Innermost first: this element's declarations, then those in scope from the open elements.
+        let matches = |d: &&NsDecl| d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix;
+        if let Some(d) = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize].iter().rev().find(matches) {
+            return Some(d.uri);
         }
-        for &e in self.stack.iter().rev() {
-            if let NodeKind::Element(data) = &self.nodes[e as usize].kind
-                && let Some(u) = lookup(data.ns_decls)
-            {
-                return Some(u);
-            }
-        }
-        None
+        self.scope.iter().rev().find(matches).map(|d| d.uri)
     }
 
     fn resolve_or_context(&mut self, prefix: &str, elem_decls: (u32, u32)) -> Option<Span> {
@@ -739,9 +905,11 @@ impl<'s> Builder<'s> {
 
         // First pass: namespace declarations; raw attributes kept for the second pass.
         let decl_start = self.ns_decls.len() as u32;
-        let mut raw_attrs: Vec<(&'s str, &'s str, &'s str)> = Vec::new();
+        let mut raw_attrs = std::mem::take(&mut self.raw_attrs);
+        raw_attrs.clear();
         let mut count = 0usize;
-        for a in e.attributes().with_checks(true) {
+        // Duplicates are checked below on expanded names (a stricter test than quick-xml's on QNames).
+        for a in e.attributes().with_checks(false) {
             let a = a.map_err(|er| self.err(MalformedKind::Syntax(er.to_string()), offset))?;
             count += 1;
             if count > self.limits.max_attributes {
@@ -769,7 +937,7 @@ impl<'s> Builder<'s> {
                 }
                 self.ns_decls.push(NsDecl { prefix: dps, uri });
             } else {
-                raw_attrs.push((key, raw, ""));
+                raw_attrs.push((key, raw));
             }
         }
         let decls = (decl_start, self.ns_decls.len() as u32);
@@ -781,7 +949,7 @@ impl<'s> Builder<'s> {
         };
 
         let attr_start = self.attrs.len() as u32;
-        for (key, raw, _) in raw_attrs {
+        for &(key, raw) in &raw_attrs {
             let Some((ap, al)) = split_qname(key) else {
                 return Err(self.err(MalformedKind::BadName(key.to_string()), offset));
             };
@@ -805,6 +973,7 @@ impl<'s> Builder<'s> {
             self.attrs.push(a);
         }
         let attrs = (attr_start, self.attrs.len() as u32);
+        self.raw_attrs = raw_attrs;
 
         let id = self.push_node(
             NodeKind::Element(ElementData { prefix, local, ns, attrs, ns_decls: decls, offset: offset as u32 }),
@@ -817,6 +986,8 @@ impl<'s> Builder<'s> {
             self.close(id);
         } else {
             self.stack.push(id);
+            self.scope_marks.push(self.scope.len());
+            self.scope.extend_from_slice(&self.ns_decls[decls.0 as usize..decls.1 as usize]);
         }
         Ok(())
     }
@@ -851,7 +1022,8 @@ impl<'s> Builder<'s> {
         }
     }
 
-    fn run(mut self) -> Result<Document, Malformed> {
+    fn run(mut self) -> Result<Parts, Malformed> {
+        check_chars(self.src)?;
         let mut reader = Reader::from_str(self.src);
         {
             let c = reader.config_mut();
@@ -877,6 +1049,9 @@ impl<'s> Builder<'s> {
                     let Some(id) = self.stack.pop() else {
                         return Err(self.err(MalformedKind::Syntax("unmatched end tag".into()), before));
                     };
+                    if let Some(mark) = self.scope_marks.pop() {
+                        self.scope.truncate(mark);
+                    }
                     self.close(id);
                 }
                 Event::Text(t) => {
@@ -903,7 +1078,6 @@ impl<'s> Builder<'s> {
                     if self.stack.is_empty() {
                         return Err(self.err(MalformedKind::ContentOutsideRoot, before));
                     }
-                    check_chars(raw, before)?;
                     if raw.contains('\r') {
                         let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
                         self.add_text(&norm, before)?;
@@ -916,7 +1090,6 @@ impl<'s> Builder<'s> {
                         std::borrow::Cow::Borrowed(s) => s,
                         std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned comment".into()), before)),
                     };
-                    check_chars(raw, before)?;
                     self.seen_decl_or_content = true;
                     if !self.stack.is_empty() {
                         self.flush_text()?;
@@ -942,7 +1115,6 @@ impl<'s> Builder<'s> {
                         self.flush_text()?;
                         let target: &'s str = self.key_of(target);
                         let data: &'s str = self.key_of(p.content().trim_start_matches([' ', '\t', '\n', '\r']));
-                        check_chars(data, before)?;
                         let t = self.span_of(target);
                         let d = self.span_of(data);
                         self.push_node(NodeKind::Pi { target: t, data: d }, before)?;
@@ -974,8 +1146,7 @@ impl<'s> Builder<'s> {
         let Some(root) = self.root else {
             return Err(self.err(MalformedKind::NoRoot, self.src.len()));
         };
-        Ok(Document {
-            src: self.src.into(),
+        Ok(Parts {
             decoded: self.decoded,
             nodes: self.nodes,
             attrs: self.attrs,

@@ -62,3 +62,14 @@ fn attribute_values_are_normalised() {
     let d = parse("<a b=\"x&#10;y\nz &lt;\"/>").expect("parses");
     assert_eq!(d.attr(d.root(), "b"), Some("x\ny z <"));
 }
+
+#[test]
+fn qnames_are_checked() {
+    assert_eq!(split_qname("saml:Assertion"), Some(("saml", "Assertion")));
+    assert_eq!(split_qname("Assertion"), Some(("", "Assertion")));
+    assert_eq!(split_qname("_a-b.c"), Some(("", "_a-b.c")));
+    assert_eq!(split_qname("é:ü"), Some(("é", "ü")));
+    for bad in ["", ":a", "a:", "a:b:c", "1a", "a:1b", "-a", "a b", "a;b"] {
+        assert_eq!(split_qname(bad), None, "{bad}");
+    }
+}

@@ -19,26 +19,61 @@ pub struct ExcC14n {
 
 /// Canonicalises the subtree at `apex`, leaving out the subtree at `exclude`, appending to `out`.
 pub fn canonicalize(doc: &Document, apex: NodeId, exclude: Option<NodeId>, opts: &ExcC14n, out: &mut Vec<u8>) {
-    let mut c = Canon { doc, opts, out, rendered: Vec::with_capacity(16), open: Vec::with_capacity(16), scratch: Scratch::default() };
+    // Namespace bindings in scope at the apex, outermost first: the context, then the ancestors'.
+    let mut in_scope: Vec<(&str, &str)> = doc.context_ns.iter().map(|(p, u)| (p.as_str(), u.as_str())).collect();
+    let mut chain = Vec::new();
+    let mut cur = doc.parent(apex);
+    while let Some(p) = cur {
+        chain.push(p);
+        cur = doc.parent(p);
+    }
+    for &a in chain.iter().rev() {
+        push_decls(doc, a, &mut in_scope);
+    }
+    let mut c = Canon {
+        doc,
+        opts,
+        out,
+        in_scope,
+        rendered: Vec::with_capacity(16),
+        open: Vec::with_capacity(16),
+        prefixes: Vec::with_capacity(8),
+        decls: Vec::with_capacity(8),
+        attrs: Vec::with_capacity(8),
+    };
     c.run(apex, exclude);
 }
 
-#[derive(Default)]
-struct Scratch<'d> {
-    decls: Vec<(&'d str, &'d str)>,
-    attrs: Vec<(&'d str, &'d str, &'d str, &'d str)>,
-    prefixes: Vec<&'d str>,
+fn push_decls<'d>(doc: &'d Document, e: NodeId, into: &mut Vec<(&'d str, &'d str)>) {
+    if let Some(data) = doc.element_data(e) {
+        let (a, b) = data.ns_decls;
+        for d in &doc.ns_decls[a as usize..b as usize] {
+            into.push((doc.span(d.prefix), doc.span(d.uri)));
+        }
+    }
+}
+
+/// One open output element: its name, where its scopes started, where its subtree ends.
+struct Open<'d> {
+    prefix: &'d str,
+    local: &'d str,
+    rendered_mark: usize,
+    scope_mark: usize,
+    end: NodeId,
 }
 
 struct Canon<'d, 'o> {
     doc: &'d Document,
     opts: &'o ExcC14n,
     out: &'o mut Vec<u8>,
+    /// Namespace bindings in scope in the document, innermost last.
+    in_scope: Vec<(&'d str, &'d str)>,
     /// Namespace declarations rendered by output ancestors: (prefix, uri), innermost last.
     rendered: Vec<(&'d str, &'d str)>,
-    /// Open output elements: (element, rendered.len() before it, subtree end).
-    open: Vec<(NodeId, usize, NodeId)>,
-    scratch: Scratch<'d>,
+    open: Vec<Open<'d>>,
+    prefixes: Vec<(&'d str, Option<&'d str>)>,
+    decls: Vec<(&'d str, &'d str)>,
+    attrs: Vec<(&'d str, &'d str, &'d str, &'d str)>,
 }
 
 impl<'d> Canon<'d, '_> {
@@ -53,10 +88,15 @@ impl<'d> Canon<'d, '_> {
                 continue;
             }
             match &doc.node(i).kind {
-                NodeKind::Element(_) => {
-                    let mark = self.rendered.len();
-                    self.start_tag(i);
-                    self.open.push((i, mark, doc.node(i).end));
+                NodeKind::Element(data) => {
+                    let prefix = doc.span(data.prefix);
+                    let local = doc.span(data.local);
+                    let own_ns = doc.span(data.ns);
+                    let rendered_mark = self.rendered.len();
+                    let scope_mark = self.in_scope.len();
+                    push_decls(doc, i, &mut self.in_scope);
+                    self.start_tag(i, prefix, local, own_ns);
+                    self.open.push(Open { prefix, local, rendered_mark, scope_mark, end: doc.node(i).end });
                 }
                 NodeKind::Text(s) => escape_text(doc.span(*s), self.out),
                 NodeKind::Comment(s) => {
@@ -83,77 +123,70 @@ impl<'d> Canon<'d, '_> {
     }
 
     fn close_until(&mut self, i: NodeId) {
-        while let Some(&(e, mark, eend)) = self.open.last() {
-            if i < eend {
+        while let Some(top) = self.open.last() {
+            if i < top.end {
                 break;
             }
             self.out.extend_from_slice(b"</");
-            self.write_qname(self.doc.prefix(e), self.doc.local_name(e));
+            write_qname(self.out, top.prefix, top.local);
             self.out.push(b'>');
-            self.rendered.truncate(mark);
+            self.rendered.truncate(top.rendered_mark);
+            self.in_scope.truncate(top.scope_mark);
             self.open.pop();
         }
     }
 
-    fn write_qname(&mut self, prefix: &str, local: &str) {
-        if !prefix.is_empty() {
-            self.out.extend_from_slice(prefix.as_bytes());
-            self.out.push(b':');
-        }
-        self.out.extend_from_slice(local.as_bytes());
-    }
-
     fn rendered_uri(&self, prefix: &str) -> Option<&'d str> {
-        self.rendered.iter().rev().find(|(p, _)| *p == prefix).map(|(_, u)| *u)
+        self.rendered.iter().rev().find(|(p, _)| p.len() == prefix.len() && *p == prefix).map(|(_, u)| *u)
     }
 
-    fn start_tag(&mut self, e: NodeId) {
+    fn start_tag(&mut self, e: NodeId, prefix: &'d str, local: &'d str, own_ns: &'d str) {
         let doc = self.doc;
-        let mut s = std::mem::take(&mut self.scratch);
-        s.prefixes.clear();
-        s.decls.clear();
-        s.attrs.clear();
+        self.prefixes.clear();
+        self.decls.clear();
+        self.attrs.clear();
 
-        // Visibly utilised prefixes: the element's own (default namespace when unprefixed) and its
-        // attributes' (unprefixed attributes are in no namespace and utilise nothing).
-        s.prefixes.push(doc.prefix(e));
+        // Visibly utilised prefixes with the namespace each is bound to (resolved by the parser):
+        // the element's own (default namespace when unprefixed) and its attributes' (unprefixed
+        // attributes are in no namespace and utilise nothing).
+        self.prefixes.push((prefix, Some(own_ns)));
         for a in doc.attributes(e) {
-            if !a.prefix.is_empty() && a.prefix != "xml" && !s.prefixes.contains(&a.prefix) {
-                s.prefixes.push(a.prefix);
+            if !a.prefix.is_empty() && a.prefix != "xml" && !self.prefixes.iter().any(|(p, _)| *p == a.prefix) {
+                self.prefixes.push((a.prefix, Some(a.ns)));
             }
-            s.attrs.push((a.ns, a.local, a.prefix, a.value));
+            self.attrs.push((a.ns, a.local, a.prefix, a.value));
         }
-        let n_visible = s.prefixes.len();
+        // InclusiveNamespaces: rendered as inclusive c14n would, when in scope.
         for p in &self.opts.inclusive_prefixes {
             let p: &str = if p == "#default" { "" } else { p.as_str() };
-            // The list's strings live in opts; look the prefix up in the document to borrow 'd.
-            if let Some(bound) = find_prefix_in_scope(doc, e, p)
-                && !s.prefixes.contains(&bound)
+            if let Some(&(bound, uri)) = self.in_scope.iter().rev().find(|(q, _)| *q == p)
+                && !self.prefixes.iter().any(|(q, _)| *q == bound)
             {
-                s.prefixes.push(bound);
+                self.prefixes.push((bound, Some(uri)));
             }
         }
-        for (k, &p) in s.prefixes.iter().enumerate() {
+        for k in 0..self.prefixes.len() {
+            let (p, uri) = self.prefixes[k];
             if p == "xml" {
-                continue;
-            }
-            let uri = doc.lookup_namespace(e, p);
-            if k >= n_visible && uri.is_none() {
                 continue;
             }
             let uri = uri.unwrap_or("");
             let current = self.rendered_uri(p);
-            let emit = if p.is_empty() { current.unwrap_or("") != uri } else { current != Some(uri) };
+            let emit = if p.is_empty() { !same(current.unwrap_or(""), uri) } else { !current.is_some_and(|c| same(c, uri)) };
             if emit {
-                s.decls.push((p, uri));
+                self.decls.push((p, uri));
             }
         }
-        s.decls.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        s.attrs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        if self.decls.len() > 1 {
+            self.decls.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        if self.attrs.len() > 1 {
+            self.attrs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        }
 
         self.out.push(b'<');
-        self.write_qname(doc.prefix(e), doc.local_name(e));
-        for &(p, uri) in &s.decls {
+        write_qname(self.out, prefix, local);
+        for &(p, uri) in &self.decls {
             if p.is_empty() {
                 self.out.extend_from_slice(b" xmlns=\"");
             } else {
@@ -165,42 +198,37 @@ impl<'d> Canon<'d, '_> {
             self.out.push(b'"');
             self.rendered.push((p, uri));
         }
-        for &(_, local, prefix, value) in &s.attrs {
+        for &(_, local, prefix, value) in &self.attrs {
             self.out.push(b' ');
-            self.write_qname(prefix, local);
+            write_qname(self.out, prefix, local);
             self.out.extend_from_slice(b"=\"");
             escape_attr(value, self.out);
             self.out.push(b'"');
         }
         self.out.push(b'>');
-        self.scratch = s;
     }
 }
 
-/// The document's own string for `prefix` if some element from `e` up declares it (so that the
-/// borrowed prefix outlives the options), or the context binding's prefix.
-fn find_prefix_in_scope<'d>(doc: &'d Document, e: NodeId, prefix: &str) -> Option<&'d str> {
-    let mut cur = Some(e);
-    while let Some(id) = cur {
-        if let Some(data) = doc.element_data(id) {
-            let (a, b) = data.ns_decls;
-            for d in &doc.ns_decls[a as usize..b as usize] {
-                let p = doc.span(d.prefix);
-                if p == prefix {
-                    return Some(p);
-                }
-            }
-        }
-        cur = doc.parent(id);
+/// String equality with a pointer shortcut: the parser hands out the same slice for every use of
+/// one namespace declaration.
+fn same(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+fn write_qname(out: &mut Vec<u8>, prefix: &str, local: &str) {
+    if !prefix.is_empty() {
+        out.extend_from_slice(prefix.as_bytes());
+        out.push(b':');
     }
-    if prefix == "xml" {
-        return None;
-    }
-    doc.context_ns.iter().rev().find(|(p, _)| p == prefix).map(|(p, _)| p.as_str())
+    out.extend_from_slice(local.as_bytes());
 }
 
 fn escape_text(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
+    if memchr::memchr3(b'&', b'<', b'>', b).is_none() && memchr::memchr(b'\r', b).is_none() {
+        out.extend_from_slice(b);
+        return;
+    }
     let mut last = 0;
     for (i, &c) in b.iter().enumerate() {
         let rep: &[u8] = match c {
@@ -219,6 +247,10 @@ fn escape_text(s: &str, out: &mut Vec<u8>) {
 
 fn escape_attr(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
+    if !b.iter().any(|c| matches!(c, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r')) {
+        out.extend_from_slice(b);
+        return;
+    }
     let mut last = 0;
     for (i, &c) in b.iter().enumerate() {
         let rep: &[u8] = match c {

@@ -214,13 +214,28 @@ pub(crate) fn colon_hex(b: &[u8]) -> String {
     s
 }
 
-/// Base64 with any ASCII whitespace inside (as XML text carries it).
-pub(crate) fn decode_base64_ws(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    if !text.bytes().any(|b| b.is_ascii_whitespace()) {
-        return base64::engine::general_purpose::STANDARD.decode(text);
+/// Base64 with any ASCII whitespace inside (as XML text carries it). Padding is required.
+pub(crate) fn decode_base64_ws(text: &str) -> Result<Vec<u8>, Base64Error> {
+    decode_base64_bytes(text.as_bytes())
+}
+
+/// Why base64 did not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base64Error;
+
+impl fmt::Display for Base64Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid base64 (bad character, length or padding)")
     }
-    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(clean)
+}
+
+pub(crate) fn decode_base64_bytes(b: &[u8]) -> Result<Vec<u8>, Base64Error> {
+    let has_ws = memchr::memchr3(b' ', b'\n', b'\r', b).is_some() || memchr::memchr2(b'\t', b'\x0c', b).is_some();
+    if !has_ws {
+        return base64_simd::STANDARD.decode_to_vec(b).map_err(|_| Base64Error);
+    }
+    let clean: Vec<u8> = b.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64_simd::STANDARD.decode_to_vec(&clean).map_err(|_| Base64Error)
 }
 
 #[cfg(test)]
