@@ -57,7 +57,14 @@ pub fn decode_post(value: &[u8], limits: &Limits) -> Result<Vec<u8>, Error> {
             offset: 0,
         })));
     }
-    decode_base64_bytes(value).map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))
+    let bytes = decode_base64_bytes(value).map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))?;
+    // A few IdPs DEFLATE the POSTed message as if it were the Redirect binding: XML starts with
+    // '<' (or a byte-order mark, or whitespace); anything else gets one bounded inflate attempt.
+    let looks_like_xml = matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b'<' | 0xEF));
+    if looks_like_xml {
+        return Ok(bytes);
+    }
+    inflate_bounded(&bytes, limits.max_bytes).map_err(|_| Error::Malformed(MessageError::Base64("decodes to neither XML nor DEFLATE data".into())))
 }
 
 /// A message received by HTTP-Redirect.

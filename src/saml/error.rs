@@ -171,6 +171,8 @@ pub enum SignatureError {
     FingerprintCertificateCount { count: usize },
     Certificate { why: String },
     KeyMismatch { algorithm: &'static str, key: String },
+    /// The signature verifies with a configured key, but KeyInfo carries only other keys.
+    KeyInfoMismatch { verified_with: String, carried: String },
     NoTrustedKey,
 }
 
@@ -198,6 +200,7 @@ impl SignatureError {
             FingerprintCertificateCount { .. } => "fingerprint_no_certificate",
             Certificate { .. } => "certificate_invalid",
             KeyMismatch { .. } => "key_algorithm_mismatch",
+            KeyInfoMismatch { .. } => "key_info_mismatch",
             NoTrustedKey => "no_trusted_key",
         }
     }
@@ -254,6 +257,11 @@ impl fmt::Display for SignatureError {
             ),
             Certificate { why } => write!(f, "certificate unusable: {why}"),
             KeyMismatch { algorithm, key } => write!(f, "signature algorithm {algorithm} cannot be verified with a {key} key"),
+            KeyInfoMismatch { verified_with, carried } => write!(
+                f,
+                "the signature verifies with the configured {verified_with}, but the message's KeyInfo carries {carried}, \
+                 none of which holds that key"
+            ),
             NoTrustedKey => write!(f, "no trusted signing certificate or fingerprint is configured for this IdP"),
         }
     }

@@ -314,14 +314,16 @@ fn check_document(doc: &Document, root: NodeId, assertion: NodeId) -> Result<Fou
             if slot.replace(n).is_some() {
                 return Err(SignatureError::MultipleSignatures { parent: doc.qname(parent) }.into());
             }
-            // Schema order: the enveloped signature comes first, or right after Issuer.
+            // Schema order (SAML Core §3.2.1, §2.3.3): the enveloped signature comes right after
+            // Issuer (first, for a Response without Issuer). A signature appended elsewhere in
+            // the element is refused, as ruby-saml's invalid_signature_position case requires.
             let before: Vec<NodeId> = doc.child_elements(parent).take_while(|&c| c != n).collect();
-            let issuer_only = match before.as_slice() {
+            let in_place = match before.as_slice() {
                 [] => parent != assertion,
                 [i] => doc.is(*i, ns::SAML, "Issuer"),
                 _ => false,
             };
-            if !issuer_only {
+            if !in_place {
                 return Err(SignatureError::Misplaced { parent: doc.qname(parent) }.into());
             }
         }
@@ -429,6 +431,13 @@ impl VerifiedResponse {
 
     pub fn signing_certificate(&self) -> &TrustedCertificate {
         &self.signing_cert
+    }
+
+    /// The signed assertion's Subject/NameID (for diagnosis: whom the assertion names).
+    pub fn name_id(&self) -> Option<NameId> {
+        let d = self.adoc();
+        let subject = d.children_named(self.assertion, ns::SAML, "Subject").next()?;
+        read_name_id(d, subject).ok().flatten()
     }
 
     /// Applies every protocol check, in the order of SAML Profiles §4.1.4.3 and Core §2, then

@@ -105,8 +105,10 @@ pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> 
 
     // Reference URI: "#" + an NCName, nothing else (no XPointer, no empty URI, no external URI).
     let uri = doc.attr(reference, "URI").unwrap_or("");
+    // (An xs:ID may not start with a digit, but real IdPs use bare UUIDs: the ID only has to be
+    // the signed element's, byte for byte.)
     let id = uri.strip_prefix('#').unwrap_or("");
-    if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) || id.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
+    if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return Err(SignatureError::ReferenceUri { uri: uri.to_string() });
     }
 
@@ -279,6 +281,18 @@ pub fn verify_enveloped(
     let Some(cert) = verified_with else {
         return Err(SignatureError::Invalid { element: what, expected: trust.describe(), carried: describe_key_info(doc, spec) });
     };
+
+    // 3b. A message whose KeyInfo names certificates must name the key that signed it (compared by
+    //     public key, so a reissued certificate for the same key still matches). A signature by the
+    //     configured key beside unrelated certificates is a tampered or confused message.
+    if !spec.key_info_certs.is_empty() {
+        let carries_key = spec.key_info_certs.iter().any(|c| {
+            TrustedCertificate::from_base64(&doc.text(*c)).is_ok_and(|kc| kc.key().public_eq(cert.key()))
+        });
+        if !carries_key {
+            return Err(SignatureError::KeyInfoMismatch { verified_with: cert.describe(), carried: describe_key_info(doc, spec) });
+        }
+    }
 
     // 4. The digest of the signed element, without this signature, must be DigestValue.
     buf.clear();
