@@ -386,9 +386,11 @@ fn metadata_rows_parse() {
             let d = parse_idp_metadata(&xml, Some(id)).unwrap_or_else(|e| panic!("{} {id}: {e}", row.file()));
             assert!(!d.signing_certificates.is_empty(), "{} {id}: no signing certificate", row.file());
         }
-        // For a single-entity file, our signing certificates are among those the manifest lists
-        // (it lists every embedded certificate, encryption ones included).
-        if ids.len() == 1 {
+        // For a file that is one EntityDescriptor, our signing certificates are among those the
+        // manifest lists (it lists every embedded certificate, encryption ones included; for
+        // aggregates it lists only the first few).
+        let doc = ssogate::saml::xml::Document::parse(&xml, &ssogate::saml::metadata::idp::metadata_limits()).expect("parses");
+        if doc.local_name(doc.root()) == "EntityDescriptor" {
             let d = parse_idp_metadata(&xml, None).expect("single entity");
             let listed = row.get("certificate_or_fingerprint");
             for cert in &d.signing_certificates {
