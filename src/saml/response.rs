@@ -429,6 +429,16 @@ impl VerifiedResponse {
         d.children_named(self.assertion, ns::SAML, "Issuer").next().map(|i| trim_xml_ws(&d.text(i)).to_string())
     }
 
+    /// Whether the Response's own signature was verified.
+    pub fn response_signed(&self) -> bool {
+        self.response_signed
+    }
+
+    /// Whether the Assertion's own signature was verified.
+    pub fn assertion_signed(&self) -> bool {
+        self.assertion_signed
+    }
+
     pub fn signing_certificate(&self) -> &TrustedCertificate {
         &self.signing_cert
     }

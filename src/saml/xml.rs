@@ -687,6 +687,55 @@ fn split_qname_slow(q: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// A namespace name must be an absolute URI (Namespaces in XML §2.2 deprecates relative ones and
+/// Canonical XML refuses them): a scheme, then no white space, controls or characters RFC 3986
+/// excludes. Non-ASCII (IRIs) is left alone.
+fn is_absolute_uri(u: &str) -> bool {
+    let Some((scheme, _)) = u.split_once(':') else { return false };
+    let mut sc = scheme.bytes();
+    sc.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        && !u.bytes().any(|c| c <= b' ' || c == 0x7f || matches!(c, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'))
+}
+
+/// The XML declaration, strictly (XML 1.0 §2.8, §4.3.3, §2.9): `xml`, then `version="1.0"`, then
+/// optionally `encoding` (UTF-8 only) and `standalone` ("yes" or "no"), in that order, nothing else.
+fn check_declaration(raw: &str) -> Result<(), String> {
+    let mut rest = raw.strip_prefix("xml").ok_or_else(|| "not an XML declaration".to_string())?;
+    let mut seen: Vec<&str> = Vec::new();
+    loop {
+        let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r']);
+        if trimmed.is_empty() {
+            break;
+        }
+        if trimmed.len() == rest.len() {
+            return Err(format!("missing white space before \"{trimmed}\""));
+        }
+        let (name, after) = trimmed.split_once('=').ok_or_else(|| format!("malformed pseudo-attribute \"{trimmed}\""))?;
+        let name = name.trim_end_matches([' ', '\t', '\n', '\r']);
+        let after = after.trim_start_matches([' ', '\t', '\n', '\r']);
+        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'').ok_or_else(|| format!("{name} is not quoted"))?;
+        let body = &after[1..];
+        let end = body.find(quote).ok_or_else(|| format!("{name} is not closed"))?;
+        let value = &body[..end];
+        let ok = match (name, seen.as_slice()) {
+            ("version", []) => value == "1.0",
+            ("encoding", ["version"]) => value.eq_ignore_ascii_case("utf-8"),
+            ("standalone", ["version"] | ["version", "encoding"]) => value == "yes" || value == "no",
+            _ => return Err(format!("unexpected \"{name}\" in the XML declaration")),
+        };
+        if !ok {
+            return Err(format!("{name}=\"{value}\""));
+        }
+        seen.push(name);
+        rest = &body[end + 1..];
+    }
+    if seen.first() != Some(&"version") {
+        return Err("no version".into());
+    }
+    Ok(())
+}
+
 /// Decodes a reference body (`name` in `&name;`).
 fn decode_reference(name: &str) -> Result<char, MalformedKind> {
     if let Some(num) = name.strip_prefix('#') {
@@ -924,6 +973,7 @@ impl<'s> Builder<'s> {
                 let uri = self.attr_value(raw, offset)?;
                 let uri_s = self.span_str(uri).to_string();
                 if (!dp.is_empty() && (!is_ncname(dp) || uri_s.is_empty()))
+                    || (!uri_s.is_empty() && !is_absolute_uri(&uri_s))
                     || dp == "xmlns"
                     || (dp == "xml" && uri_s != ns::XML)
                     || (dp != "xml" && uri_s == ns::XML)
@@ -1125,16 +1175,8 @@ impl<'s> Builder<'s> {
                         return Err(self.err(MalformedKind::BadDeclaration("XML declaration not at the start".into()), before));
                     }
                     self.seen_decl_or_content = true;
-                    let version = d.version().map_err(|e| self.err(MalformedKind::BadDeclaration(e.to_string()), before))?;
-                    if version.as_ref() != "1.0" {
-                        return Err(self.err(MalformedKind::BadDeclaration(format!("version {version}")), before));
-                    }
-                    if let Some(enc) = d.encoding() {
-                        let enc = enc.map_err(|e| self.err(MalformedKind::BadDeclaration(e.to_string()), before))?;
-                        if !enc.eq_ignore_ascii_case("utf-8") {
-                            return Err(self.err(MalformedKind::BadDeclaration(format!("encoding {enc}")), before));
-                        }
-                    }
+                    let raw: &str = d.as_ref();
+                    check_declaration(raw).map_err(|why| self.err(MalformedKind::BadDeclaration(why), before))?;
                 }
                 Event::DocType(_) => return Err(self.err(MalformedKind::Doctype, before)),
                 Event::Eof => break,

@@ -73,3 +73,36 @@ fn qnames_are_checked() {
         assert_eq!(split_qname(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn xml_declaration_is_checked_strictly() {
+    for ok in [
+        "<?xml version=\"1.0\"?><a/>",
+        "<?xml version='1.0' encoding='utf-8'?><a/>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><a/>",
+        "<?xml version=\"1.0\" standalone=\"yes\" ?><a/>",
+    ] {
+        assert!(parse(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "<?xml version=\"1.1\"?><a/>",
+        "<?xml version=\"1.0\" standalone=\"nox\"?><a/>",
+        "<?xml version=\"1.0\" encoding=\"latin1\"?><a/>",
+        "<?xml encoding=\"UTF-8\" version=\"1.0\"?><a/>",
+        "<?xml version=\"1.0\" standalone=\"no\" encoding=\"UTF-8\"?><a/>",
+        "<?xml version=\"1.0\" foo=\"bar\"?><a/>",
+        "<?xml version=\"1.0\"encoding=\"UTF-8\"?><a/>",
+        "<?xml?><a/>",
+    ] {
+        assert!(matches!(parse(bad).expect_err(bad).kind, MalformedKind::BadDeclaration(_)), "{bad}");
+    }
+}
+
+#[test]
+fn namespace_names_are_absolute_uris() {
+    assert!(parse(r#"<a xmlns="urn:x" xmlns:p="http://example.com/a#b"/>"#).is_ok());
+    assert!(parse(r#"<a xmlns=""/>"#).is_ok());
+    for bad in [r#"<a xmlns:p="relative/path"/>"#, "<a xmlns:p=\"http://x/a\tb\"/>", r#"<a xmlns="http://x/a b"/>"#, r#"<a xmlns:p="http://x/{y}"/>"#, r#"<a xmlns:p="1urn:x"/>"#] {
+        assert!(matches!(parse(bad).expect_err(bad).kind, MalformedKind::BadNamespaceDeclaration(_)), "{bad}");
+    }
+}
