@@ -34,6 +34,7 @@ const POLICIES: &[(&str, &str)] = &[
     ("unsupported_version", "SAML 2.0 only"),
     ("missing_attribute", "Response/@ID and Version are required"),
     ("status_not_success", "a failed status is reported as such before any signature"),
+    ("missing_element", "a Response needs Status/StatusCode (SAML Core §3.2.2), signed or not"),
     ("no_assertion", "a Response without an Assertion has nothing to verify for us"),
     ("unsigned", "an element the signature must cover lost it (e.g. a renamed Assertion)"),
     ("reference_not_enveloping", "the Reference must name the element the signature sits in"),

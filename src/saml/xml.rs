@@ -688,14 +688,28 @@ fn split_qname_slow(q: &str) -> Option<(&str, &str)> {
 }
 
 /// A namespace name must be an absolute URI (Namespaces in XML §2.2 deprecates relative ones and
-/// Canonical XML refuses them): a scheme, then no white space, controls or characters RFC 3986
-/// excludes. Non-ASCII (IRIs) is left alone.
+/// Canonical XML refuses them), written with RFC 3986 characters only: a scheme, then unreserved
+/// and delimiter characters, `%` only as `%HH`. libxml2 refuses to canonicalise a document with
+/// any other namespace name, so anything laxer here could accept what xmlsec1 rejects.
 fn is_absolute_uri(u: &str) -> bool {
     let Some((scheme, _)) = u.split_once(':') else { return false };
     let mut sc = scheme.bytes();
-    sc.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
-        && !u.bytes().any(|c| c <= b' ' || c == 0x7f || matches!(c, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'))
+    if !(sc.next().is_some_and(|c| c.is_ascii_alphabetic()) && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))) {
+        return false;
+    }
+    let b = u.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let ok = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'?' | b'#' | b'@' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+            || (c == b'%' && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
+        if !ok {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The XML declaration, strictly (XML 1.0 §2.8, §4.3.3, §2.9): `xml`, then `version="1.0"`, then

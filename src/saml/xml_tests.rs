@@ -102,7 +102,17 @@ fn xml_declaration_is_checked_strictly() {
 fn namespace_names_are_absolute_uris() {
     assert!(parse(r#"<a xmlns="urn:x" xmlns:p="http://example.com/a#b"/>"#).is_ok());
     assert!(parse(r#"<a xmlns=""/>"#).is_ok());
-    for bad in [r#"<a xmlns:p="relative/path"/>"#, "<a xmlns:p=\"http://x/a\tb\"/>", r#"<a xmlns="http://x/a b"/>"#, r#"<a xmlns:p="http://x/{y}"/>"#, r#"<a xmlns:p="1urn:x"/>"#] {
+    assert!(parse(r#"<a xmlns:p="http://x/a%20b?q=1&amp;r=(2)#f"/>"#).is_ok());
+    for bad in [
+        r#"<a xmlns:p="relative/path"/>"#,
+        "<a xmlns:p=\"http://x/a\tb\"/>",
+        r#"<a xmlns="http://x/a b"/>"#,
+        r#"<a xmlns:p="http://x/{y}"/>"#,
+        r#"<a xmlns:p="1urn:x"/>"#,
+        r#"<a xmlns:p="urn:oasis:names:tc:[AML:2.0"/>"#,
+        r#"<a xmlns:p="http://www.w3.org/2001/XMLSch%ma"/>"#,
+        r#"<a xmlns:p="urn:é"/>"#,
+    ] {
         assert!(matches!(parse(bad).expect_err(bad).kind, MalformedKind::BadNamespaceDeclaration(_)), "{bad}");
     }
 }

@@ -18,13 +18,12 @@ pub struct TrustedCertificate {
     der: Vec<u8>,
     key: PKey<Public>,
     sha256: [u8; 32],
-    subject: String,
-    not_after: String,
+    x509: X509,
 }
 
 impl fmt::Debug for TrustedCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustedCertificate").field("sha256", &self.sha256_hex()).field("subject", &self.subject).finish()
+        f.debug_struct("TrustedCertificate").field("sha256", &self.sha256_hex()).field("subject", &self.subject()).finish()
     }
 }
 
@@ -71,17 +70,7 @@ impl TrustedCertificate {
         }
         let mut sha256 = [0u8; 32];
         sha256.copy_from_slice(&DigestAlgorithm::Sha256.digest(der));
-        let subject = x
-            .subject_name()
-            .entries()
-            .map(|e| {
-                let k = e.object().nid().short_name().unwrap_or("?");
-                let v = e.data().to_string().unwrap_or_default();
-                format!("{k}={v}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok(TrustedCertificate { der: der.to_vec(), key, sha256, subject, not_after: x.not_after().to_string() })
+        Ok(TrustedCertificate { der: der.to_vec(), key, sha256, x509: x })
     }
 
     pub fn der(&self) -> &[u8] {
@@ -90,11 +79,22 @@ impl TrustedCertificate {
     pub(crate) fn key(&self) -> &PKey<Public> {
         &self.key
     }
-    pub fn subject(&self) -> &str {
-        &self.subject
+    /// The subject, as `CN=…, O=…` (computed when asked: only messages need it).
+    pub fn subject(&self) -> String {
+        self.x509
+            .subject_name()
+            .entries()
+            .map(|e| {
+                let k = e.object().nid().short_name().unwrap_or("?");
+                let v = e.data().to_string().unwrap_or_default();
+                format!("{k}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
-    pub fn not_after(&self) -> &str {
-        &self.not_after
+    /// The end of the validity period, as OpenSSL prints it.
+    pub fn not_after(&self) -> String {
+        self.x509.not_after().to_string()
     }
     pub fn sha256_hex(&self) -> String {
         colon_hex(&self.sha256)
@@ -108,7 +108,7 @@ impl TrustedCertificate {
     }
     /// A short description for messages: SHA-256 fingerprint and subject.
     pub fn describe(&self) -> String {
-        format!("certificate SHA-256 {} ({})", self.sha256_hex(), self.subject)
+        format!("certificate SHA-256 {} ({})", self.sha256_hex(), self.subject())
     }
 }
 
@@ -234,13 +234,31 @@ pub(crate) fn decode_base64_bytes(b: &[u8]) -> Result<Vec<u8>, Base64Error> {
     if !has_ws {
         return base64_simd::STANDARD.decode_to_vec(b).map_err(|_| Base64Error);
     }
-    let clean: Vec<u8> = b.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    // Line-wrapped base64 (76 columns is common): copy the runs between line breaks and spaces.
+    let mut clean = Vec::with_capacity(b.len());
+    let mut rest = b;
+    while let Some(i) = memchr::memchr3(b'\n', b'\r', b' ', rest) {
+        clean.extend_from_slice(&rest[..i]);
+        rest = &rest[i + 1..];
+    }
+    clean.extend_from_slice(rest);
+    if memchr::memchr2(b'\t', b'\x0c', &clean).is_some() {
+        clean.retain(|c| !c.is_ascii_whitespace());
+    }
     base64_simd::STANDARD.decode_to_vec(&clean).map_err(|_| Base64Error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_with_any_whitespace() {
+        assert_eq!(decode_base64_ws("aGVs\nbG8g\r\nd29y\tbGQ=").expect("ok"), b"hello world");
+        assert_eq!(decode_base64_ws(" aGVsbG8gd29ybGQ= ").expect("ok"), b"hello world");
+        assert!(decode_base64_ws("aGVsbG8gd29ybGQ").is_err(), "padding is required");
+        assert!(decode_base64_ws("aGVs*G8=").is_err());
+    }
 
     #[test]
     fn fingerprint_parsing_tolerates_colons_and_case() {
