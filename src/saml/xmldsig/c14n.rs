@@ -225,7 +225,13 @@ fn write_qname(out: &mut Vec<u8>, prefix: &str, local: &str) {
 
 fn escape_text(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
-    if memchr::memchr3(b'&', b'<', b'>', b).is_none() && memchr::memchr(b'\r', b).is_none() {
+    // Most text runs are short attribute values or names: a plain scan beats two memchr calls.
+    let plain = if b.len() <= 64 {
+        !b.iter().any(|&c| matches!(c, b'&' | b'<' | b'>' | b'\r'))
+    } else {
+        memchr::memchr3(b'&', b'<', b'>', b).is_none() && memchr::memchr(b'\r', b).is_none()
+    };
+    if plain {
         out.extend_from_slice(b);
         return;
     }
