@@ -1101,10 +1101,12 @@ impl<'s> Builder<'s> {
         }
         loop {
             let before = reader.buffer_position() as usize;
-            let ev = reader.read_event().map_err(|e| {
-                let off = reader.error_position() as usize;
-                self.err(MalformedKind::Syntax(e.to_string()), off)
-            })?;
+            // A plain match, not map_err + `?`: the event is moved once (measurably cheaper on
+            // a thousand-element assertion).
+            let ev = match reader.read_event() {
+                Ok(ev) => ev,
+                Err(e) => return Err(self.err(MalformedKind::Syntax(e.to_string()), reader.error_position() as usize)),
+            };
             match ev {
                 Event::Start(e) => self.start(&e, before, false)?,
                 Event::Empty(e) => self.start(&e, before, true)?,
