@@ -664,6 +664,13 @@ fn read_name_id(d: &Document, subject: NodeId) -> Result<Option<NameId>, Error> 
 
 fn read_attributes(d: &Document, a: NodeId) -> Attributes {
     let mut out = Attributes::default();
+    // One reservation for all values: at most one per node of the statements, and at most the
+    // assertion's own text.
+    let (nodes, text) = d
+        .children_named(a, ns::SAML, "AttributeStatement")
+        .fold((0, 0), |(n, t), st| (n + d.descendants(st).len(), t + d.source_len().min(64 * 1024)));
+    out.values.reserve(nodes / 2);
+    out.text.reserve(text.min(d.source_len()));
     for st in d.children_named(a, ns::SAML, "AttributeStatement") {
         for at in d.children_named(st, ns::SAML, "Attribute") {
             let Some(name) = d.attr(at, "Name") else { continue };

@@ -23,15 +23,31 @@ use quick_xml::reader::Reader;
 
 /// Namespace URIs used by the SAML core.
 pub mod ns {
-    pub const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
-    pub const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
-    pub const MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
-    pub const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
-    pub const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
-    pub const XENC11: &str = "http://www.w3.org/2009/xmlenc11#";
-    pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-    pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
-    pub const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
+    // Statics, not consts: each has one address, which lets `Document::is` recognise them.
+    pub static SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+    pub static SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+    pub static MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+    pub static DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+    pub static XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+    pub static XENC11: &str = "http://www.w3.org/2009/xmlenc11#";
+    pub static EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+    pub static XML: &str = "http://www.w3.org/XML/1998/namespace";
+    pub static XMLNS: &str = "http://www.w3.org/2000/xmlns/";
+
+    fn known() -> [&'static str; 7] {
+        [SAML, SAMLP, MD, DS, XENC, XENC11, EXC_C14N]
+    }
+
+    /// 1-based index of `uri` among the namespaces SAML processing asks about, 0 for others.
+    pub(crate) fn known_id(uri: &str) -> u8 {
+        known().iter().position(|k| *k == uri).map_or(0, |i| i as u8 + 1)
+    }
+
+    /// As [`known_id`], for a query that *is* one of the statics above (pointer identity, no
+    /// string compare); 0 otherwise, and the caller compares strings.
+    pub(crate) fn static_id(q: &str) -> u8 {
+        known().iter().position(|k| std::ptr::eq(k.as_ptr(), q.as_ptr()) && k.len() == q.len()).map_or(0, |i| i as u8 + 1)
+    }
 }
 
 /// Resource limits applied while parsing. Every limit is checked before the work it bounds.
@@ -153,6 +169,8 @@ pub(crate) struct ElementData {
     pub(crate) attrs: (u32, u32),
     pub(crate) ns_decls: (u32, u32),
     pub(crate) offset: u32,
+    /// `ns::known_id` of `ns`.
+    pub(crate) ns_known: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +202,8 @@ pub(crate) struct NsDecl {
     /// Empty for the default namespace.
     pub(crate) prefix: Span,
     pub(crate) uri: Span,
+    /// `ns::known_id` of the URI, computed once per declaration.
+    pub(crate) known: u8,
 }
 
 /// A parsed document. Immutable once built; every query is by [`NodeId`].
@@ -246,7 +266,8 @@ impl Document {
         if text.starts_with('\u{feff}') {
             text.drain(..3);
         }
-        let parts = Builder::new(&text, limits, context).run()?;
+        let pre = prescan(&text)?;
+        let parts = Builder::new(&text, limits, context, &pre).run()?;
         Ok(Document {
             src: text,
             decoded: parts.decoded,
@@ -305,12 +326,15 @@ impl Document {
         self.element_data(id).map(|e| self.span(e.ns)).unwrap_or("")
     }
 
-    /// Whether element `id` is `{ns}local`.
+    /// Whether element `id` is `{ns}local`. With one of the `ns` statics the namespace check is
+    /// a byte compare (the hot loops over a thousand attribute values ask this).
     pub fn is(&self, id: NodeId, ns: &str, local: &str) -> bool {
-        match self.element_data(id) {
-            Some(e) => self.span(e.local) == local && self.span(e.ns) == ns,
-            None => false,
-        }
+        let Some(e) = self.element_data(id) else { return false };
+        let ns_ok = match ns::static_id(ns) {
+            0 => self.span(e.ns) == ns,
+            k => e.ns_known == k,
+        };
+        ns_ok && self.span(e.local) == local
     }
 
     /// `prefix:local` or `local`, for messages.
@@ -568,31 +592,39 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
-/// XML 1.0 §2.2: C0 controls other than tab, newline and return, and U+FFFE/U+FFFF, are not
-/// allowed anywhere in a document (not in text, attributes, comments, PIs or names). Checked once
-/// over the whole input, eight bytes at a time; character references are checked where decoded.
-fn check_chars(s: &str) -> Result<(), Malformed> {
+/// One pass over the whole input, written branch-free so that it vectorises: XML 1.0 §2.2
+/// forbids C0 controls other than tab, newline and return anywhere in a document (text,
+/// attributes, comments, PIs, names), and U+FFFE/U+FFFF; the same pass counts `<` (an upper bound
+/// on the node count) and notices carriage returns (line-end normalisation is needed only then).
+struct Prescan {
+    lt: usize,
+    has_cr: bool,
+}
+
+fn prescan(s: &str) -> Result<Prescan, Malformed> {
     let b = s.as_bytes();
-    let bad_at = |i: usize| Malformed { kind: MalformedKind::ForbiddenCharacter(u32::from(b[i])), offset: i };
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[i..i + 8]);
-        let x = u64::from_le_bytes(w);
-        // Non-zero iff some byte is < 0x20 (classic SWAR "has less than" test).
-        if x.wrapping_sub(0x2020_2020_2020_2020) & !x & 0x8080_8080_8080_8080 != 0 {
-            for j in i..i + 8 {
-                if b[j] < 0x20 && !matches!(b[j], b'\t' | b'\n' | b'\r') {
-                    return Err(bad_at(j));
-                }
-            }
+    let (mut bad, mut lt, mut cr) = (0u8, 0usize, 0u8);
+    let mut blocks = b.chunks_exact(64);
+    for block in &mut blocks {
+        // u8 lanes, no branches: LLVM turns this into a few vector compares per block.
+        let (mut cb, mut cl, mut cc) = (0u8, 0u8, 0u8);
+        for &c in block {
+            cb |= u8::from(c < 0x20) & u8::from(c != b'\t') & u8::from(c != b'\n') & u8::from(c != b'\r');
+            cl += u8::from(c == b'<');
+            cc |= u8::from(c == b'\r');
         }
-        i += 8;
+        bad |= cb;
+        lt += usize::from(cl);
+        cr |= cc;
     }
-    for j in i..b.len() {
-        if b[j] < 0x20 && !matches!(b[j], b'\t' | b'\n' | b'\r') {
-            return Err(bad_at(j));
-        }
+    for &c in blocks.remainder() {
+        bad |= u8::from(c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r');
+        lt += usize::from(c == b'<');
+        cr |= u8::from(c == b'\r');
+    }
+    if bad != 0 {
+        let i = b.iter().position(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')).unwrap_or(0);
+        return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(u32::from(b[i])), offset: i });
     }
     // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
     for j in memchr::memchr_iter(0xEF, b) {
@@ -601,7 +633,7 @@ fn check_chars(s: &str) -> Result<(), Malformed> {
             return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(c), offset: j });
         }
     }
-    Ok(())
+    Ok(Prescan { lt, has_cr: cr != 0 })
 }
 
 fn is_name_start(c: char) -> bool {
@@ -627,55 +659,51 @@ fn is_ncname(s: &str) -> bool {
     }
 }
 
-/// ASCII name characters: 1 = may start an NCName, 2 = may continue one.
-static NAME_CLASS: [u8; 128] = {
-    let mut t = [0u8; 128];
+/// Per ASCII byte: 0 = an NCName character, 1 = ':', 4 = not allowed in a name; 2 for every
+/// non-ASCII byte (the general rules decide those).
+static NAME_BYTE: [u8; 256] = {
+    let mut t = [4u8; 256];
     let mut c = 0;
-    while c < 128 {
+    while c < 256 {
         let b = c as u8;
-        t[c] = if b.is_ascii_alphabetic() || b == b'_' {
-            3
-        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+        t[c] = if b >= 0x80 {
             2
-        } else {
+        } else if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
             0
+        } else if b == b':' {
+            1
+        } else {
+            4
         };
         c += 1;
     }
     t
 };
 
-/// Splits a QName into (prefix, local); both parts must be NCNames. One pass over the bytes for
-/// ASCII names (all SAML names); the general rules otherwise.
+fn ncname_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+/// Splits a QName into (prefix, local); both parts must be NCNames. For ASCII names (all SAML
+/// names) one branch-free pass classifies every byte; the general rules handle the rest.
 fn split_qname(q: &str) -> Option<(&str, &str)> {
     let b = q.as_bytes();
-    let mut colon = None;
-    let mut at_start = true;
-    for (i, &c) in b.iter().enumerate() {
-        if c >= 0x80 {
-            return split_qname_slow(q);
-        }
-        if c == b':' {
-            if colon.is_some() || at_start {
-                return None;
-            }
-            colon = Some(i);
-            at_start = true;
-            continue;
-        }
-        let class = NAME_CLASS[c as usize];
-        if class == 0 || (at_start && class & 1 == 0) {
-            return None;
-        }
-        at_start = false;
-    }
-    if at_start {
+    let classes = b.iter().fold(0u8, |acc, &c| acc | NAME_BYTE[usize::from(c)]);
+    if classes & 4 != 0 {
         return None;
     }
-    Some(match colon {
-        Some(i) => (&q[..i], &q[i + 1..]),
-        None => ("", q),
-    })
+    if classes & 2 != 0 {
+        return split_qname_slow(q);
+    }
+    if classes & 1 == 0 {
+        return b.first().is_some_and(|&f| ncname_start(f)).then_some(("", q));
+    }
+    let i = b.iter().position(|&c| c == b':')?;
+    let (p, l) = (&q[..i], &q[i + 1..]);
+    let ok = p.as_bytes().first().is_some_and(|&f| ncname_start(f))
+        && l.as_bytes().first().is_some_and(|&f| ncname_start(f))
+        && !l.contains(':');
+    ok.then_some((p, l))
 }
 
 fn split_qname_slow(q: &str) -> Option<(&str, &str)> {
@@ -780,10 +808,10 @@ fn decode_reference(name: &str) -> Result<char, MalformedKind> {
 }
 
 impl<'s> Builder<'s> {
-    fn new(src: &'s str, limits: &Limits, context_ns: Vec<(String, String)>) -> Self {
-        // Every node but the last text run starts with '<' or ends at one: an upper bound, counted
-        // at memchr speed, so the node vector never grows (and never copies) while parsing.
-        let est = memchr::memchr_iter(b'<', src.as_bytes()).count() + 2;
+    fn new(src: &'s str, limits: &Limits, context_ns: Vec<(String, String)>, pre: &Prescan) -> Self {
+        // Every node but the last text run starts with '<' or ends at one: an upper bound, so
+        // the node vector never grows (and never copies) while parsing.
+        let est = pre.lt + 2;
         Builder {
             src,
             limits: *limits,
@@ -801,7 +829,7 @@ impl<'s> Builder<'s> {
             root: None,
             root_closed: false,
             seen_decl_or_content: false,
-            has_cr: memchr::memchr(b'\r', src.as_bytes()).is_some(),
+            has_cr: pre.has_cr,
         }
     }
 
@@ -928,24 +956,25 @@ impl<'s> Builder<'s> {
         Ok(self.owned_span(&out))
     }
 
-    fn resolve(&self, prefix: &str, elem_decls: (u32, u32)) -> Option<Span> {
+    fn resolve(&self, prefix: &str, elem_decls: (u32, u32)) -> Option<(Span, u8)> {
         // Innermost first: this element's declarations, then those in scope from the open elements.
         let matches = |d: &&NsDecl| d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix;
         if let Some(d) = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize].iter().rev().find(matches) {
-            return Some(d.uri);
+            return Some((d.uri, d.known));
         }
-        self.scope.iter().rev().find(matches).map(|d| d.uri)
+        self.scope.iter().rev().find(matches).map(|d| (d.uri, d.known))
     }
 
-    fn resolve_or_context(&mut self, prefix: &str, elem_decls: (u32, u32)) -> Option<Span> {
+    fn resolve_or_context(&mut self, prefix: &str, elem_decls: (u32, u32)) -> Option<(Span, u8)> {
         if let Some(s) = self.resolve(prefix, elem_decls) {
             return Some(s);
         }
         if prefix == "xml" {
-            return Some(self.owned_span(ns::XML));
+            return Some((self.owned_span(ns::XML), 0));
         }
         let uri = self.context_ns.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.clone())?;
-        Some(self.owned_span(&uri))
+        let known = ns::known_id(&uri);
+        Some((self.owned_span(&uri), known))
     }
 
     fn start(&mut self, e: &BytesStart<'s>, offset: usize, empty: bool) -> Result<(), Malformed> {
@@ -965,6 +994,18 @@ impl<'s> Builder<'s> {
         };
         let prefix = self.span_of(p);
         let local = self.span_of(l);
+
+        // Most tags have no attributes at all: nothing to declare, resolve or decode but the name.
+        if e.attributes_raw().bytes().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            let (n_decl, n_attr) = (self.ns_decls.len() as u32, self.attrs.len() as u32);
+            let (ns, ns_known) = match self.resolve_or_context(p, (n_decl, n_decl)) {
+                Some(u) => u,
+                None if p.is_empty() => (Span::default(), 0),
+                None => return Err(self.err(MalformedKind::UnboundPrefix(p.to_string()), offset)),
+            };
+            let data = ElementData { prefix, local, ns, attrs: (n_attr, n_attr), ns_decls: (n_decl, n_decl), offset: offset as u32, ns_known };
+            return self.open_element(data, offset, empty);
+        }
 
         // First pass: namespace declarations; raw attributes kept for the second pass.
         let decl_start = self.ns_decls.len() as u32;
@@ -999,16 +1040,16 @@ impl<'s> Builder<'s> {
                 if self.ns_decls[decl_start as usize..].iter().any(|d| self.span_str(d.prefix) == dp) {
                     return Err(self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset));
                 }
-                self.ns_decls.push(NsDecl { prefix: dps, uri });
+                self.ns_decls.push(NsDecl { prefix: dps, uri, known: ns::known_id(&uri_s) });
             } else {
                 raw_attrs.push((key, raw));
             }
         }
         let decls = (decl_start, self.ns_decls.len() as u32);
 
-        let ns = match self.resolve_or_context(p, decls) {
+        let (ns, ns_known) = match self.resolve_or_context(p, decls) {
             Some(u) => u,
-            None if p.is_empty() => Span::default(),
+            None if p.is_empty() => (Span::default(), 0),
             None => return Err(self.err(MalformedKind::UnboundPrefix(p.to_string()), offset)),
         };
 
@@ -1022,7 +1063,7 @@ impl<'s> Builder<'s> {
                 Span::default()
             } else {
                 match self.resolve_or_context(ap, decls) {
-                    Some(u) => u,
+                    Some((u, _)) => u,
                     None => return Err(self.err(MalformedKind::UnboundPrefix(ap.to_string()), offset)),
                 }
             };
@@ -1039,10 +1080,12 @@ impl<'s> Builder<'s> {
         let attrs = (attr_start, self.attrs.len() as u32);
         self.raw_attrs = raw_attrs;
 
-        let id = self.push_node(
-            NodeKind::Element(ElementData { prefix, local, ns, attrs, ns_decls: decls, offset: offset as u32 }),
-            offset,
-        )?;
+        self.open_element(ElementData { prefix, local, ns, attrs, ns_decls: decls, offset: offset as u32, ns_known }, offset, empty)
+    }
+
+    fn open_element(&mut self, data: ElementData, offset: usize, empty: bool) -> Result<(), Malformed> {
+        let decls = data.ns_decls;
+        let id = self.push_node(NodeKind::Element(data), offset)?;
         if self.root.is_none() {
             self.root = Some(id);
         }
@@ -1051,7 +1094,9 @@ impl<'s> Builder<'s> {
         } else {
             self.stack.push(id);
             self.scope_marks.push(self.scope.len());
-            self.scope.extend_from_slice(&self.ns_decls[decls.0 as usize..decls.1 as usize]);
+            if decls.1 > decls.0 {
+                self.scope.extend_from_slice(&self.ns_decls[decls.0 as usize..decls.1 as usize]);
+            }
         }
         Ok(())
     }
@@ -1087,7 +1132,6 @@ impl<'s> Builder<'s> {
     }
 
     fn run(mut self) -> Result<Parts, Malformed> {
-        check_chars(self.src)?;
         let mut reader = Reader::from_str(self.src);
         {
             let c = reader.config_mut();

@@ -142,6 +142,29 @@ impl<'d> Canon<'d, '_> {
 
     fn start_tag(&mut self, e: NodeId, prefix: &'d str, local: &'d str, own_ns: &'d str) {
         let doc = self.doc;
+        // The common case, an element without attributes: only its own prefix can need a
+        // declaration.
+        let no_attrs = doc.element_data(e).is_some_and(|d| d.attrs.0 == d.attrs.1);
+        if no_attrs && self.opts.inclusive_prefixes.is_empty() {
+            let current = self.rendered_uri(prefix);
+            let emit = if prefix.is_empty() { !same(current.unwrap_or(""), own_ns) } else { !current.is_some_and(|c| same(c, own_ns)) };
+            self.out.push(b'<');
+            write_qname(self.out, prefix, local);
+            if emit {
+                if prefix.is_empty() {
+                    self.out.extend_from_slice(b" xmlns=\"");
+                } else {
+                    self.out.extend_from_slice(b" xmlns:");
+                    self.out.extend_from_slice(prefix.as_bytes());
+                    self.out.extend_from_slice(b"=\"");
+                }
+                escape_attr(own_ns, self.out);
+                self.out.push(b'"');
+                self.rendered.push((prefix, own_ns));
+            }
+            self.out.push(b'>');
+            return;
+        }
         self.prefixes.clear();
         self.decls.clear();
         self.attrs.clear();

@@ -204,12 +204,14 @@ impl IdpTrust {
 }
 
 pub(crate) fn colon_hex(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = String::with_capacity(b.len() * 3);
     for (i, x) in b.iter().enumerate() {
         if i > 0 {
             s.push(':');
         }
-        s.push_str(&format!("{x:02X}"));
+        s.push(char::from(HEX[usize::from(x >> 4)]));
+        s.push(char::from(HEX[usize::from(x & 15)]));
     }
     s
 }
