@@ -457,6 +457,16 @@ impl Document {
 
     /// As [`Self::simple_text`], borrowing when the text is a single run (the usual case).
     pub fn simple_text_cow(&self, id: NodeId) -> Option<std::borrow::Cow<'_, str>> {
+        // Fast path: an empty element, or one whose only child is a text run.
+        let end = self.nodes.get(id as usize)?.end;
+        if end == id + 1 {
+            return Some(std::borrow::Cow::Borrowed(""));
+        }
+        if end == id + 2
+            && let NodeKind::Text(s) = &self.nodes[id as usize + 1].kind
+        {
+            return Some(std::borrow::Cow::Borrowed(self.span(*s)));
+        }
         let mut first: Option<&str> = None;
         let mut joined: Option<String> = None;
         for c in self.children(id) {
