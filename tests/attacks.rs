@@ -604,9 +604,7 @@ fn g_every_protocol_check_has_its_reason() {
 
     // Unsolicited: an IdP-initiated response is refused where a request was expected, and a
     // solicited one where none was.
-    let mut unsolicited = Template::default();
-    unsolicited.response_in_response_to = None;
-    unsolicited.scd_in_response_to = None;
+    let unsolicited = Template { response_in_response_to: None, scd_in_response_to: None, ..Template::default() };
     let idp_initiated = ExpectedContext { solicitation: Solicitation::Unsolicited, ..ctx() };
     check_with(&unsolicited.signed_both(idp()), &trust(), &VerifyOptions::default(), &idp_initiated, now()).expect("IdP-initiated");
     let r = check_with(&Template::default().signed_both(idp()), &trust(), &VerifyOptions::default(), &idp_initiated, now());

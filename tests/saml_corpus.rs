@@ -293,10 +293,10 @@ fn every_response_row_gets_its_verdict() {
             }
             match (out.accept.as_ref().expect("verified"), lookup(PROTOCOL_REFUSALS, file)) {
                 (Ok(a), None) => {
-                    if let Some(n) = row.field("NameID").filter(|n| !n.contains('{')) {
-                        if a.username != n && !expect.contains("must be the full") {
-                            failures.push(format!("{file}: username {:?}, manifest NameID {n:?}", a.username));
-                        }
+                    if let Some(n) = row.field("NameID").filter(|n| !n.contains('{'))
+                        && a.username != n
+                    {
+                        failures.push(format!("{file}: username {:?}, manifest NameID {n:?}", a.username));
                     }
                 }
                 (Ok(_), Some(code)) => failures.push(format!("{file}: expected protocol refusal {code}, accepted")),

@@ -592,7 +592,6 @@ struct Builder<'s> {
     text: Option<Span>,
     text_offset: usize,
     root: Option<NodeId>,
-    root_closed: bool,
     seen_decl_or_content: bool,
     /// Whether the input holds a carriage return at all (most do not: no line-end work then).
     has_cr: bool,
@@ -837,7 +836,6 @@ impl<'s> Builder<'s> {
             text: None,
             text_offset: 0,
             root: None,
-            root_closed: false,
             seen_decl_or_content: false,
             has_cr: pre.has_cr,
         }
@@ -989,10 +987,8 @@ impl<'s> Builder<'s> {
 
     fn start(&mut self, e: &BytesStart<'s>, offset: usize, empty: bool) -> Result<(), Malformed> {
         self.flush_text()?;
-        if self.stack.is_empty() {
-            if self.root_closed || self.root.is_some() {
-                return Err(self.err(MalformedKind::MultipleRoots, offset));
-            }
+        if self.stack.is_empty() && self.root.is_some() {
+            return Err(self.err(MalformedKind::MultipleRoots, offset));
         }
         if self.stack.len() >= self.limits.max_depth {
             return Err(self.err(MalformedKind::TooDeep { limit: self.limits.max_depth }, offset));
@@ -1114,9 +1110,6 @@ impl<'s> Builder<'s> {
     fn close(&mut self, id: NodeId) {
         let end = self.nodes.len() as NodeId;
         self.nodes[id as usize].end = end;
-        if self.stack.is_empty() {
-            self.root_closed = true;
-        }
     }
 
     fn name_of(&self, e: &BytesStart<'s>) -> &'s str {

@@ -146,7 +146,7 @@ fn decrypt_cbc(key_len: usize, key: &[u8], data: &[u8]) -> Result<Vec<u8>, Rejec
         24 => Cipher::aes_192_cbc(),
         _ => Cipher::aes_256_cbc(),
     };
-    if data.len() < 32 || data.len() % 16 != 0 {
+    if data.len() < 32 || !data.len().is_multiple_of(16) {
         return Err(failed("CBC ciphertext length is not a whole number of blocks after the IV"));
     }
     let (iv, ct) = data.split_at(16);

@@ -328,7 +328,7 @@ pub(crate) fn verify_value(key: &PKey<Public>, alg: SignatureAlgorithm, data: &[
     let sig_bytes: &[u8] = match (alg.key, key.id()) {
         (KeyKind::Rsa, Id::RSA) => sig,
         (KeyKind::Ecdsa, Id::EC) => {
-            if sig.is_empty() || sig.len() % 2 != 0 || sig.len() > 264 {
+            if sig.is_empty() || !sig.len().is_multiple_of(2) || sig.len() > 264 {
                 return Ok(false);
             }
             let (r, s) = sig.split_at(sig.len() / 2);
