@@ -245,36 +245,20 @@ pub fn encode_redirect(
 pub fn post_form(destination: &str, kind: MessageKind, xml: &str, relay_state: Option<&str>) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
     let relay = relay_state
-        .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\"/>", html_escape(r)))
+        .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\"/>", xml_escape(r)))
         .unwrap_or_default();
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Signing in…</title></head>\
          <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">\
          <input type=\"hidden\" name=\"{}\" value=\"{}\"/>{relay}\
          <noscript><button type=\"submit\">Continue</button></noscript></form></body></html>",
-        html_escape(destination),
+        xml_escape(destination),
         kind.param(),
         b64
     )
 }
 
-/// Escapes text for an HTML attribute or body.
-pub fn html_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// Escapes text for XML content or a double-quoted attribute.
+/// Escapes text for XML or HTML content or a quoted attribute (`&`, `<`, `>`, `"`, `'`).
 pub fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -283,6 +267,7 @@ pub fn xml_escape(s: &str) -> String {
             '<' => o.push_str("&lt;"),
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
             c => o.push(c),
         }
     }
