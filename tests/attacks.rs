@@ -746,3 +746,48 @@ fn h_encrypted_assertions() {
     let flipped = signed.replacen("<xenc:CipherData><xenc:CipherValue>", "<xenc:CipherData><xenc:CipherValue>AAAA", 2);
     assert!(check_with(&flipped, &trust(), &opts, &ctx(), now()).is_err());
 }
+
+/// AES-128-CBC content with xmlenc 1.1 RSA-OAEP (SHA-256 digest, MGF1-SHA256) key transport,
+/// the EncryptedKey beside EncryptedData (as Okta and Shibboleth place it).
+#[test]
+fn h_cbc_and_oaep_sha256() {
+    use openssl::encrypt::Encrypter;
+    use openssl::hash::MessageDigest;
+    use openssl::rsa::Padding;
+    use openssl::symm::{Cipher, encrypt};
+    let t = Template::default();
+    let mut cek = [0u8; 16];
+    let mut iv = [0u8; 16];
+    openssl::rand::rand_bytes(&mut cek).expect("rand");
+    openssl::rand::rand_bytes(&mut iv).expect("rand");
+    // XML Encryption padding: the last byte is the pad length (PKCS#7 padding satisfies that).
+    let ct = encrypt(Cipher::aes_128_cbc(), &cek, Some(&iv), t.assertion_xml().as_bytes()).expect("cbc");
+    let data = [iv.as_slice(), &ct].concat();
+    let pkey = openssl::x509::X509::from_pem(&sp().cert_pem).expect("cert").public_key().expect("key");
+    let mut enc = Encrypter::new(&pkey).expect("encrypter");
+    enc.set_rsa_padding(Padding::PKCS1_OAEP).expect("oaep");
+    enc.set_rsa_oaep_md(MessageDigest::sha256()).expect("md");
+    enc.set_rsa_mgf1_md(MessageDigest::sha256()).expect("mgf");
+    let mut wrapped = vec![0u8; enc.encrypt_len(&cek).expect("len")];
+    let n = enc.encrypt(&cek, &mut wrapped).expect("wrap");
+    wrapped.truncate(n);
+    let response = |mgf: &str| {
+        let inner = format!(
+            "<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\">\
+             <xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#aes128-cbc\"/>\
+             <xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\
+             <xenc:EncryptedKey xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\" xmlns:xenc11=\"http://www.w3.org/2009/xmlenc11#\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\
+             <xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#rsa-oaep\"><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\
+             <xenc11:MGF Algorithm=\"http://www.w3.org/2009/xmlenc11#{mgf}\"/></xenc:EncryptionMethod>\
+             <xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></saml:EncryptedAssertion>",
+            b64_bytes(&data),
+            b64_bytes(&wrapped)
+        );
+        sign_element(&t.response_around(&inner), &t.response_id, idp(), SignatureAlgorithm::RSA_SHA256_ALG)
+    };
+    let a = check_with(&response("mgf1sha256"), &trust(), &with_sp_key(), &ctx(), now()).expect("AES-128-CBC with RSA-OAEP-SHA256");
+    assert_eq!(a.username, "EXAMPLE\\jdoe");
+    // An MGF outside the allow-list is refused by name (the signature over it is valid).
+    let r = check_with(&response("mgf1sha512"), &trust(), &with_sp_key(), &ctx(), now());
+    assert_eq!(r.err().map(|e| e.code()), Some("encryption_algorithm_forbidden"));
+}
