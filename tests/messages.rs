@@ -449,3 +449,17 @@ fn our_logout_request_echoes_the_login() {
     assert_eq!(r.session_indexes, vec!["_sess-9"]);
     assert_eq!(r.issuer, SP);
 }
+
+#[test]
+fn post_value_size_cap_matches_the_xml_cap() {
+    use ssogate::saml::bindings::decode_post;
+    let limits = Limits { max_bytes: 30_000, ..Limits::default() };
+    // XML just under the cap, base64 wrapped at 64 columns (as some IdPs post it): accepted.
+    let xml = format!("<a>{}</a>", "x".repeat(30_000 - 7));
+    let b64 = common::generate::b64_raw(xml.as_bytes());
+    let wrapped: String = b64.as_bytes().chunks(64).map(|c| format!("{}\r\n", String::from_utf8_lossy(c))).collect();
+    assert_eq!(decode_post(wrapped.as_bytes(), &limits).expect("within the cap"), xml.as_bytes());
+    // Far over the cap: refused before decoding, as too large.
+    let big = common::generate::b64_raw(&vec![b'x'; 60_000]);
+    assert_eq!(decode_post(big.as_bytes(), &limits).expect_err("too large").code(), "too_large");
+}

@@ -49,8 +49,10 @@ fn bad(s: impl Into<String>) -> Error {
 
 /// Decodes a `SAMLResponse`/`SAMLRequest` HTTP-POST form value (base64, whitespace tolerated).
 pub fn decode_post(value: &[u8], limits: &Limits) -> Result<Vec<u8>, Error> {
-    // base64 is 4/3 of the XML; refuse before decoding anything bigger than the XML cap allows.
-    let cap = limits.max_bytes / 3 * 4 + 4096;
+    // base64 is 4/3 of the XML, plus line breaks when wrapped (every 64 or 76 characters):
+    // refuse before decoding anything bigger than the XML cap allows.
+    let encoded = limits.max_bytes.div_ceil(3) * 4;
+    let cap = encoded + encoded / 32 + 4096;
     if value.len() > cap {
         return Err(Error::Malformed(MessageError::Xml(super::xml::Malformed {
             kind: super::xml::MalformedKind::TooLarge { size: value.len(), limit: cap },
