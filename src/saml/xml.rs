@@ -175,19 +175,25 @@ pub(crate) struct ElementData {
 
 #[derive(Debug, Clone)]
 pub(crate) enum NodeKind {
-    Element(ElementData),
+    /// Index into `Document::elements`.
+    Element(u32),
     Text(Span),
     Comment(Span),
-    Pi { target: Span, data: Span },
+    /// Index into `Document::pis` (target, data).
+    Pi(u32),
 }
 
+/// One node: 20 bytes, so that a walk over a thousand-element assertion stays in cache. Element
+/// details live beside, in `Document::elements`.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub(crate) kind: NodeKind,
-    pub(crate) parent: Option<NodeId>,
+    parent: u32,
     /// One past the last node of this node's subtree (nodes are stored in document order).
     pub(crate) end: NodeId,
 }
+
+const NO_PARENT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AttrData {
@@ -212,6 +218,8 @@ pub struct Document {
     src: String,
     decoded: String,
     pub(crate) nodes: Vec<Node>,
+    pub(crate) elements: Vec<ElementData>,
+    pub(crate) pis: Vec<(Span, Span)>,
     pub(crate) attrs: Vec<AttrData>,
     pub(crate) ns_decls: Vec<NsDecl>,
     /// Namespace bindings in scope around the root (for a decrypted fragment: those of the element
@@ -272,6 +280,8 @@ impl Document {
             src: text,
             decoded: parts.decoded,
             nodes: parts.nodes,
+            elements: parts.elements,
+            pis: parts.pis,
             attrs: parts.attrs,
             ns_decls: parts.ns_decls,
             context_ns: parts.context_ns,
@@ -301,7 +311,7 @@ impl Document {
 
     pub(crate) fn element_data(&self, id: NodeId) -> Option<&ElementData> {
         match &self.nodes.get(id as usize)?.kind {
-            NodeKind::Element(e) => Some(e),
+            NodeKind::Element(ix) => self.elements.get(*ix as usize),
             _ => None,
         }
     }
@@ -349,7 +359,8 @@ impl Document {
     }
 
     pub fn parent(&self, id: NodeId) -> Option<NodeId> {
-        self.node(id).parent
+        let p = self.node(id).parent;
+        (p != NO_PARENT).then_some(p)
     }
 
     /// The attributes of element `id`, in document order.
@@ -566,6 +577,8 @@ impl Iterator for Children<'_> {
 struct Parts {
     decoded: String,
     nodes: Vec<Node>,
+    elements: Vec<ElementData>,
+    pis: Vec<(Span, Span)>,
     attrs: Vec<AttrData>,
     ns_decls: Vec<NsDecl>,
     context_ns: Vec<(String, String)>,
@@ -577,6 +590,8 @@ struct Builder<'s> {
     limits: Limits,
     decoded: String,
     nodes: Vec<Node>,
+    elements: Vec<ElementData>,
+    pis: Vec<(Span, Span)>,
     attrs: Vec<AttrData>,
     ns_decls: Vec<NsDecl>,
     context_ns: Vec<(String, String)>,
@@ -826,6 +841,8 @@ impl<'s> Builder<'s> {
             limits: *limits,
             decoded: String::new(),
             nodes: Vec::with_capacity(est),
+            elements: Vec::with_capacity(est / 2 + 1),
+            pis: Vec::new(),
             attrs: Vec::with_capacity(est.min(64)),
             ns_decls: Vec::with_capacity(8),
             context_ns,
@@ -872,7 +889,7 @@ impl<'s> Builder<'s> {
             return Err(self.err(MalformedKind::TooManyNodes { limit: self.limits.max_nodes }, offset));
         }
         let id = self.nodes.len() as NodeId;
-        self.nodes.push(Node { kind, parent: self.stack.last().copied(), end: id + 1 });
+        self.nodes.push(Node { kind, parent: self.stack.last().copied().unwrap_or(NO_PARENT), end: id + 1 });
         Ok(id)
     }
 
@@ -1091,7 +1108,9 @@ impl<'s> Builder<'s> {
 
     fn open_element(&mut self, data: ElementData, offset: usize, empty: bool) -> Result<(), Malformed> {
         let decls = data.ns_decls;
-        let id = self.push_node(NodeKind::Element(data), offset)?;
+        let ix = self.elements.len() as u32;
+        self.elements.push(data);
+        let id = self.push_node(NodeKind::Element(ix), offset)?;
         if self.root.is_none() {
             self.root = Some(id);
         }
@@ -1230,7 +1249,9 @@ impl<'s> Builder<'s> {
                         let data: &'s str = self.key_of(p.content().trim_start_matches([' ', '\t', '\n', '\r']));
                         let t = self.span_of(target);
                         let d = self.span_of(data);
-                        self.push_node(NodeKind::Pi { target: t, data: d }, before)?;
+                        let ix = self.pis.len() as u32;
+                        self.pis.push((t, d));
+                        self.push_node(NodeKind::Pi(ix), before)?;
                     }
                 }
                 Event::Decl(d) => {
@@ -1254,6 +1275,8 @@ impl<'s> Builder<'s> {
         Ok(Parts {
             decoded: self.decoded,
             nodes: self.nodes,
+            elements: self.elements,
+            pis: self.pis,
             attrs: self.attrs,
             ns_decls: self.ns_decls,
             context_ns: self.context_ns,

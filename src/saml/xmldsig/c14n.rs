@@ -88,7 +88,8 @@ impl<'d> Canon<'d, '_> {
                 continue;
             }
             match &doc.node(i).kind {
-                NodeKind::Element(data) => {
+                NodeKind::Element(ix) => {
+                    let data = &doc.elements[*ix as usize];
                     let prefix = doc.span(data.prefix);
                     let local = doc.span(data.local);
                     let own_ns = doc.span(data.ns);
@@ -106,7 +107,8 @@ impl<'d> Canon<'d, '_> {
                         self.out.extend_from_slice(b"-->");
                     }
                 }
-                NodeKind::Pi { target, data } => {
+                NodeKind::Pi(ix) => {
+                    let (target, data) = &doc.pis[*ix as usize];
                     self.out.extend_from_slice(b"<?");
                     self.out.extend_from_slice(doc.span(*target).as_bytes());
                     let d = doc.span(*data);
