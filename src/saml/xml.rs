@@ -153,7 +153,9 @@ impl Span {
     pub(crate) fn len(self) -> usize {
         (self.len & !DECODED) as usize
     }
-    fn is_decoded(self) -> bool {
+    /// Whether the text was decoded (references, CDATA, line ends) rather than taken as it stands
+    /// in the source. Source character data never holds `<`, `&` or a carriage return.
+    pub(crate) fn is_decoded(self) -> bool {
         self.len & DECODED != 0
     }
     fn range(self) -> std::ops::Range<usize> {
@@ -1210,11 +1212,14 @@ impl<'s> Builder<'s> {
                     if self.stack.is_empty() {
                         return Err(self.err(MalformedKind::ContentOutsideRoot, before));
                     }
-                    if raw.contains('\r') {
-                        let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
-                        self.add_text(&norm, before)?;
+                    // CDATA may hold '<' and '&': it always goes to the decoded buffer, so that
+                    // source spans keep the invariant Span::is_decoded relies on.
+                    let norm = raw.replace("\r\n", "\n").replace('\r', "\n");
+                    if self.text.is_none() {
+                        self.text_offset = before;
+                        self.text = Some(self.owned_span(&norm));
                     } else {
-                        self.add_text(raw, before)?;
+                        self.add_text(&norm, before)?;
                     }
                 }
                 Event::Comment(c) => {

@@ -82,7 +82,9 @@ impl<'d> Canon<'d, '_> {
         let end = doc.node(apex).end;
         let mut i = apex;
         while i < end {
-            self.close_until(i);
+            if self.open.last().is_some_and(|top| i >= top.end) {
+                self.close_until(i);
+            }
             if Some(i) == exclude {
                 i = doc.node(i).end;
                 continue;
@@ -95,10 +97,14 @@ impl<'d> Canon<'d, '_> {
                     let own_ns = doc.span(data.ns);
                     let rendered_mark = self.rendered.len();
                     let scope_mark = self.in_scope.len();
-                    push_decls(doc, i, &mut self.in_scope);
-                    self.start_tag(i, prefix, local, own_ns);
+                    for d in &doc.ns_decls[data.ns_decls.0 as usize..data.ns_decls.1 as usize] {
+                        self.in_scope.push((doc.span(d.prefix), doc.span(d.uri)));
+                    }
+                    self.start_tag(i, data.attrs.0 == data.attrs.1, prefix, local, own_ns);
                     self.open.push(Open { prefix, local, rendered_mark, scope_mark, end: doc.node(i).end });
                 }
+                // Source character data can only need '>' escaped (see Span::is_decoded).
+                NodeKind::Text(s) if !s.is_decoded() => escape_gt(doc.span(*s), self.out),
                 NodeKind::Text(s) => escape_text(doc.span(*s), self.out),
                 NodeKind::Comment(s) => {
                     if self.opts.with_comments {
@@ -142,11 +148,10 @@ impl<'d> Canon<'d, '_> {
         self.rendered.iter().rev().find(|(p, _)| p.len() == prefix.len() && *p == prefix).map(|(_, u)| *u)
     }
 
-    fn start_tag(&mut self, e: NodeId, prefix: &'d str, local: &'d str, own_ns: &'d str) {
+    fn start_tag(&mut self, e: NodeId, no_attrs: bool, prefix: &'d str, local: &'d str, own_ns: &'d str) {
         let doc = self.doc;
         // The common case, an element without attributes: only its own prefix can need a
         // declaration.
-        let no_attrs = doc.element_data(e).is_some_and(|d| d.attrs.0 == d.attrs.1);
         if no_attrs && self.opts.inclusive_prefixes.is_empty() {
             let current = self.rendered_uri(prefix);
             let emit = if prefix.is_empty() { !same(current.unwrap_or(""), own_ns) } else { !current.is_some_and(|c| same(c, own_ns)) };
@@ -246,6 +251,15 @@ fn write_qname(out: &mut Vec<u8>, prefix: &str, local: &str) {
         out.push(b':');
     }
     out.extend_from_slice(local.as_bytes());
+}
+
+fn escape_gt(s: &str, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    if !b.contains(&b'>') {
+        out.extend_from_slice(b);
+        return;
+    }
+    escape_with(b, out, |c| (c == b'>').then_some(b"&gt;".as_slice()));
 }
 
 fn escape_text(s: &str, out: &mut Vec<u8>) {
@@ -362,6 +376,14 @@ mod tests {
         );
         let with = ExcC14n { with_comments: true, inclusive_prefixes: vec![] };
         assert!(c14n(xml, "b", &with).contains("<!-- c -->"));
+    }
+
+    #[test]
+    fn source_text_and_cdata_escape_alike() {
+        // Plain source text (only '>' possible), CDATA alone, and CDATA next to source text.
+        assert_eq!(c14n("<a>x > y</a>", "a", &ExcC14n::default()), "<a>x &gt; y</a>");
+        assert_eq!(c14n("<a><![CDATA[a&b<c>\r]]></a>", "a", &ExcC14n::default()), "<a>a&amp;b&lt;c&gt;\n</a>");
+        assert_eq!(c14n("<a>p<![CDATA[&]]>q>r</a>", "a", &ExcC14n::default()), "<a>p&amp;q&gt;r</a>");
     }
 
     #[test]
