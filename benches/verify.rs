@@ -14,13 +14,15 @@ mod generate;
 use std::hint::black_box;
 use std::time::Instant;
 
+use ssogate::saml::UnixTime;
 use ssogate::saml::bindings::decode_post;
 use ssogate::saml::replay::NoReplayCheck;
-use ssogate::saml::response::{ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions};
+use ssogate::saml::response::{
+    ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions,
+};
 use ssogate::saml::xml::Document;
 use ssogate::saml::xmldsig::c14n::canonicalize;
 use ssogate::saml::xmldsig::{IdpTrust, TrustedCertificate};
-use ssogate::saml::UnixTime;
 
 fn best_of(n: u32, mut f: impl FnMut()) -> f64 {
     let mut best = f64::MAX;
@@ -50,21 +52,48 @@ fn run(c: &Case) {
     let mut buf = Vec::new();
     let full = || {
         let x = decode_post(&c.b64, &opts.limits).expect("decodes");
-        let v = UnverifiedResponse::parse_owned(x, &opts.limits).and_then(|u| u.verify(&c.trust, &opts)).expect("verifies");
+        let v = UnverifiedResponse::parse_owned(x, &opts.limits)
+            .and_then(|u| u.verify(&c.trust, &opts))
+            .expect("verifies");
         v.accept(&c.ctx, c.now, &NoReplayCheck).expect("accepted")
     };
     let username = full().username;
     let rows = [
-        ("base64 decode", best_of(n, || drop(black_box(decode_post(&c.b64, &opts.limits))))),
-        ("parse (quick-xml into the arena)", best_of(n, || drop(black_box(Document::parse(&xml, &opts.limits))))),
-        ("exclusive c14n of the root", best_of(n, || {
-            buf.clear();
-            canonicalize(&doc, doc.root(), None, &Default::default(), &mut buf);
-        })),
-        ("parse + verify", best_of(n, || drop(black_box(UnverifiedResponse::parse(&xml, &opts.limits).and_then(|u| u.verify(&c.trust, &opts)))))),
-        ("whole pipeline (decode, parse, verify, accept)", best_of(n, || drop(black_box(full())))),
+        (
+            "base64 decode",
+            best_of(n, || drop(black_box(decode_post(&c.b64, &opts.limits)))),
+        ),
+        (
+            "parse (quick-xml into the arena)",
+            best_of(n, || drop(black_box(Document::parse(&xml, &opts.limits)))),
+        ),
+        (
+            "exclusive c14n of the root",
+            best_of(n, || {
+                buf.clear();
+                canonicalize(&doc, doc.root(), None, &Default::default(), &mut buf);
+            }),
+        ),
+        (
+            "parse + verify",
+            best_of(n, || {
+                drop(black_box(
+                    UnverifiedResponse::parse(&xml, &opts.limits)
+                        .and_then(|u| u.verify(&c.trust, &opts)),
+                ))
+            }),
+        ),
+        (
+            "whole pipeline (decode, parse, verify, accept)",
+            best_of(n, || drop(black_box(full()))),
+        ),
     ];
-    println!("{} ({} B base64, {} B XML, user {username}):", c.name, c.b64.len(), xml.len());
+    println!(
+        "{} ({} B base64, {} B XML, user {username}):",
+        c.name,
+        c.b64.len(),
+        xml.len()
+    );
     for (what, us) in rows {
         println!("  {us:9.1} µs  {what}");
     }
@@ -77,19 +106,31 @@ fn main() {
     let example = Case {
         name: "example (ADFS shape, Assertion signed by xmlsec1)",
         b64: std::fs::read(format!("{root}/fixtures/examples/adfs-response.b64")).expect("example"),
-        trust: IdpTrust::Certificates(vec![TrustedCertificate::from_any(&std::fs::read(format!("{root}/fixtures/examples/idp-cert.pem")).expect("cert")).expect("cert")]),
+        trust: IdpTrust::Certificates(vec![
+            TrustedCertificate::from_any(
+                &std::fs::read(format!("{root}/fixtures/examples/idp-cert.pem")).expect("cert"),
+            )
+            .expect("cert"),
+        ]),
         ctx: ExpectedContext {
             sp_entity_id: "https://cc.example.com/agentportal",
             acs_url: "https://cc.example.com/agentportal/saml/acs",
             idp_entity_id: "http://adfs.example.com/adfs/services/trust",
             solicitation: Solicitation::Unsolicited,
             clock_skew_secs: 180,
-            username: UsernameSource::Attribute("http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname"),
+            username: UsernameSource::Attribute(
+                "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname",
+            ),
         },
         now: UnixTime::parse("2030-01-01T00:00:00Z").expect("time"),
     };
     let mut big = generate::Template::default();
-    big.attributes.push(("http://schemas.microsoft.com/ws/2008/06/identity/claims/groups".into(), (0..1000).map(|i| format!("EXAMPLE\\grp-{i:04}-contact-center-agents")).collect()));
+    big.attributes.push((
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups".into(),
+        (0..1000)
+            .map(|i| format!("EXAMPLE\\grp-{i:04}-contact-center-agents"))
+            .collect(),
+    ));
     let big_case = Case {
         name: "big (1,000 group values, Assertion signed)",
         b64: generate::b64(&big.signed_assertion(generate::idp())).into_bytes(),

@@ -10,19 +10,30 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::admin_cli::{
+    self, IdpCommand, Refused, SpCommand, StoreArgs, TenantCommand, UserCommand,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::saml::authn_request::{AuthnRequest, NameIdPolicy, RequestedAuthnContext, request_id};
 use crate::saml::bindings::{self, MessageKind};
-use crate::saml::metadata::idp::{BINDING_POST, BINDING_REDIRECT, parse_idp_metadata};
 use crate::saml::metadata::SpMetadata;
+use crate::saml::metadata::idp::{BINDING_POST, BINDING_REDIRECT, parse_idp_metadata};
 use crate::saml::replay::{InMemoryReplayCache, NoReplayCheck, ReplayCache};
-use crate::saml::response::{ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions};
+use crate::saml::response::{
+    ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions,
+};
 use crate::saml::xml::Limits;
-use crate::saml::xmldsig::{AlgorithmPolicy, Fingerprint, IdpTrust, SigningKey, TrustedCertificate};
+use crate::saml::xmldsig::{
+    AlgorithmPolicy, Fingerprint, IdpTrust, SigningKey, TrustedCertificate,
+};
 use crate::saml::{Assertion, Error, UnixTime};
 
 #[derive(Parser, Debug)]
-#[command(name = "ssogate", version, about = "SAML 2.0 single sign-on for the agent portal")]
+#[command(
+    name = "ssogate",
+    version,
+    about = "SAML 2.0 single sign-on for the agent portal"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,9 +41,70 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the sign-on service (SQLite in the data directory; no configuration needed).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Service providers (the agent portal as the IdP knows it).
+    Sp {
+        #[command(subcommand)]
+        cmd: SpCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Identity providers.
+    Idp {
+        #[command(subcommand)]
+        cmd: IdpCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Tenants: who signs in how.
+    Tenant {
+        #[command(subcommand)]
+        cmd: TenantCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Users (agents, tenant managers, central administrators).
+    User {
+        #[command(subcommand)]
+        cmd: UserCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Recent sign-in failures, newest first, with their reference, reason and detail.
+    Failures {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// The SAML core, offline.
     #[command(subcommand)]
     Saml(SamlCommand),
+}
+
+/// Runs an admin command on a small runtime.
+fn admin<F: std::future::Future<Output = Result<(), Refused>>>(f: F) -> Result<i32, UsageError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    match rt.block_on(f) {
+        Ok(()) => Ok(0),
+        Err(Refused(code, m)) => {
+            eprintln!("ssogate: {m}");
+            Ok(code)
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -186,6 +258,20 @@ pub fn main() -> i32 {
         }
     };
     let r = match cli.command {
+        Command::Serve { listen, store } => match store.load() {
+            Ok(mut config) => {
+                if let Some(l) = listen {
+                    config.listen = l;
+                }
+                Ok(crate::serve::run(config))
+            }
+            Err(e) => Err(UsageError(e)),
+        },
+        Command::Sp { cmd, store } => admin(admin_cli::sp(&store, cmd)),
+        Command::Idp { cmd, store } => admin(admin_cli::idp(&store, cmd)),
+        Command::Tenant { cmd, store } => admin(admin_cli::tenant(&store, cmd)),
+        Command::User { cmd, store } => admin(admin_cli::user(&store, cmd)),
+        Command::Failures { limit, json, store } => admin(admin_cli::failures(&store, limit, json)),
         Command::Saml(SamlCommand::Verify(a)) => verify(&a),
         Command::Saml(SamlCommand::Bench { verify, seconds }) => bench(&verify, seconds),
         Command::Saml(SamlCommand::Metadata(a)) => metadata(&a),
@@ -213,7 +299,8 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, UsageError> {
 
 fn parse_now(now: &Option<String>) -> Result<UnixTime, UsageError> {
     match now {
-        Some(s) => UnixTime::parse(s).ok_or_else(|| UsageError(format!("--now \"{s}\" is not an RFC 3339 instant"))),
+        Some(s) => UnixTime::parse(s)
+            .ok_or_else(|| UsageError(format!("--now \"{s}\" is not an RFC 3339 instant"))),
         None => Ok(SystemClock.now()),
     }
 }
@@ -234,29 +321,53 @@ fn prepare(a: &VerifyArgs) -> Result<Prepared, UsageError> {
             .map_err(|e| UsageError(format!("{}: {e}", m.display())))?;
         (IdpTrust::Certificates(d.signing_certificates), d.entity_id)
     } else {
-        let idp = a.idp_entity_id.clone().ok_or_else(|| UsageError("--idp-entity-id is required without --idp-metadata".into()))?;
+        let idp = a.idp_entity_id.clone().ok_or_else(|| {
+            UsageError("--idp-entity-id is required without --idp-metadata".into())
+        })?;
         if let Some(fp) = &a.trust.fingerprint {
-            (IdpTrust::Fingerprint(Fingerprint::parse(fp).map_err(UsageError)?), idp)
+            (
+                IdpTrust::Fingerprint(Fingerprint::parse(fp).map_err(UsageError)?),
+                idp,
+            )
         } else if !a.trust.idp_cert.is_empty() {
             let mut certs = Vec::new();
             for p in &a.trust.idp_cert {
-                certs.push(TrustedCertificate::from_any(&read(p)?).map_err(|e| UsageError(format!("{}: {e}", p.display())))?);
+                certs.push(
+                    TrustedCertificate::from_any(&read(p)?)
+                        .map_err(|e| UsageError(format!("{}: {e}", p.display())))?,
+                );
             }
             (IdpTrust::Certificates(certs), idp)
         } else {
-            return Err(UsageError("one of --idp-metadata, --idp-cert or --fingerprint is required".into()));
+            return Err(UsageError(
+                "one of --idp-metadata, --idp-cert or --fingerprint is required".into(),
+            ));
         }
     };
     let decryption_key = match &a.sp_key {
-        Some(p) => Some(SigningKey::from_pem(&read(p)?).map_err(|e| UsageError(format!("{}: {e}", p.display())))?),
+        Some(p) => Some(
+            SigningKey::from_pem(&read(p)?)
+                .map_err(|e| UsageError(format!("{}: {e}", p.display())))?,
+        ),
         None => None,
     };
     let opts = VerifyOptions {
-        algorithms: AlgorithmPolicy { allow_sha1: a.allow_sha1 },
-        limits: Limits { max_bytes: a.max_bytes, ..Limits::default() },
+        algorithms: AlgorithmPolicy {
+            allow_sha1: a.allow_sha1,
+        },
+        limits: Limits {
+            max_bytes: a.max_bytes,
+            ..Limits::default()
+        },
         decryption_key,
     };
-    Ok(Prepared { raw, trust, idp_entity_id, opts, now: parse_now(&a.now)? })
+    Ok(Prepared {
+        raw,
+        trust,
+        idp_entity_id,
+        opts,
+        now: parse_now(&a.now)?,
+    })
 }
 
 /// The whole ACS pipeline on a posted value: decode, parse, verify, accept.
@@ -265,7 +376,10 @@ fn run_once(p: &Prepared, a: &VerifyArgs, replay: &dyn ReplayCache) -> Result<As
     let unverified = if first == Some(b'<') {
         UnverifiedResponse::parse(&p.raw, &p.opts.limits)?
     } else {
-        UnverifiedResponse::parse_owned(bindings::decode_post(&p.raw, &p.opts.limits)?, &p.opts.limits)?
+        UnverifiedResponse::parse_owned(
+            bindings::decode_post(&p.raw, &p.opts.limits)?,
+            &p.opts.limits,
+        )?
     };
     let verified = unverified.verify(&p.trust, &p.opts)?;
     let ctx = ExpectedContext {
@@ -308,7 +422,9 @@ fn verify(a: &VerifyArgs) -> Result<i32, UsageError> {
             Ok(0)
         }
         Err(e) => {
-            say(&json!({ "valid": false, "reason": e.code(), "detail": e.to_string() }).to_string());
+            say(
+                &json!({ "valid": false, "reason": e.code(), "detail": e.to_string() }).to_string(),
+            );
             Ok(1)
         }
     }
@@ -331,7 +447,9 @@ fn bench(a: &VerifyArgs, seconds: u64) -> Result<i32, UsageError> {
     loop {
         for _ in 0..64 {
             if run_once(&p, a, &NoReplayCheck).is_err() {
-                return Err(UsageError("a verification failed during the benchmark".into()));
+                return Err(UsageError(
+                    "a verification failed during the benchmark".into(),
+                ));
             }
         }
         n += 64;
@@ -342,14 +460,20 @@ fn bench(a: &VerifyArgs, seconds: u64) -> Result<i32, UsageError> {
     let secs = start.elapsed().as_secs_f64();
     say(&format!("iterations: {n}"));
     say(&format!("seconds: {secs:.3}"));
-    say(&format!("microseconds_per_verification: {:.2}", secs * 1e6 / n as f64));
+    say(&format!(
+        "microseconds_per_verification: {:.2}",
+        secs * 1e6 / n as f64
+    ));
     say(&format!("verifications_per_second: {:.0}", n as f64 / secs));
     Ok(0)
 }
 
 fn metadata(a: &MetadataArgs) -> Result<i32, UsageError> {
     let cert = match &a.cert {
-        Some(p) => Some(TrustedCertificate::from_any(&read(p)?).map_err(|e| UsageError(format!("{}: {e}", p.display())))?),
+        Some(p) => Some(
+            TrustedCertificate::from_any(&read(p)?)
+                .map_err(|e| UsageError(format!("{}: {e}", p.display())))?,
+        ),
         None => None,
     };
     if a.sign_requests && cert.is_none() {
@@ -380,11 +504,17 @@ fn authn_request(a: &AuthnRequestArgs) -> Result<i32, UsageError> {
         .sso_location(binding)
         .ok_or_else(|| UsageError(format!("the IdP has no SingleSignOnService for {binding}")))?;
     let key = match &a.sp_key {
-        Some(p) => Some(SigningKey::from_pem(&read(p)?).map_err(|e| UsageError(format!("{}: {e}", p.display())))?),
+        Some(p) => Some(
+            SigningKey::from_pem(&read(p)?)
+                .map_err(|e| UsageError(format!("{}: {e}", p.display())))?,
+        ),
         None => None,
     };
     let cert = match &a.sp_cert {
-        Some(p) => Some(TrustedCertificate::from_any(&read(p)?).map_err(|e| UsageError(format!("{}: {e}", p.display())))?),
+        Some(p) => Some(
+            TrustedCertificate::from_any(&read(p)?)
+                .map_err(|e| UsageError(format!("{}: {e}", p.display())))?,
+        ),
         None => None,
     };
     let mut random = [0u8; 16];
@@ -398,16 +528,27 @@ fn authn_request(a: &AuthnRequestArgs) -> Result<i32, UsageError> {
         sp_entity_id: &a.sp_entity_id,
         force_authn: a.force_authn,
         is_passive: false,
-        name_id_policy: a.name_id_format.as_ref().map(|f| NameIdPolicy { format: Some(f.clone()), allow_create: true }),
-        requested_authn_context: (!a.authn_context.is_empty())
-            .then(|| RequestedAuthnContext { comparison: "exact".into(), class_refs: a.authn_context.clone() }),
+        name_id_policy: a.name_id_format.as_ref().map(|f| NameIdPolicy {
+            format: Some(f.clone()),
+            allow_create: true,
+        }),
+        requested_authn_context: (!a.authn_context.is_empty()).then(|| RequestedAuthnContext {
+            comparison: "exact".into(),
+            class_refs: a.authn_context.clone(),
+        }),
     };
     let built = req.build();
     let out = match a.binding {
         Binding::Redirect => {
             let signer = key.as_ref().map(|k| (k, k.default_algorithm()));
-            let url = bindings::encode_redirect(destination, MessageKind::Request, &built.xml, a.relay_state.as_deref(), signer)
-                .map_err(|e| UsageError(e.to_string()))?;
+            let url = bindings::encode_redirect(
+                destination,
+                MessageKind::Request,
+                &built.xml,
+                a.relay_state.as_deref(),
+                signer,
+            )
+            .map_err(|e| UsageError(e.to_string()))?;
             json!({ "id": id, "binding": "redirect", "url": url, "xml": built.xml })
         }
         Binding::Post => {
@@ -415,7 +556,12 @@ fn authn_request(a: &AuthnRequestArgs) -> Result<i32, UsageError> {
                 Some(k) => built.signed(k, k.default_algorithm(), cert.as_ref())?,
                 None => built.xml.clone(),
             };
-            let form = bindings::post_form(destination, MessageKind::Request, &xml, a.relay_state.as_deref());
+            let form = bindings::post_form(
+                destination,
+                MessageKind::Request,
+                &xml,
+                a.relay_state.as_deref(),
+            );
             json!({ "id": id, "binding": "post", "destination": destination, "xml": xml, "form": form })
         }
     };

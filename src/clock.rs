@@ -11,9 +11,14 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[expect(clippy::disallowed_methods, reason = "the SystemClock is the only reader of the wall clock")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the SystemClock is the only reader of the wall clock"
+    )]
     fn now(&self) -> UnixTime {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         UnixTime::from_millis(d.as_millis() as i64)
     }
 }
@@ -27,10 +32,12 @@ impl FixedClock {
         FixedClock(std::sync::atomic::AtomicI64::new(t.millis()))
     }
     pub fn set(&self, t: UnixTime) {
-        self.0.store(t.millis(), std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .store(t.millis(), std::sync::atomic::Ordering::SeqCst);
     }
     pub fn advance_secs(&self, s: i64) {
-        self.0.fetch_add(s * 1000, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .fetch_add(s * 1000, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

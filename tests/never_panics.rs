@@ -13,7 +13,9 @@ use ssogate::saml::bindings::{decode_post, decode_redirect};
 use ssogate::saml::logout::{LogoutBinding, verify_logout};
 use ssogate::saml::metadata::parse_idp_metadata;
 use ssogate::saml::replay::NoReplayCheck;
-use ssogate::saml::response::{ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions};
+use ssogate::saml::response::{
+    ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions,
+};
 use ssogate::saml::xml::{Document, Limits};
 use ssogate::saml::xmldsig::c14n::{ExcC14n, canonicalize};
 use ssogate::saml::xmldsig::{AlgorithmPolicy, IdpTrust};
@@ -25,13 +27,23 @@ fn baseline() -> &'static str {
 
 fn okta_metadata() -> &'static str {
     static M: OnceLock<String> = OnceLock::new();
-    M.get_or_init(|| std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/idp-metadata/okta.xml")).expect("fixture"))
+    M.get_or_init(|| {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/idp-metadata/okta.xml"
+        ))
+        .expect("fixture")
+    })
 }
 
 /// The whole ACS pipeline; the result is irrelevant, reaching the end without a panic is the point.
 fn pipeline(bytes: &[u8]) {
     let trust = IdpTrust::Certificates(vec![idp().cert.clone()]);
-    let opts = VerifyOptions { algorithms: AlgorithmPolicy { allow_sha1: true }, decryption_key: Some(common::generate::sp().key.clone()), ..Default::default() };
+    let opts = VerifyOptions {
+        algorithms: AlgorithmPolicy { allow_sha1: true },
+        decryption_key: Some(common::generate::sp().key.clone()),
+        ..Default::default()
+    };
     let ctx = ExpectedContext {
         sp_entity_id: common::generate::SP,
         acs_url: common::generate::ACS,
@@ -51,39 +63,78 @@ fn pipeline(bytes: &[u8]) {
     let _ = verify_logout(LogoutBinding::Post(bytes), &trust, &opts);
     if let Ok(doc) = Document::parse(bytes, &Limits::default()) {
         let mut out = Vec::new();
-        canonicalize(&doc, doc.root(), None, &ExcC14n { with_comments: true, inclusive_prefixes: vec!["#default".into(), "xs".into()] }, &mut out);
+        canonicalize(
+            &doc,
+            doc.root(),
+            None,
+            &ExcC14n {
+                with_comments: true,
+                inclusive_prefixes: vec!["#default".into(), "xs".into()],
+            },
+            &mut out,
+        );
     }
 }
 
 /// An edit of a valid document: replace, insert or delete a run of bytes.
 fn edit(base: &str) -> impl Strategy<Value = Vec<u8>> {
     let len = base.len();
-    (0..len, 0usize..16, prop::collection::vec(any::<u8>(), 0..16), 0u8..3).prop_map(move |(at, del, ins, kind)| {
-        let mut v = base.as_bytes().to_vec();
-        let end = (at + del).min(v.len());
-        match kind {
-            0 => {
-                v.splice(at..end, ins);
+    (
+        0..len,
+        0usize..16,
+        prop::collection::vec(any::<u8>(), 0..16),
+        0u8..3,
+    )
+        .prop_map(move |(at, del, ins, kind)| {
+            let mut v = base.as_bytes().to_vec();
+            let end = (at + del).min(v.len());
+            match kind {
+                0 => {
+                    v.splice(at..end, ins);
+                }
+                1 => {
+                    v.splice(at..at, ins);
+                }
+                _ => {
+                    v.drain(at..end);
+                }
             }
-            1 => {
-                v.splice(at..at, ins);
-            }
-            _ => {
-                v.drain(at..end);
-            }
-        }
-        v
-    })
+            v
+        })
 }
 
 /// Fragments that exercise the parser's corners, glued at random.
 fn xmlish() -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop::sample::select(vec![
-        "<", ">", "</", "/>", "<?xml version=\"1.0\"?>", "<!DOCTYPE x>", "<!--", "-->", "<![CDATA[", "]]>", "&amp;", "&#x41;",
-        "&#1114112;", "&bogus;", "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"a\">", "</saml:Assertion>",
-        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"r\" Version=\"2.0\">", "</samlp:Response>",
-        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">", "</ds:Signature>", " a=\"", "\"", "xmlns:p=\"urn:p\"",
-        "p:", "\u{feff}", "\r\n", "\u{0}", "é", "\u{FFFE}",
+        "<",
+        ">",
+        "</",
+        "/>",
+        "<?xml version=\"1.0\"?>",
+        "<!DOCTYPE x>",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&#x41;",
+        "&#1114112;",
+        "&bogus;",
+        "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"a\">",
+        "</saml:Assertion>",
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"r\" Version=\"2.0\">",
+        "</samlp:Response>",
+        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">",
+        "</ds:Signature>",
+        " a=\"",
+        "\"",
+        "xmlns:p=\"urn:p\"",
+        "p:",
+        "\u{feff}",
+        "\r\n",
+        "\u{0}",
+        "é",
+        "\u{FFFE}",
     ]);
     prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat().into_bytes())
 }

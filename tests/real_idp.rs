@@ -24,11 +24,14 @@ use ssogate::saml::bindings::{MessageKind, decode_post, encode_redirect, post_fo
 use ssogate::saml::metadata::idp::{BINDING_POST, BINDING_REDIRECT};
 use ssogate::saml::metadata::{IdpDescriptor, SpMetadata, parse_idp_metadata};
 use ssogate::saml::replay::InMemoryReplayCache;
-use ssogate::saml::response::{ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions};
+use ssogate::saml::response::{
+    ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions,
+};
 use ssogate::saml::xmldsig::{IdpTrust, SignatureAlgorithm};
 use ssogate::saml::{Assertion, UnixTime};
 
-const WINDOWS_ACCOUNT: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname";
+const WINDOWS_ACCOUNT: &str =
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname";
 
 struct Sp {
     entity_id: String,
@@ -37,7 +40,11 @@ struct Sp {
 }
 
 fn sp(name: &str, signs: bool) -> Sp {
-    Sp { entity_id: format!("http://127.0.0.1:18099/{name}"), acs: format!("http://127.0.0.1:18099/{name}/saml/acs"), signs }
+    Sp {
+        entity_id: format!("http://127.0.0.1:18099/{name}"),
+        acs: format!("http://127.0.0.1:18099/{name}/saml/acs"),
+        signs,
+    }
 }
 
 /// The running IdP; stopped when dropped, whatever the test's outcome.
@@ -49,7 +56,9 @@ struct RealIdp {
 
 impl Drop for RealIdp {
     fn drop(&mut self) {
-        let _ = Command::new(self.tools.join("stop-simplesamlphp.sh")).env("IDP_WORKDIR", &self.workdir).output();
+        let _ = Command::new(self.tools.join("stop-simplesamlphp.sh"))
+            .env("IDP_WORKDIR", &self.workdir)
+            .output();
     }
 }
 
@@ -63,14 +72,22 @@ fn start_idp(tools: &Path, dir: &Path, sp_files: &[PathBuf]) -> RealIdp {
         .env("IDP_NO_INSTALL", "1")
         .output()
         .expect("start-simplesamlphp.sh runs");
-    assert!(out.status.success(), "the IdP did not start (does it accept our SP metadata?):\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the IdP did not start (does it accept our SP metadata?):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let env_text = std::fs::read_to_string(workdir.join("idp.env")).expect("idp.env");
     let env = env_text
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
         .collect();
-    RealIdp { tools: tools.to_path_buf(), workdir, env }
+    RealIdp {
+        tools: tools.to_path_buf(),
+        workdir,
+        env,
+    }
 }
 
 /// Logs in through the scripted browser starting at `url`; returns the SAMLResponse form value
@@ -78,15 +95,36 @@ fn start_idp(tools: &Path, dir: &Path, sp_files: &[PathBuf]) -> RealIdp {
 fn login(tools: &Path, out: &Path, url: &str, user: &str, idp_metadata: &str) -> Option<String> {
     let status = Command::new("python3")
         .arg(tools.join("drive-login.py"))
-        .args(["browse", "--url", url, "--user", user, "--password", &format!("{user}pass"), "--no-post-to-sp", "--idp-metadata", idp_metadata, "--out"])
+        .args([
+            "browse",
+            "--url",
+            url,
+            "--user",
+            user,
+            "--password",
+            &format!("{user}pass"),
+            "--no-post-to-sp",
+            "--idp-metadata",
+            idp_metadata,
+            "--out",
+        ])
         .arg(out)
         .output()
         .expect("drive-login.py runs");
-    let form = std::fs::read_dir(out).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("autopost-SAMLResponse-form"))
-    });
+    let form = std::fs::read_dir(out)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("autopost-SAMLResponse-form"))
+        });
     let Some(form) = form else {
-        eprintln!("no SAMLResponse; drive-login said:\n{}", String::from_utf8_lossy(&status.stdout));
+        eprintln!(
+            "no SAMLResponse; drive-login said:\n{}",
+            String::from_utf8_lossy(&status.stdout)
+        );
         return None;
     };
     let html = std::fs::read_to_string(form).ok()?;
@@ -96,11 +134,20 @@ fn login(tools: &Path, out: &Path, url: &str, user: &str, idp_metadata: &str) ->
     Some(html[v..e].to_string())
 }
 
-fn validate(idp: &IdpDescriptor, sp: &Sp, form_value: &str, solicitation: Solicitation<'_>) -> Result<Assertion, ssogate::saml::Error> {
+fn validate(
+    idp: &IdpDescriptor,
+    sp: &Sp,
+    form_value: &str,
+    solicitation: Solicitation<'_>,
+) -> Result<Assertion, ssogate::saml::Error> {
     let xml = decode_post(form_value.as_bytes(), &Default::default())?;
     let trust = IdpTrust::Certificates(idp.signing_certificates.clone());
-    let verified = UnverifiedResponse::parse(&xml, &Default::default())?.verify(&trust, &VerifyOptions::default())?;
-    assert!(verified.response_signed() && verified.assertion_signed(), "SimpleSAMLphp signs both");
+    let verified = UnverifiedResponse::parse(&xml, &Default::default())?
+        .verify(&trust, &VerifyOptions::default())?;
+    assert!(
+        verified.response_signed() && verified.assertion_signed(),
+        "SimpleSAMLphp signs both"
+    );
     let ctx = ExpectedContext {
         sp_entity_id: &sp.entity_id,
         acs_url: &sp.acs,
@@ -119,12 +166,19 @@ fn now() -> UnixTime {
 /// Serves `body` once, on a loopback port; returns its URL.
 fn serve_once(body: String) -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://127.0.0.1:{}/login", l.local_addr().expect("addr").port());
+    let url = format!(
+        "http://127.0.0.1:{}/login",
+        l.local_addr().expect("addr").port()
+    );
     std::thread::spawn(move || {
         if let Ok((mut s, _)) = l.accept() {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     url
@@ -133,9 +187,14 @@ fn serve_once(body: String) -> String {
 fn prerequisites() -> Option<PathBuf> {
     let shared = common::shared_or_skip("real_idp")?;
     let tools = shared.join("tools/real-idp");
-    let php = Command::new("php").arg("--version").output().is_ok_and(|o| o.status.success());
+    let php = Command::new("php")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !php || !Path::new("/usr/share/simplesamlphp").exists() {
-        eprintln!("SKIPPED real_idp: PHP or SimpleSAMLphp is not installed (.ci/run installs them)");
+        eprintln!(
+            "SKIPPED real_idp: PHP or SimpleSAMLphp is not installed (.ci/run installs them)"
+        );
         return None;
     }
     Some(tools)
@@ -162,15 +221,25 @@ fn round_trips_with_simplesamlphp() {
             authn_requests_signed: s.signs,
             want_assertions_signed: true,
         };
-        let f = dir.join(format!("{}.xml", s.entity_id.rsplit('/').next().expect("name")));
+        let f = dir.join(format!(
+            "{}.xml",
+            s.entity_id.rsplit('/').next().expect("name")
+        ));
         std::fs::write(&f, md.to_xml()).expect("write metadata");
         files.push(f);
     }
     let running = start_idp(&tools, &dir, &files);
     let md_file = running.env["IDP_METADATA_FILE"].clone();
-    let idp = parse_idp_metadata(&std::fs::read(&md_file).expect("idp metadata"), None).expect("we import its metadata");
-    let redirect = idp.sso_location(BINDING_REDIRECT).expect("Redirect SSO").to_string();
-    let post = idp.sso_location(BINDING_POST).unwrap_or(&redirect).to_string();
+    let idp = parse_idp_metadata(&std::fs::read(&md_file).expect("idp metadata"), None)
+        .expect("we import its metadata");
+    let redirect = idp
+        .sso_location(BINDING_REDIRECT)
+        .expect("Redirect SSO")
+        .to_string();
+    let post = idp
+        .sso_location(BINDING_POST)
+        .unwrap_or(&redirect)
+        .to_string();
 
     let request = |s: &Sp, seed: u8, destination: &str| {
         let id = request_id([seed; 16]);
@@ -191,44 +260,125 @@ fn round_trips_with_simplesamlphp() {
 
     // 1. Unsigned AuthnRequest, HTTP-Redirect.
     let (id1, req1) = request(&plain, 1, &redirect);
-    let url1 = encode_redirect(&redirect, MessageKind::Request, &req1.xml, Some("/portal"), None).expect("url");
-    let r1 = login(&tools, &dir.join("b1"), &url1, "agent1", &md_file).expect("the IdP answers our unsigned request");
-    let a1 = validate(&idp, &plain, &r1, Solicitation::Request(&id1)).expect("its response passes every check");
+    let url1 = encode_redirect(
+        &redirect,
+        MessageKind::Request,
+        &req1.xml,
+        Some("/portal"),
+        None,
+    )
+    .expect("url");
+    let r1 = login(&tools, &dir.join("b1"), &url1, "agent1", &md_file)
+        .expect("the IdP answers our unsigned request");
+    let a1 = validate(&idp, &plain, &r1, Solicitation::Request(&id1))
+        .expect("its response passes every check");
     assert_eq!(a1.username, "EXAMPLE\\agent1");
     assert!(a1.session_index.is_some());
     assert_eq!(a1.attributes.first("uid"), Some("agent1"));
 
     // 2. Signed AuthnRequest, HTTP-Redirect query signature.
     let (id2, req2) = request(&signing, 2, &redirect);
-    let url2 = encode_redirect(&redirect, MessageKind::Request, &req2.xml, Some("/portal"), Some((&keys.key, SignatureAlgorithm::RSA_SHA256_ALG))).expect("url");
-    let r2 = login(&tools, &dir.join("b2"), &url2, "agent2", &md_file).expect("the IdP accepts our Redirect-signed request");
-    assert_eq!(validate(&idp, &signing, &r2, Solicitation::Request(&id2)).expect("valid").username, "EXAMPLE\\agent2");
+    let url2 = encode_redirect(
+        &redirect,
+        MessageKind::Request,
+        &req2.xml,
+        Some("/portal"),
+        Some((&keys.key, SignatureAlgorithm::RSA_SHA256_ALG)),
+    )
+    .expect("url");
+    let r2 = login(&tools, &dir.join("b2"), &url2, "agent2", &md_file)
+        .expect("the IdP accepts our Redirect-signed request");
+    assert_eq!(
+        validate(&idp, &signing, &r2, Solicitation::Request(&id2))
+            .expect("valid")
+            .username,
+        "EXAMPLE\\agent2"
+    );
 
     // 3. Signed AuthnRequest, HTTP-POST (enveloped signature), from an auto-submitting form.
     let (id3, req3) = request(&signing, 3, &post);
-    let signed3 = req3.signed(&keys.key, SignatureAlgorithm::RSA_SHA256_ALG, Some(&keys.cert)).expect("sign");
-    let page = serve_once(post_form(&post, MessageKind::Request, &signed3, Some("/portal")));
-    let r3 = login(&tools, &dir.join("b3"), &page, "agent1", &md_file).expect("the IdP accepts our POST-signed request");
-    assert_eq!(validate(&idp, &signing, &r3, Solicitation::Request(&id3)).expect("valid").username, "EXAMPLE\\agent1");
+    let signed3 = req3
+        .signed(
+            &keys.key,
+            SignatureAlgorithm::RSA_SHA256_ALG,
+            Some(&keys.cert),
+        )
+        .expect("sign");
+    let page = serve_once(post_form(
+        &post,
+        MessageKind::Request,
+        &signed3,
+        Some("/portal"),
+    ));
+    let r3 = login(&tools, &dir.join("b3"), &page, "agent1", &md_file)
+        .expect("the IdP accepts our POST-signed request");
+    assert_eq!(
+        validate(&idp, &signing, &r3, Solicitation::Request(&id3))
+            .expect("valid")
+            .username,
+        "EXAMPLE\\agent1"
+    );
 
     // Control: the signing SP's request without a signature is refused by the IdP, and so is
     // one signed by another key. So the IdP really verified requests 2 and 3.
     let (_, req4) = request(&signing, 4, &redirect);
-    let url4 = encode_redirect(&redirect, MessageKind::Request, &req4.xml, None, None).expect("url");
-    assert!(login(&tools, &dir.join("b4"), &url4, "agent1", &md_file).is_none(), "the IdP must refuse an unsigned request from a signing SP");
+    let url4 =
+        encode_redirect(&redirect, MessageKind::Request, &req4.xml, None, None).expect("url");
+    assert!(
+        login(&tools, &dir.join("b4"), &url4, "agent1", &md_file).is_none(),
+        "the IdP must refuse an unsigned request from a signing SP"
+    );
     let other = common::generate::attacker();
-    let url5 = encode_redirect(&redirect, MessageKind::Request, &req4.xml, None, Some((&other.key, SignatureAlgorithm::RSA_SHA256_ALG))).expect("url");
-    assert!(login(&tools, &dir.join("b5"), &url5, "agent1", &md_file).is_none(), "the IdP must refuse a request signed by another key");
+    let url5 = encode_redirect(
+        &redirect,
+        MessageKind::Request,
+        &req4.xml,
+        None,
+        Some((&other.key, SignatureAlgorithm::RSA_SHA256_ALG)),
+    )
+    .expect("url");
+    assert!(
+        login(&tools, &dir.join("b5"), &url5, "agent1", &md_file).is_none(),
+        "the IdP must refuse a request signed by another key"
+    );
 
     // 4. IdP-initiated: an unsolicited response, accepted only as such.
-    let sso = running.env.get("IDP_SSO_URL").cloned().unwrap_or(redirect.clone());
-    let idp_init = format!("{sso}?spentityid={}", percent_encoding::utf8_percent_encode(&plain.entity_id, percent_encoding::NON_ALPHANUMERIC));
-    let r6 = login(&tools, &dir.join("b6"), &idp_init, "agent2", &md_file).expect("IdP-initiated response");
-    assert_eq!(validate(&idp, &plain, &r6, Solicitation::Unsolicited).expect("valid").username, "EXAMPLE\\agent2");
-    assert_eq!(validate(&idp, &plain, &r6, Solicitation::Request(&id1)).map_err(|e| e.code()).err(), Some("in_response_to_missing"));
+    let sso = running
+        .env
+        .get("IDP_SSO_URL")
+        .cloned()
+        .unwrap_or(redirect.clone());
+    let idp_init = format!(
+        "{sso}?spentityid={}",
+        percent_encoding::utf8_percent_encode(&plain.entity_id, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let r6 = login(&tools, &dir.join("b6"), &idp_init, "agent2", &md_file)
+        .expect("IdP-initiated response");
+    assert_eq!(
+        validate(&idp, &plain, &r6, Solicitation::Unsolicited)
+            .expect("valid")
+            .username,
+        "EXAMPLE\\agent2"
+    );
+    assert_eq!(
+        validate(&idp, &plain, &r6, Solicitation::Request(&id1))
+            .map_err(|e| e.code())
+            .err(),
+        Some("in_response_to_missing")
+    );
 
     // Its responses are bound to their SP and request: the plain SP's response is refused at the
     // signing SP, and request 1's response does not answer request 2.
-    assert_eq!(validate(&idp, &signing, &r1, Solicitation::Request(&id1)).map_err(|e| e.code()).err(), Some("destination_mismatch"));
-    assert_eq!(validate(&idp, &plain, &r1, Solicitation::Request(&id2)).map_err(|e| e.code()).err(), Some("in_response_to_mismatch"));
+    assert_eq!(
+        validate(&idp, &signing, &r1, Solicitation::Request(&id1))
+            .map_err(|e| e.code())
+            .err(),
+        Some("destination_mismatch")
+    );
+    assert_eq!(
+        validate(&idp, &plain, &r1, Solicitation::Request(&id2))
+            .map_err(|e| e.code())
+            .err(),
+        Some("in_response_to_mismatch")
+    );
 }

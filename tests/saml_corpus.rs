@@ -25,91 +25,266 @@ use ssogate::saml::bindings::decode_post;
 use ssogate::saml::logout::{LogoutBinding, LogoutMessage, verify_logout};
 use ssogate::saml::metadata::{MetadataError, parse_idp_metadata};
 use ssogate::saml::replay::InMemoryReplayCache;
-use ssogate::saml::response::{ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions};
-use ssogate::saml::xmldsig::{AlgorithmPolicy, DigestAlgorithm, Fingerprint, IdpTrust, SigningKey, TrustedCertificate};
+use ssogate::saml::response::{
+    ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions,
+};
+use ssogate::saml::xmldsig::{
+    AlgorithmPolicy, DigestAlgorithm, Fingerprint, IdpTrust, SigningKey, TrustedCertificate,
+};
 use ssogate::saml::{Error, UnixTime};
 
 /// Context the manifest cannot give: (file, field, value).
 const OVERRIDES: &[(&str, &str, &str)] = &[
     // Audience and Recipient are not in the manifest's fields for these rows (encrypted, or not
     // listed); the values are the SP settings of the source project's own tests.
-    ("python3-saml/tests/data/responses/signed_message_response2.xml.base64", "Audience", "http://pytoolkit.com:8000/metadata/"),
+    (
+        "python3-saml/tests/data/responses/signed_message_response2.xml.base64",
+        "Audience",
+        "http://pytoolkit.com:8000/metadata/",
+    ),
     // Its (encrypted) Assertion has no NameID; the user is in the uid attribute.
-    ("python3-saml/tests/data/responses/signed_message_response2.xml.base64", "UsernameAttribute", "uid"),
+    (
+        "python3-saml/tests/data/responses/signed_message_response2.xml.base64",
+        "UsernameAttribute",
+        "uid",
+    ),
     // Nothing outside the ciphertext is signed, so the manifest's xmlsec1 column names no
     // certificate; the inner Assertion is signed by the same IdP as its sibling row
     // signed_message_encrypted_signed_assertion (settings2's certificate, SHA-1 ee174efb…).
-    ("ruby-saml/test/responses/unsigned_message_encrypted_signed_assertion.xml.base64", "TrustSha1", "ee174efba88171120d2a7843bce70c075879f4f4"),
-    ("ruby-saml/test/responses/signed_message_encrypted_signed_assertion.xml.base64", "Audience", "http://rubysaml.com:3000/saml/metadata"),
-    ("ruby-saml/test/responses/unsigned_message_encrypted_signed_assertion.xml.base64", "Audience", "http://rubysaml.com:3000/saml/metadata"),
-    ("crewjam-saml/testdata/TestSPCanHandleOktaSignedResponseEncryptedAssertion_response", "Audience", "http://localhost:8000/saml/metadata"),
-    ("crewjam-saml/testdata/TestSPCanHandleOktaResponseEncryptedSignedAssertion_response", "Audience", "http://localhost:8000/saml/metadata"),
-    ("crewjam-saml/testdata/TestSPCanHandleOktaResponseEncryptedAssertionBothSigned_response", "Audience", "http://localhost:8000/saml/metadata"),
+    (
+        "ruby-saml/test/responses/unsigned_message_encrypted_signed_assertion.xml.base64",
+        "TrustSha1",
+        "ee174efba88171120d2a7843bce70c075879f4f4",
+    ),
+    (
+        "ruby-saml/test/responses/signed_message_encrypted_signed_assertion.xml.base64",
+        "Audience",
+        "http://rubysaml.com:3000/saml/metadata",
+    ),
+    (
+        "ruby-saml/test/responses/unsigned_message_encrypted_signed_assertion.xml.base64",
+        "Audience",
+        "http://rubysaml.com:3000/saml/metadata",
+    ),
+    (
+        "crewjam-saml/testdata/TestSPCanHandleOktaSignedResponseEncryptedAssertion_response",
+        "Audience",
+        "http://localhost:8000/saml/metadata",
+    ),
+    (
+        "crewjam-saml/testdata/TestSPCanHandleOktaResponseEncryptedSignedAssertion_response",
+        "Audience",
+        "http://localhost:8000/saml/metadata",
+    ),
+    (
+        "crewjam-saml/testdata/TestSPCanHandleOktaResponseEncryptedAssertionBothSigned_response",
+        "Audience",
+        "http://localhost:8000/saml/metadata",
+    ),
     // valid_at is the Response's IssueInstant; the encrypted Assertion was issued later. The
     // source test's clock (test-signatures.spec.ts) is used instead.
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-encrypted.xml", "now", "2020-09-25T16:59:00Z"),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-encrypted.xml",
+        "now",
+        "2020-09-25T16:59:00Z",
+    ),
 ];
 
 /// ACCEPT rows (valid signature) that a strict SP still refuses, on purpose: (file, reason code).
 const PROTOCOL_REFUSALS: &[(&str, &str)] = &[
     // RSA PKCS#1 v1.5 key transport is refused (Bleichenbacher; the issue: "RSA1_5 refused").
-    ("python3-saml/tests/data/responses/signed_message_encrypted_assertion.xml.base64", "encryption_algorithm_forbidden"),
-    ("python3-saml/tests/data/responses/double_signed_encrypted_assertion.xml.base64", "encryption_algorithm_forbidden"),
+    (
+        "python3-saml/tests/data/responses/signed_message_encrypted_assertion.xml.base64",
+        "encryption_algorithm_forbidden",
+    ),
+    (
+        "python3-saml/tests/data/responses/double_signed_encrypted_assertion.xml.base64",
+        "encryption_algorithm_forbidden",
+    ),
     // Inclusive C14N 1.0 as CanonicalizationMethod: only exclusive c14n is on the allow-list.
-    ("ruby-saml/test/responses/starfield_response.xml.base64", "c14n_method_forbidden"),
+    (
+        "ruby-saml/test/responses/starfield_response.xml.base64",
+        "c14n_method_forbidden",
+    ),
     // Response/Issuer is idp.example.com, Assertion/Issuer idp.myexample.org: both must be the IdP.
-    ("ruby-saml/test/responses/response_with_signed_message_and_assertion.xml", "issuer_mismatch"),
+    (
+        "ruby-saml/test/responses/response_with_signed_message_and_assertion.xml",
+        "issuer_mismatch",
+    ),
     // Destination (http://app.muda.no/sso/consume) and Recipient ("recipient") differ; both must be
     // our ACS URL. The signature verifies; `node_text_attack_keeps_the_whole_name_id` checks the NameID.
-    ("ruby-saml/test/responses/response_node_text_attack2.xml.base64", "destination_mismatch"),
-    ("ruby-saml/test/responses/valid_response_without_x509certificate.xml.base64", "destination_mismatch"),
+    (
+        "ruby-saml/test/responses/response_node_text_attack2.xml.base64",
+        "destination_mismatch",
+    ),
+    (
+        "ruby-saml/test/responses/valid_response_without_x509certificate.xml.base64",
+        "destination_mismatch",
+    ),
     // node-saml's fixtures carry no AudienceRestriction (its tests run with audience=false); the
     // bearer profile requires one naming us.
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-signed.xml", "audience_missing"),
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned.xml", "audience_missing"),
-    ("node-saml/test/static/signatures/valid/response.root-unsigned.assertion-signed.xml", "audience_missing"),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-signed.xml",
+        "audience_missing",
+    ),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned.xml",
+        "audience_missing",
+    ),
+    (
+        "node-saml/test/static/signatures/valid/response.root-unsigned.assertion-signed.xml",
+        "audience_missing",
+    ),
     // Its signatures are the last children of Response and Assertion, not right after Issuer.
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-signed.1advice-signed.xml", "signature_misplaced"),
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-signed.2advice-unsigned.xml", "audience_missing"),
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-13.xml", "audience_missing"),
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-xd-signature.xml", "audience_missing"),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-signed.1advice-signed.xml",
+        "signature_misplaced",
+    ),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-signed.2advice-unsigned.xml",
+        "audience_missing",
+    ),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-13.xml",
+        "audience_missing",
+    ),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-xd-signature.xml",
+        "audience_missing",
+    ),
     // Inside its ciphertext, SubjectConfirmationData/@NotOnOrAfter is "2020-09-25T16=7:00:00+00:00".
-    ("node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-encrypted.xml", "bad_time"),
+    (
+        "node-saml/test/static/signatures/valid/response.root-signed.assertion-unsigned-encrypted.xml",
+        "bad_time",
+    ),
 ];
 
 /// Rows whose refusal must come from one specific defence: (file, reason code).
 const EXPECTED_REASONS: &[(&str, &str)] = &[
-    ("python3-saml/tests/data/responses/response_without_reference_uri.xml.base64", "reference_uri_forbidden"),
-    ("python3-saml/tests/data/responses/invalids/signature_wrapping_attack2.xml.base64", "multiple_assertions"),
-    ("python3-saml/tests/data/responses/invalids/multiple_assertions.xml.base64", "multiple_assertions"),
-    ("python3-saml/tests/data/responses/valid_encrypted_assertion.xml.base64", "encryption_algorithm_forbidden"),
-    ("ruby-saml/test/responses/adfs_response_sha1.xml", "algorithm_forbidden"),
-    ("ruby-saml/test/responses/adfs_response_sha384.xml", "algorithm_forbidden"),
-    ("ruby-saml/test/responses/invalids/response_with_concealed_signed_assertion.xml", "multiple_assertions"),
-    ("ruby-saml/test/responses/invalids/response_with_doubled_signed_assertion.xml", "multiple_assertions"),
-    ("ruby-saml/test/responses/response_assertion_wrapped.xml.base64", "multiple_assertions"),
-    ("ruby-saml/test/responses/invalids/multiple_signed.xml.base64", "multiple_signatures"),
-    ("ruby-saml/test/responses/invalids/invalid_signature_position.xml.base64", "signature_misplaced"),
-    ("ruby-saml/test/responses/invalids/response_invalid_signed_element.xml.base64", "signature_misplaced"),
-    ("ruby-saml/test/responses/response_node_text_attack3.xml.base64", "digest_mismatch"),
-    ("ruby-saml/test/responses/attackxee.xml", "doctype_forbidden"),
-    ("ruby-saml/test/responses/unsigned_message_encrypted_unsigned_assertion.xml.base64", "unsigned"),
-    ("node-saml/test/static/signatures/invalid/response.root-unsigned.assertion-unsigned.xml", "unsigned"),
-    ("node-saml/test/static/signatures/invalid/response.root-signed-transforms.assertion-unsigned.xml", "transform_forbidden"),
-    ("node-saml/test/static/signatures/invalid/response.root-unsigned.assertion-signed-transforms.xml", "transform_forbidden"),
-    ("node-saml/test/static/signatures/invalid/response.root-resigned-by-attacker-assertion-unsigned-attackers-cert-at-keyinfo.xml", "signature_invalid"),
-    ("node-saml/test/static/signatures/invalid/response.root-signed.multiple-root-elements.xml", "malformed_xml"),
-    ("crewjam-saml/testdata/TestXswPermutationThreeIsRejected_response", "multiple_assertions"),
-    ("crewjam-saml/testdata/TestXswPermutationFiveIsRejected_response", "multiple_assertions"),
-    ("crewjam-saml/testdata/TestXswPermutationSixIsRejected_response", "multiple_assertions"),
-    ("samael/test_vectors/object_attack_response.xml", "multiple_assertions"),
-    ("pysaml2/tests/xsw/signed-xsw-assertion-wrapper.xml", "multiple_assertions"),
-    ("pysaml2/tests/xsw/signed-xsw-assertion-extensions.xml", "multiple_assertions"),
-    ("pysaml2/tests/xsw/signed-xsw-assertion-assertion.xml", "multiple_assertions"),
-    ("pysaml2/tests/xmlsec1-keydata/signed-response-with-hmac.xml", "algorithm_forbidden"),
-    ("pysaml2/tests/xmlsec1-keydata/signed-assertion-with-hmac.xml", "algorithm_forbidden"),
-    ("pysaml2/tests/xmlsec1-keydata/signed-assertion-random-embedded-cert.xml", "key_info_mismatch"),
-    ("perl-Net-SAML2/t/data/failed-assertion.xml", "status_not_success"),
+    (
+        "python3-saml/tests/data/responses/response_without_reference_uri.xml.base64",
+        "reference_uri_forbidden",
+    ),
+    (
+        "python3-saml/tests/data/responses/invalids/signature_wrapping_attack2.xml.base64",
+        "multiple_assertions",
+    ),
+    (
+        "python3-saml/tests/data/responses/invalids/multiple_assertions.xml.base64",
+        "multiple_assertions",
+    ),
+    (
+        "python3-saml/tests/data/responses/valid_encrypted_assertion.xml.base64",
+        "encryption_algorithm_forbidden",
+    ),
+    (
+        "ruby-saml/test/responses/adfs_response_sha1.xml",
+        "algorithm_forbidden",
+    ),
+    (
+        "ruby-saml/test/responses/adfs_response_sha384.xml",
+        "algorithm_forbidden",
+    ),
+    (
+        "ruby-saml/test/responses/invalids/response_with_concealed_signed_assertion.xml",
+        "multiple_assertions",
+    ),
+    (
+        "ruby-saml/test/responses/invalids/response_with_doubled_signed_assertion.xml",
+        "multiple_assertions",
+    ),
+    (
+        "ruby-saml/test/responses/response_assertion_wrapped.xml.base64",
+        "multiple_assertions",
+    ),
+    (
+        "ruby-saml/test/responses/invalids/multiple_signed.xml.base64",
+        "multiple_signatures",
+    ),
+    (
+        "ruby-saml/test/responses/invalids/invalid_signature_position.xml.base64",
+        "signature_misplaced",
+    ),
+    (
+        "ruby-saml/test/responses/invalids/response_invalid_signed_element.xml.base64",
+        "signature_misplaced",
+    ),
+    (
+        "ruby-saml/test/responses/response_node_text_attack3.xml.base64",
+        "digest_mismatch",
+    ),
+    (
+        "ruby-saml/test/responses/attackxee.xml",
+        "doctype_forbidden",
+    ),
+    (
+        "ruby-saml/test/responses/unsigned_message_encrypted_unsigned_assertion.xml.base64",
+        "unsigned",
+    ),
+    (
+        "node-saml/test/static/signatures/invalid/response.root-unsigned.assertion-unsigned.xml",
+        "unsigned",
+    ),
+    (
+        "node-saml/test/static/signatures/invalid/response.root-signed-transforms.assertion-unsigned.xml",
+        "transform_forbidden",
+    ),
+    (
+        "node-saml/test/static/signatures/invalid/response.root-unsigned.assertion-signed-transforms.xml",
+        "transform_forbidden",
+    ),
+    (
+        "node-saml/test/static/signatures/invalid/response.root-resigned-by-attacker-assertion-unsigned-attackers-cert-at-keyinfo.xml",
+        "signature_invalid",
+    ),
+    (
+        "node-saml/test/static/signatures/invalid/response.root-signed.multiple-root-elements.xml",
+        "malformed_xml",
+    ),
+    (
+        "crewjam-saml/testdata/TestXswPermutationThreeIsRejected_response",
+        "multiple_assertions",
+    ),
+    (
+        "crewjam-saml/testdata/TestXswPermutationFiveIsRejected_response",
+        "multiple_assertions",
+    ),
+    (
+        "crewjam-saml/testdata/TestXswPermutationSixIsRejected_response",
+        "multiple_assertions",
+    ),
+    (
+        "samael/test_vectors/object_attack_response.xml",
+        "multiple_assertions",
+    ),
+    (
+        "pysaml2/tests/xsw/signed-xsw-assertion-wrapper.xml",
+        "multiple_assertions",
+    ),
+    (
+        "pysaml2/tests/xsw/signed-xsw-assertion-extensions.xml",
+        "multiple_assertions",
+    ),
+    (
+        "pysaml2/tests/xsw/signed-xsw-assertion-assertion.xml",
+        "multiple_assertions",
+    ),
+    (
+        "pysaml2/tests/xmlsec1-keydata/signed-response-with-hmac.xml",
+        "algorithm_forbidden",
+    ),
+    (
+        "pysaml2/tests/xmlsec1-keydata/signed-assertion-with-hmac.xml",
+        "algorithm_forbidden",
+    ),
+    (
+        "pysaml2/tests/xmlsec1-keydata/signed-assertion-random-embedded-cert.xml",
+        "key_info_mismatch",
+    ),
+    (
+        "perl-Net-SAML2/t/data/failed-assertion.xml",
+        "status_not_success",
+    ),
 ];
 
 struct Corpus {
@@ -128,8 +303,13 @@ fn load() -> Option<Corpus> {
         let path = dir.join(r.file());
         match r.get("kind") {
             "cert" => {
-                if let Ok(c) = TrustedCertificate::from_any(&std::fs::read(&path).expect("cert readable")) {
-                    certs.insert(hex::encode(c.fingerprint(DigestAlgorithm::Sha1)), (c, r.file().to_string()));
+                if let Ok(c) =
+                    TrustedCertificate::from_any(&std::fs::read(&path).expect("cert readable"))
+                {
+                    certs.insert(
+                        hex::encode(c.fingerprint(DigestAlgorithm::Sha1)),
+                        (c, r.file().to_string()),
+                    );
                 }
             }
             "metadata" => {
@@ -139,7 +319,10 @@ fn load() -> Option<Corpus> {
                 for id in ids {
                     if let Ok(d) = parse_idp_metadata(&xml, Some(&id)) {
                         for c in d.signing_certificates {
-                            certs.insert(hex::encode(c.fingerprint(DigestAlgorithm::Sha1)), (c, r.file().to_string()));
+                            certs.insert(
+                                hex::encode(c.fingerprint(DigestAlgorithm::Sha1)),
+                                (c, r.file().to_string()),
+                            );
                         }
                     }
                 }
@@ -163,7 +346,10 @@ fn lookup<'a>(table: &'a [(&str, &str)], file: &str) -> Option<&'a str> {
 }
 
 fn override_field(file: &str, field: &str) -> Option<String> {
-    OVERRIDES.iter().find(|(f, k, _)| *f == file && *k == field).map(|(_, _, v)| v.to_string())
+    OVERRIDES
+        .iter()
+        .find(|(f, k, _)| *f == file && *k == field)
+        .map(|(_, _, v)| v.to_string())
 }
 
 /// The SHA-1 (hex) of the certificate the xmlsec1 column says verified the first good signature,
@@ -172,13 +358,19 @@ fn verifying_cert(row: &Row) -> Option<(String, bool)> {
     let col = row.get("signature_check_xmlsec1");
     let ok = col.split(":OK with ").nth(1)?;
     let sha = ok.split("[sha1=").nth(1)?.get(..40)?.to_string();
-    let embedded = ok.split("[sha1=").next().is_some_and(|s| s.contains("(embedded)"));
+    let embedded = ok
+        .split("[sha1=")
+        .next()
+        .is_some_and(|s| s.contains("(embedded)"));
     Some((sha, embedded))
 }
 
 fn sp_key(c: &Corpus, row: &Row) -> Option<SigningKey> {
     let source = row.file().split('/').next()?;
-    let key_row = c.rows.iter().find(|r| r.get("kind") == "key" && r.file().starts_with(source))?;
+    let key_row = c
+        .rows
+        .iter()
+        .find(|r| r.get("kind") == "key" && r.file().starts_with(source))?;
     SigningKey::from_pem(&std::fs::read(c.dir.join(key_row.file())).ok()?).ok()
 }
 
@@ -199,14 +391,27 @@ fn trust_for(c: &Corpus, row: &Row) -> IdpTrust {
     let accept = row.get("strict_sp_expectation").starts_with("ACCEPT");
     match verifying_cert(row) {
         // A corpus certificate verifies it: configure that one.
-        Some((sha, _)) if c.certs.contains_key(&sha) => IdpTrust::Certificates(vec![c.certs[&sha].0.clone()]),
+        Some((sha, _)) if c.certs.contains_key(&sha) => {
+            IdpTrust::Certificates(vec![c.certs[&sha].0.clone()])
+        }
         // Only a certificate inside the message verifies it. For a message that should pass, that is
         // fingerprint trust; for one that should not, it may be the attacker's own certificate, so
         // configure what the source project's SP trusts instead.
-        Some((sha, _)) if accept => IdpTrust::Fingerprint(Fingerprint::parse(&format!("sha1:{sha}")).expect("sha1 hex")),
+        Some((sha, _)) if accept => {
+            IdpTrust::Fingerprint(Fingerprint::parse(&format!("sha1:{sha}")).expect("sha1 hex"))
+        }
         _ => {
-            let own: Vec<TrustedCertificate> = c.certs.values().filter(|(_, f)| f.starts_with(source)).map(|(c, _)| c.clone()).collect();
-            if own.is_empty() { IdpTrust::Certificates(c.certs.values().map(|(c, _)| c.clone()).collect()) } else { IdpTrust::Certificates(own) }
+            let own: Vec<TrustedCertificate> = c
+                .certs
+                .values()
+                .filter(|(_, f)| f.starts_with(source))
+                .map(|(c, _)| c.clone())
+                .collect();
+            if own.is_empty() {
+                IdpTrust::Certificates(c.certs.values().map(|(c, _)| c.clone()).collect())
+            } else {
+                IdpTrust::Certificates(own)
+            }
         }
     }
 }
@@ -225,11 +430,19 @@ fn judge(c: &Corpus, row: &Row, allow_sha1: bool, trust: &IdpTrust) -> Outcome {
         decryption_key: sp_key(c, row),
         ..VerifyOptions::default()
     };
-    let verified = match UnverifiedResponse::parse(&xml, &opts.limits).and_then(|u| u.verify(trust, &opts)) {
-        Ok(v) => v,
-        Err(e) => return Outcome { verify: Err(e), accept: None },
-    };
-    let acs = field("Recipient").or_else(|| field("Destination")).unwrap_or_default();
+    let verified =
+        match UnverifiedResponse::parse(&xml, &opts.limits).and_then(|u| u.verify(trust, &opts)) {
+            Ok(v) => v,
+            Err(e) => {
+                return Outcome {
+                    verify: Err(e),
+                    accept: None,
+                };
+            }
+        };
+    let acs = field("Recipient")
+        .or_else(|| field("Destination"))
+        .unwrap_or_default();
     let sp = field("Audience").unwrap_or_default();
     let idp = field("Issuer").unwrap_or_default();
     let irt = field("InResponseTo");
@@ -251,13 +464,18 @@ fn judge(c: &Corpus, row: &Row, allow_sha1: bool, trust: &IdpTrust) -> Outcome {
         },
     };
     let replay = InMemoryReplayCache::new();
-    Outcome { verify: Ok(()), accept: Some(verified.accept(&ctx, now, &replay)) }
+    Outcome {
+        verify: Ok(()),
+        accept: Some(verified.accept(&ctx, now, &replay)),
+    }
 }
 
 /// Whether the strict policy refuses the row for SHA-1 (then only the legacy switch lets it through).
 fn refused_for_sha1(out: &Outcome) -> bool {
     match (&out.verify, &out.accept) {
-        (Err(e), _) | (Ok(()), Some(Err(e))) => e.code() == "algorithm_forbidden" && e.to_string().contains("SHA-1 is accepted only"),
+        (Err(e), _) | (Ok(()), Some(Err(e))) => {
+            e.code() == "algorithm_forbidden" && e.to_string().contains("SHA-1 is accepted only")
+        }
         _ => false,
     }
 }
@@ -275,7 +493,11 @@ fn every_response_row_gets_its_verdict() {
         let trust = trust_for(&c, row);
         let strict = judge(&c, row, false, &trust);
         let sha1 = refused_for_sha1(&strict);
-        let out = if sha1 { judge(&c, row, true, &trust) } else { strict };
+        let out = if sha1 {
+            judge(&c, row, true, &trust)
+        } else {
+            strict
+        };
         let report = match (&out.verify, &out.accept) {
             (Err(e), _) => format!("refused at verify: {} ({e})", e.code()),
             (Ok(()), Some(Err(e))) => format!("refused at accept: {} ({e})", e.code()),
@@ -291,15 +513,23 @@ fn every_response_row_gets_its_verdict() {
                 }
                 continue;
             }
-            match (out.accept.as_ref().expect("verified"), lookup(PROTOCOL_REFUSALS, file)) {
+            match (
+                out.accept.as_ref().expect("verified"),
+                lookup(PROTOCOL_REFUSALS, file),
+            ) {
                 (Ok(a), None) => {
                     if let Some(n) = row.field("NameID").filter(|n| !n.contains('{'))
                         && a.username != n
                     {
-                        failures.push(format!("{file}: username {:?}, manifest NameID {n:?}", a.username));
+                        failures.push(format!(
+                            "{file}: username {:?}, manifest NameID {n:?}",
+                            a.username
+                        ));
                     }
                 }
-                (Ok(_), Some(code)) => failures.push(format!("{file}: expected protocol refusal {code}, accepted")),
+                (Ok(_), Some(code)) => failures.push(format!(
+                    "{file}: expected protocol refusal {code}, accepted"
+                )),
                 (Err(e), Some(code)) if e.code() == code => {}
                 (Err(_), _) => failures.push(format!("{file}: expected ACCEPT, {report}")),
             }
@@ -313,25 +543,47 @@ fn every_response_row_gets_its_verdict() {
             };
             match (refused, lookup(EXPECTED_REASONS, file)) {
                 (None, _) => failures.push(format!("{file}: expected REJECT ({expect}), {report}")),
-                (Some(got), Some(want)) if got != want => failures.push(format!("{file}: refused with {got}, expected {want}")),
+                (Some(got), Some(want)) if got != want => {
+                    failures.push(format!("{file}: refused with {got}, expected {want}"))
+                }
                 _ => {}
             }
         }
     }
     assert!(checked >= 100, "only {checked} response rows found");
     // The SHA-1 ACCEPT rows were refused (algorithm_forbidden) without the legacy switch.
-    assert!(sha1_rows >= 8, "SHA-1 rows that needed the legacy switch: {sha1_rows}");
-    assert!(failures.is_empty(), "{} rows disagree:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        sha1_rows >= 8,
+        "SHA-1 rows that needed the legacy switch: {sha1_rows}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} rows disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn fingerprint_only_trust_needs_a_certificate_in_the_message() {
     let Some(c) = load() else { return };
     // "ACCEPT only with configured cert (ruby-saml.crt); fingerprint-only config must REJECT".
-    let row = c.rows.iter().find(|r| r.file().ends_with("valid_response_without_x509certificate.xml.base64")).expect("row");
-    let fp = IdpTrust::Fingerprint(Fingerprint::parse("sha1:4b68c453c7d994aad9025c99d5efcf566287fe8d").expect("fp"));
+    let row = c
+        .rows
+        .iter()
+        .find(|r| {
+            r.file()
+                .ends_with("valid_response_without_x509certificate.xml.base64")
+        })
+        .expect("row");
+    let fp = IdpTrust::Fingerprint(
+        Fingerprint::parse("sha1:4b68c453c7d994aad9025c99d5efcf566287fe8d").expect("fp"),
+    );
     let out = judge(&c, row, true, &fp);
-    assert_eq!(out.verify.err().map(|e| e.code()), Some("fingerprint_no_certificate"));
+    assert_eq!(
+        out.verify.err().map(|e| e.code()),
+        Some("fingerprint_no_certificate")
+    );
 }
 
 #[test]
@@ -339,12 +591,27 @@ fn node_text_attack_keeps_the_whole_name_id() {
     let Some(c) = load() else { return };
     // "ACCEPT signature (ruby-saml.crt); NameID must be the full \"test@onelogin.com\"": a comment
     // splits the NameID text; the signature verifies and the name comes back whole.
-    let row = c.rows.iter().find(|r| r.file().ends_with("response_node_text_attack2.xml.base64")).expect("row");
+    let row = c
+        .rows
+        .iter()
+        .find(|r| r.file().ends_with("response_node_text_attack2.xml.base64"))
+        .expect("row");
     let xml = read_message(&c, row);
-    let opts = VerifyOptions { algorithms: AlgorithmPolicy { allow_sha1: true }, ..Default::default() };
-    let v = UnverifiedResponse::parse(&xml, &opts.limits).and_then(|u| u.verify(&trust_for(&c, row), &opts)).expect("verifies");
-    assert!(String::from_utf8_lossy(&xml).contains("<!--"), "the fixture splits the NameID with a comment");
-    assert_eq!(v.name_id().map(|n| n.value).as_deref(), Some("test@onelogin.com"));
+    let opts = VerifyOptions {
+        algorithms: AlgorithmPolicy { allow_sha1: true },
+        ..Default::default()
+    };
+    let v = UnverifiedResponse::parse(&xml, &opts.limits)
+        .and_then(|u| u.verify(&trust_for(&c, row), &opts))
+        .expect("verifies");
+    assert!(
+        String::from_utf8_lossy(&xml).contains("<!--"),
+        "the fixture splits the NameID with a comment"
+    );
+    assert_eq!(
+        v.name_id().map(|n| n.value).as_deref(),
+        Some("test@onelogin.com")
+    );
 }
 
 #[test]
@@ -354,16 +621,26 @@ fn logout_rows_get_their_verdict() {
     for row in c.rows.iter().filter(|r| r.get("kind") == "logout") {
         let xml = read_message(&c, row);
         let trust = trust_for(&c, row);
-        let opts = VerifyOptions { algorithms: AlgorithmPolicy { allow_sha1: true }, ..Default::default() };
+        let opts = VerifyOptions {
+            algorithms: AlgorithmPolicy { allow_sha1: true },
+            ..Default::default()
+        };
         let got = verify_logout(LogoutBinding::Post(&xml), &trust, &opts);
         let expect_accept = row.get("strict_sp_expectation").starts_with("ACCEPT");
-        eprintln!("{}: {:?}", row.file(), got.as_ref().map(|_| "verified").map_err(|e| e.code()));
+        eprintln!(
+            "{}: {:?}",
+            row.file(),
+            got.as_ref().map(|_| "verified").map_err(|e| e.code())
+        );
         if expect_accept {
             match got {
                 Ok(LogoutMessage::Request(r)) => {
                     assert_eq!(Some(r.name_id.value), row.field("NameID"), "{}", row.file());
                 }
-                other => panic!("{}: expected a verified LogoutRequest, got {other:?}", row.file()),
+                other => panic!(
+                    "{}: expected a verified LogoutRequest, got {other:?}",
+                    row.file()
+                ),
             }
         } else {
             // Unsigned logout messages are refused: signed logout is required.
@@ -383,19 +660,32 @@ fn metadata_rows_parse() {
         let ids = entity_ids(&xml);
         assert!(!ids.is_empty(), "{}: no IdP found", row.file());
         for id in &ids {
-            let d = parse_idp_metadata(&xml, Some(id)).unwrap_or_else(|e| panic!("{} {id}: {e}", row.file()));
-            assert!(!d.signing_certificates.is_empty(), "{} {id}: no signing certificate", row.file());
+            let d = parse_idp_metadata(&xml, Some(id))
+                .unwrap_or_else(|e| panic!("{} {id}: {e}", row.file()));
+            assert!(
+                !d.signing_certificates.is_empty(),
+                "{} {id}: no signing certificate",
+                row.file()
+            );
         }
         // For a file that is one EntityDescriptor, our signing certificates are among those the
         // manifest lists (it lists every embedded certificate, encryption ones included; for
         // aggregates it lists only the first few).
-        let doc = ssogate::saml::xml::Document::parse(&xml, &ssogate::saml::metadata::idp::metadata_limits()).expect("parses");
+        let doc = ssogate::saml::xml::Document::parse(
+            &xml,
+            &ssogate::saml::metadata::idp::metadata_limits(),
+        )
+        .expect("parses");
         if doc.local_name(doc.root()) == "EntityDescriptor" {
             let d = parse_idp_metadata(&xml, None).expect("single entity");
             let listed = row.get("certificate_or_fingerprint");
             for cert in &d.signing_certificates {
                 let sha = hex::encode(cert.fingerprint(DigestAlgorithm::Sha1));
-                assert!(listed.contains(&sha), "{}: signing certificate {sha} not in the manifest's list", row.file());
+                assert!(
+                    listed.contains(&sha),
+                    "{}: signing certificate {sha} not in the manifest's list",
+                    row.file()
+                );
             }
         }
         n += 1;
@@ -407,5 +697,9 @@ fn metadata_rows_parse() {
 fn the_corpus_is_where_the_tests_say() {
     let Some(c) = load() else { return };
     assert!(Path::new(&c.dir).join("README.md").exists());
-    assert!(c.certs.len() >= 10, "certificates indexed: {}", c.certs.len());
+    assert!(
+        c.certs.len() >= 10,
+        "certificates indexed: {}",
+        c.certs.len()
+    );
 }

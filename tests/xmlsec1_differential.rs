@@ -24,21 +24,51 @@ use ssogate::saml::xmldsig::{AlgorithmPolicy, IdpTrust, TrustedCertificate};
 
 /// Reasons ssogate refuses while xmlsec1 accepts, on purpose. Anything else is a failure.
 const POLICIES: &[(&str, &str)] = &[
-    ("key_info_mismatch", "KeyInfo must carry the verifying key; xmlsec1 here ignores KeyInfo"),
-    ("signature_misplaced", "the signature must follow Issuer; xmlsec1 verifies a signature anywhere"),
-    ("multiple_assertions", "exactly one Assertion; xmlsec1 does not look at SAML structure"),
+    (
+        "key_info_mismatch",
+        "KeyInfo must carry the verifying key; xmlsec1 here ignores KeyInfo",
+    ),
+    (
+        "signature_misplaced",
+        "the signature must follow Issuer; xmlsec1 verifies a signature anywhere",
+    ),
+    (
+        "multiple_assertions",
+        "exactly one Assertion; xmlsec1 does not look at SAML structure",
+    ),
     ("duplicate_id", "IDs are unique; xmlsec1 resolves the first"),
-    ("malformed_xml", "XML 1.0 in UTF-8 with NCName names only; libxml2 also takes XML 1.1 and recovers some names"),
+    (
+        "malformed_xml",
+        "XML 1.0 in UTF-8 with NCName names only; libxml2 also takes XML 1.1 and recovers some names",
+    ),
     ("not_utf8", "UTF-8 only"),
     ("wrong_message_type", "the root must be samlp:Response"),
     ("unsupported_version", "SAML 2.0 only"),
     ("missing_attribute", "Response/@ID and Version are required"),
-    ("status_not_success", "a failed status is reported as such before any signature"),
-    ("missing_element", "a Response needs Status/StatusCode (SAML Core §3.2.2), signed or not"),
-    ("no_assertion", "a Response without an Assertion has nothing to verify for us"),
-    ("unsigned", "an element the signature must cover lost it (e.g. a renamed Assertion)"),
-    ("reference_not_enveloping", "the Reference must name the element the signature sits in"),
-    ("signature_unexpected_element", "no ds:Object, Manifest or unknown children in a signature"),
+    (
+        "status_not_success",
+        "a failed status is reported as such before any signature",
+    ),
+    (
+        "missing_element",
+        "a Response needs Status/StatusCode (SAML Core §3.2.2), signed or not",
+    ),
+    (
+        "no_assertion",
+        "a Response without an Assertion has nothing to verify for us",
+    ),
+    (
+        "unsigned",
+        "an element the signature must cover lost it (e.g. a renamed Assertion)",
+    ),
+    (
+        "reference_not_enveloping",
+        "the Reference must name the element the signature sits in",
+    ),
+    (
+        "signature_unexpected_element",
+        "no ds:Object, Manifest or unknown children in a signature",
+    ),
 ];
 
 struct Fixture {
@@ -52,40 +82,50 @@ struct Fixture {
 }
 
 const RESPONSE_SIG: &str = "/*[local-name()='Response']/*[local-name()='Signature']";
-const ASSERTION_SIG: &str = "/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']";
+const ASSERTION_SIG: &str =
+    "/*[local-name()='Response']/*[local-name()='Assertion']/*[local-name()='Signature']";
 
 fn xmlsec1_available() -> bool {
-    Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("xmlsec1")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Whether xmlsec1 verifies every signature at `positions`.
 fn xmlsec1_accepts(dir: &Path, f: &Fixture, positions: &[&str], xml: &[u8], n: usize) -> bool {
     let file = dir.join(format!("m{n}.xml"));
     std::fs::write(&file, xml).expect("write mutation");
-    let ok = !positions.is_empty() && positions.iter().all(|xpath| {
-        Command::new("xmlsec1")
-            .args(["--verify", "--enabled-key-data", "rsa", "--pubkey-cert-pem"])
-            .arg(&f.cert_pem)
-            .args([
-                "--id-attr:ID",
-                "urn:oasis:names:tc:SAML:2.0:protocol:Response",
-                "--id-attr:ID",
-                "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-                "--node-xpath",
-                xpath,
-            ])
-            .arg(&file)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let ok = !positions.is_empty()
+        && positions.iter().all(|xpath| {
+            Command::new("xmlsec1")
+                .args(["--verify", "--enabled-key-data", "rsa", "--pubkey-cert-pem"])
+                .arg(&f.cert_pem)
+                .args([
+                    "--id-attr:ID",
+                    "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+                    "--id-attr:ID",
+                    "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+                    "--node-xpath",
+                    xpath,
+                ])
+                .arg(&file)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     let _ = std::fs::remove_file(&file);
     ok
 }
 
 /// ssogate's verdict, and on acceptance the positions of the signatures it relied on.
 fn ssogate_verdict(f: &Fixture, xml: &[u8]) -> Result<Vec<&'static str>, &'static str> {
-    let opts = VerifyOptions { algorithms: AlgorithmPolicy { allow_sha1: f.sha1 }, ..Default::default() };
-    let v = UnverifiedResponse::parse(xml, &opts.limits).and_then(|u| u.verify(&f.trust, &opts)).map_err(|e| e.code())?;
+    let opts = VerifyOptions {
+        algorithms: AlgorithmPolicy { allow_sha1: f.sha1 },
+        ..Default::default()
+    };
+    let v = UnverifiedResponse::parse(xml, &opts.limits)
+        .and_then(|u| u.verify(&f.trust, &opts))
+        .map_err(|e| e.code())?;
     let mut used = Vec::new();
     if v.response_signed() {
         used.push(RESPONSE_SIG);
@@ -103,14 +143,35 @@ fn fixtures(dir: &Path) -> Vec<Fixture> {
     let ours = IdpTrust::Certificates(vec![idp().cert.clone()]);
     let t = Template::default();
     for (name, xml, sigs) in [
-        ("ours-assertion", t.signed_assertion(idp()), vec![ASSERTION_SIG]),
-        ("ours-response", t.signed_response(idp()), vec![RESPONSE_SIG]),
-        ("ours-both", t.signed_both(idp()), vec![RESPONSE_SIG, ASSERTION_SIG]),
+        (
+            "ours-assertion",
+            t.signed_assertion(idp()),
+            vec![ASSERTION_SIG],
+        ),
+        (
+            "ours-response",
+            t.signed_response(idp()),
+            vec![RESPONSE_SIG],
+        ),
+        (
+            "ours-both",
+            t.signed_both(idp()),
+            vec![RESPONSE_SIG, ASSERTION_SIG],
+        ),
     ] {
-        out.push(Fixture { name: name.into(), xml, cert_pem: pem.clone(), trust: ours.clone(), sha1: false, signatures: sigs });
+        out.push(Fixture {
+            name: name.into(),
+            xml,
+            cert_pem: pem.clone(),
+            trust: ours.clone(),
+            sha1: false,
+            signatures: sigs,
+        });
     }
     let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/examples");
-    let ex_cert = TrustedCertificate::from_any(&std::fs::read(ex.join("idp-cert.pem")).expect("cert")).expect("cert");
+    let ex_cert =
+        TrustedCertificate::from_any(&std::fs::read(ex.join("idp-cert.pem")).expect("cert"))
+            .expect("cert");
     out.push(Fixture {
         name: "example-adfs".into(),
         xml: std::fs::read_to_string(ex.join("adfs-response.xml")).expect("example"),
@@ -123,13 +184,32 @@ fn fixtures(dir: &Path) -> Vec<Fixture> {
     if let Some(shared) = common::shared_dir() {
         let c = shared.join("corpus");
         let md_cert = |md: &str| {
-            let d = ssogate::saml::metadata::parse_idp_metadata(&std::fs::read(c.join(md)).expect("md"), None).expect("md parses");
+            let d = ssogate::saml::metadata::parse_idp_metadata(
+                &std::fs::read(c.join(md)).expect("md"),
+                None,
+            )
+            .expect("md parses");
             d.signing_certificates[0].clone()
         };
         for (name, resp, md, sha1) in [
-            ("google", "crewjam-saml/testdata/TestSPCanHandlePlaintextResponse_response", "crewjam-saml/testdata/TestSPCanHandlePlaintextResponse_IDPMetadata", false),
-            ("onelogin", "crewjam-saml/testdata/TestSPCanHandleOneloginResponse_response", "crewjam-saml/testdata/TestSPCanHandleOneloginResponse_IDPMetadata", true),
-            ("samael-idp2", "samael/test_vectors/response_signed_by_idp_2.xml", "samael/test_vectors/idp_2_metadata.xml", true),
+            (
+                "google",
+                "crewjam-saml/testdata/TestSPCanHandlePlaintextResponse_response",
+                "crewjam-saml/testdata/TestSPCanHandlePlaintextResponse_IDPMetadata",
+                false,
+            ),
+            (
+                "onelogin",
+                "crewjam-saml/testdata/TestSPCanHandleOneloginResponse_response",
+                "crewjam-saml/testdata/TestSPCanHandleOneloginResponse_IDPMetadata",
+                true,
+            ),
+            (
+                "samael-idp2",
+                "samael/test_vectors/response_signed_by_idp_2.xml",
+                "samael/test_vectors/idp_2_metadata.xml",
+                true,
+            ),
         ] {
             let raw = std::fs::read(c.join(resp)).expect("fixture");
             let xml = match ssogate::saml::bindings::decode_post(&raw, &Default::default()) {
@@ -141,7 +221,14 @@ fn fixtures(dir: &Path) -> Vec<Fixture> {
             let x = openssl::x509::X509::from_der(cert.der()).expect("der");
             std::fs::write(&pem, x.to_pem().expect("pem")).expect("write");
             let sigs = signature_positions(&xml);
-            out.push(Fixture { name: name.into(), xml, cert_pem: pem, trust: IdpTrust::Certificates(vec![cert]), sha1, signatures: sigs });
+            out.push(Fixture {
+                name: name.into(),
+                xml,
+                cert_pem: pem,
+                trust: IdpTrust::Certificates(vec![cert]),
+                sha1,
+                signatures: sigs,
+            });
         }
     }
     out
@@ -153,10 +240,17 @@ fn signature_positions(xml: &str) -> Vec<&'static str> {
     let doc = Document::parse(xml.as_bytes(), &Default::default()).expect("fixture parses");
     let root = doc.root();
     let mut v = Vec::new();
-    if doc.children_named(root, ns::DS, "Signature").next().is_some() {
+    if doc
+        .children_named(root, ns::DS, "Signature")
+        .next()
+        .is_some()
+    {
         v.push(RESPONSE_SIG);
     }
-    if doc.children_named(root, ns::SAML, "Assertion").any(|a| doc.children_named(a, ns::DS, "Signature").next().is_some()) {
+    if doc
+        .children_named(root, ns::SAML, "Assertion")
+        .any(|a| doc.children_named(a, ns::DS, "Signature").next().is_some())
+    {
         v.push(ASSERTION_SIG);
     }
     v
@@ -178,7 +272,10 @@ impl Rng {
 
 /// Positions just after '<' of start tags (for attribute and whitespace mutations).
 fn start_tags(xml: &str) -> Vec<usize> {
-    xml.match_indices('<').filter(|(i, _)| xml[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic())).map(|(i, _)| i).collect()
+    xml.match_indices('<')
+        .filter(|(i, _)| xml[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn mutate(xml: &str, rng: &mut Rng) -> (String, Vec<u8>) {
@@ -189,7 +286,11 @@ fn mutate(xml: &str, rng: &mut Rng) -> (String, Vec<u8>) {
             let i = rng.below(b.len());
             let mut v = b.to_vec();
             let alphabet = b"<>&\"'=:/ \t\n#x0aZ_-.";
-            v[i] = if rng.below(2) == 0 { v[i] ^ (1 << rng.below(8)) } else { alphabet[rng.below(alphabet.len())] };
+            v[i] = if rng.below(2) == 0 {
+                v[i] ^ (1 << rng.below(8))
+            } else {
+                alphabet[rng.below(alphabet.len())]
+            };
             (format!("flip@{i}"), v)
         }
         // Whitespace inside a start tag (before an attribute or before '>').
@@ -198,9 +299,16 @@ fn mutate(xml: &str, rng: &mut Rng) -> (String, Vec<u8>) {
             let t = tags[rng.below(tags.len())];
             let end = xml[t..].find('>').map_or(t, |e| t + e);
             let spaces: Vec<usize> = xml[t..end].match_indices(' ').map(|(i, _)| t + i).collect();
-            let at = if spaces.is_empty() { end } else { spaces[rng.below(spaces.len())] };
+            let at = if spaces.is_empty() {
+                end
+            } else {
+                spaces[rng.below(spaces.len())]
+            };
             let ws = [" ", "\n", "\t", "  \n "][rng.below(4)];
-            (format!("ws@{at}"), format!("{}{ws}{}", &xml[..at], &xml[at..]).into_bytes())
+            (
+                format!("ws@{at}"),
+                format!("{}{ws}{}", &xml[..at], &xml[at..]).into_bytes(),
+            )
         }
         // Attribute order: swap the first two attributes of a start tag.
         3 => {
@@ -214,7 +322,10 @@ fn mutate(xml: &str, rng: &mut Rng) -> (String, Vec<u8>) {
             }
             let mut v: Vec<&str> = attrs.clone();
             v.swap(1, 2);
-            (format!("swap@{t}"), format!("{}{}{}", &xml[..t], v.join(" "), &xml[end..]).into_bytes())
+            (
+                format!("swap@{t}"),
+                format!("{}{}{}", &xml[..t], v.join(" "), &xml[end..]).into_bytes(),
+            )
         }
         // Namespace declaration moved from an element to the root (or the root's to an element).
         4 => {
@@ -229,8 +340,15 @@ fn mutate(xml: &str, rng: &mut Rng) -> (String, Vec<u8>) {
             let decl = &rest[..=q2];
             let without = format!("{}{}", &xml[..i], &xml[i + decl.len()..]);
             let root_end = without.find('>').unwrap_or(0);
-            let root_end = if without[..root_end].ends_with('/') { root_end - 1 } else { root_end };
-            (format!("nsmove@{i}"), format!("{}{decl}{}", &without[..root_end], &without[root_end..]).into_bytes())
+            let root_end = if without[..root_end].ends_with('/') {
+                root_end - 1
+            } else {
+                root_end
+            };
+            (
+                format!("nsmove@{i}"),
+                format!("{}{decl}{}", &without[..root_end], &without[root_end..]).into_bytes(),
+            )
         }
         // Prefix renamed on one element's start and end tag (changes the canonical form).
         _ => {
@@ -240,8 +358,13 @@ fn mutate(xml: &str, rng: &mut Rng) -> (String, Vec<u8>) {
             let name = &xml[t + 1..name_end];
             match name.split_once(':') {
                 Some((p, l)) => {
-                    let renamed = xml.replacen(&format!("<{name}"), &format!("<{p}x:{l} xmlns:{p}x=\"{}\"", ns_of(xml, p)), 1);
-                    let renamed = renamed.replacen(&format!("</{name}>"), &format!("</{p}x:{l}>"), 1);
+                    let renamed = xml.replacen(
+                        &format!("<{name}"),
+                        &format!("<{p}x:{l} xmlns:{p}x=\"{}\"", ns_of(xml, p)),
+                        1,
+                    );
+                    let renamed =
+                        renamed.replacen(&format!("</{name}>"), &format!("</{p}x:{l}>"), 1);
                     (format!("prefix@{t}"), renamed.into_bytes())
                 }
                 None => ("noop".into(), xml.as_bytes().to_vec()),
@@ -272,26 +395,47 @@ fn split_attrs(tag: &str) -> Vec<&str> {
 
 fn ns_of<'a>(xml: &'a str, prefix: &str) -> &'a str {
     let key = format!("xmlns:{prefix}=\"");
-    xml.find(&key).map(|i| &xml[i + key.len()..]).and_then(|r| r.split('"').next()).unwrap_or("urn:x")
+    xml.find(&key)
+        .map(|i| &xml[i + key.len()..])
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("urn:x")
 }
 
 #[test]
 fn never_accept_what_xmlsec1_rejects() {
     if !xmlsec1_available() {
-        eprintln!("SKIPPED never_accept_what_xmlsec1_rejects: xmlsec1 is not installed (apt-get install xmlsec1)");
+        eprintln!(
+            "SKIPPED never_accept_what_xmlsec1_rejects: xmlsec1 is not installed (apt-get install xmlsec1)"
+        );
         return;
     }
     let dir = common::scratch_dir("xmlsec1_differential");
     let fixtures = fixtures(&dir);
-    let per_fixture: usize = std::env::var("SSOGATE_DIFF_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let per_fixture: usize = std::env::var("SSOGATE_DIFF_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
 
     // Every fixture is valid for both.
     for f in &fixtures {
-        assert!(xmlsec1_accepts(&dir, f, &f.signatures, f.xml.as_bytes(), 0), "{}: xmlsec1 rejects the unmutated fixture", f.name);
-        assert_eq!(ssogate_verdict(f, f.xml.as_bytes()).as_deref(), Ok(f.signatures.as_slice()), "{}: ssogate's verdict on the unmutated fixture", f.name);
+        assert!(
+            xmlsec1_accepts(&dir, f, &f.signatures, f.xml.as_bytes(), 0),
+            "{}: xmlsec1 rejects the unmutated fixture",
+            f.name
+        );
+        assert_eq!(
+            ssogate_verdict(f, f.xml.as_bytes()).as_deref(),
+            Ok(f.signatures.as_slice()),
+            "{}: ssogate's verdict on the unmutated fixture",
+            f.name
+        );
     }
 
-    let results = std::sync::Mutex::new((Vec::<String>::new(), BTreeMap::<String, usize>::new(), 0usize));
+    let results = std::sync::Mutex::new((
+        Vec::<String>::new(),
+        BTreeMap::<String, usize>::new(),
+        0usize,
+    ));
     std::thread::scope(|s| {
         for (k, f) in fixtures.iter().enumerate() {
             let dir = &dir;
@@ -340,6 +484,14 @@ fn never_accept_what_xmlsec1_rejects() {
     for (k, v) in &tally {
         eprintln!("  {v:5}  {k}");
     }
-    assert!(total >= fixtures.len() * per_fixture * 8 / 10, "too few mutations ran: {total}");
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        total >= fixtures.len() * per_fixture * 8 / 10,
+        "too few mutations ran: {total}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -4,7 +4,9 @@
 use super::bindings::xml_escape;
 use super::metadata::idp::BINDING_POST;
 use super::time::UnixTime;
-use super::xmldsig::{SignError, SignatureAlgorithm, SigningKey, TrustedCertificate, sign_enveloped};
+use super::xmldsig::{
+    SignError, SignatureAlgorithm, SigningKey, TrustedCertificate, sign_enveloped,
+};
 
 /// NameIDPolicy (Core §3.4.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +53,12 @@ pub struct BuiltMessage {
 
 impl BuiltMessage {
     /// Adds an enveloped signature (for the HTTP-POST binding).
-    pub fn signed(&self, key: &SigningKey, alg: SignatureAlgorithm, cert: Option<&TrustedCertificate>) -> Result<String, SignError> {
+    pub fn signed(
+        &self,
+        key: &SigningKey,
+        alg: SignatureAlgorithm,
+        cert: Option<&TrustedCertificate>,
+    ) -> Result<String, SignError> {
         sign_enveloped(&self.xml, &self.id, self.signature_at, key, alg, cert)
     }
 }
@@ -60,16 +67,29 @@ impl AuthnRequest<'_> {
     pub fn build(&self) -> BuiltMessage {
         let mut x = String::with_capacity(1024);
         x.push_str("<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\"");
-        x.push_str(&format!(" ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\"", xml_escape(self.id), self.issue_instant));
-        x.push_str(&format!(" Destination=\"{}\"", xml_escape(self.destination)));
+        x.push_str(&format!(
+            " ID=\"{}\" Version=\"2.0\" IssueInstant=\"{}\"",
+            xml_escape(self.id),
+            self.issue_instant
+        ));
+        x.push_str(&format!(
+            " Destination=\"{}\"",
+            xml_escape(self.destination)
+        ));
         if self.force_authn {
             x.push_str(" ForceAuthn=\"true\"");
         }
         if self.is_passive {
             x.push_str(" IsPassive=\"true\"");
         }
-        x.push_str(&format!(" ProtocolBinding=\"{BINDING_POST}\" AssertionConsumerServiceURL=\"{}\">", xml_escape(self.acs_url)));
-        x.push_str(&format!("<saml:Issuer>{}</saml:Issuer>", xml_escape(self.sp_entity_id)));
+        x.push_str(&format!(
+            " ProtocolBinding=\"{BINDING_POST}\" AssertionConsumerServiceURL=\"{}\">",
+            xml_escape(self.acs_url)
+        ));
+        x.push_str(&format!(
+            "<saml:Issuer>{}</saml:Issuer>",
+            xml_escape(self.sp_entity_id)
+        ));
         let signature_at = x.len();
         if let Some(p) = &self.name_id_policy {
             x.push_str("<samlp:NameIDPolicy");
@@ -79,13 +99,23 @@ impl AuthnRequest<'_> {
             x.push_str(&format!(" AllowCreate=\"{}\"/>", p.allow_create));
         }
         if let Some(c) = &self.requested_authn_context {
-            x.push_str(&format!("<samlp:RequestedAuthnContext Comparison=\"{}\">", xml_escape(&c.comparison)));
+            x.push_str(&format!(
+                "<samlp:RequestedAuthnContext Comparison=\"{}\">",
+                xml_escape(&c.comparison)
+            ));
             for r in &c.class_refs {
-                x.push_str(&format!("<saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef>", xml_escape(r)));
+                x.push_str(&format!(
+                    "<saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef>",
+                    xml_escape(r)
+                ));
             }
             x.push_str("</samlp:RequestedAuthnContext>");
         }
         x.push_str("</samlp:AuthnRequest>");
-        BuiltMessage { xml: x, id: self.id.to_string(), signature_at }
+        BuiltMessage {
+            xml: x,
+            id: self.id.to_string(),
+            signature_at,
+        }
     }
 }

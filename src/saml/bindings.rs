@@ -21,7 +21,11 @@ use super::xmldsig::verify::verify_value;
 use super::xmldsig::{AlgorithmPolicy, IdpTrust, SignatureAlgorithm, SigningKey};
 
 /// Characters left as they are in query values: RFC 3986 unreserved.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Longest RelayState accepted (Bindings §3.4.3: "MUST NOT exceed 80 bytes"; we allow more, since
 /// some IdPs send URLs, but not without bound).
@@ -55,18 +59,29 @@ pub fn decode_post(value: &[u8], limits: &Limits) -> Result<Vec<u8>, Error> {
     let cap = encoded + encoded / 32 + 4096;
     if value.len() > cap {
         return Err(Error::Malformed(MessageError::Xml(super::xml::Malformed {
-            kind: super::xml::MalformedKind::TooLarge { size: value.len(), limit: cap },
+            kind: super::xml::MalformedKind::TooLarge {
+                size: value.len(),
+                limit: cap,
+            },
             offset: 0,
         })));
     }
-    let bytes = decode_base64_bytes(value).map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))?;
+    let bytes = decode_base64_bytes(value)
+        .map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))?;
     // A few IdPs DEFLATE the POSTed message as if it were the Redirect binding: XML starts with
     // '<' (or a byte-order mark, or whitespace); anything else gets one bounded inflate attempt.
-    let looks_like_xml = matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b'<' | 0xEF));
+    let looks_like_xml = matches!(
+        bytes.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'<' | 0xEF)
+    );
     if looks_like_xml {
         return Ok(bytes);
     }
-    inflate_bounded(&bytes, limits.max_bytes).map_err(|_| Error::Malformed(MessageError::Base64("decodes to neither XML nor DEFLATE data".into())))
+    inflate_bounded(&bytes, limits.max_bytes).map_err(|_| {
+        Error::Malformed(MessageError::Base64(
+            "decodes to neither XML nor DEFLATE data".into(),
+        ))
+    })
 }
 
 /// A message received by HTTP-Redirect.
@@ -95,12 +110,16 @@ impl RedirectMessage {
     /// Verifies the query-string signature with the IdP's certificates. Fingerprint trust cannot be
     /// used here: a Redirect message carries no certificate.
     pub fn verify_signature(&self, trust: &IdpTrust) -> Result<(), Error> {
-        let sig = self.signature.as_ref().ok_or(SignatureError::Unsigned { what: "the HTTP-Redirect message has no Signature" })?;
+        let sig = self.signature.as_ref().ok_or(SignatureError::Unsigned {
+            what: "the HTTP-Redirect message has no Signature",
+        })?;
         let alg = sig.algorithm.clone()?;
         let certs = match trust {
             IdpTrust::Certificates(c) if !c.is_empty() => c,
             IdpTrust::Certificates(_) => return Err(SignatureError::NoTrustedKey.into()),
-            IdpTrust::Fingerprint(_) => return Err(SignatureError::FingerprintCertificateCount { count: 0 }.into()),
+            IdpTrust::Fingerprint(_) => {
+                return Err(SignatureError::FingerprintCertificateCount { count: 0 }.into());
+            }
         };
         for c in certs {
             if verify_value(c.key(), alg, sig.signed.as_bytes(), &sig.value).unwrap_or(false) {
@@ -118,7 +137,13 @@ impl RedirectMessage {
 
 /// Splits a raw query string into the SAML parameters, keeping each value's raw encoding.
 /// Returns (kind, message raw, relay raw, sigalg raw, signature raw).
-type RawParams<'q> = (MessageKind, &'q str, Option<&'q str>, Option<&'q str>, Option<&'q str>);
+type RawParams<'q> = (
+    MessageKind,
+    &'q str,
+    Option<&'q str>,
+    Option<&'q str>,
+    Option<&'q str>,
+);
 
 fn split_query(query: &str) -> Result<RawParams<'_>, Error> {
     let query = query.strip_prefix('?').unwrap_or(query);
@@ -154,24 +179,43 @@ fn value_of(pair: &str) -> &str {
 }
 
 fn url_decode(raw: &str, plus_is_space: bool) -> Result<String, Error> {
-    let s = if plus_is_space { raw.replace('+', " ") } else { raw.to_string() };
-    percent_decode_str(&s).decode_utf8().map(|c| c.into_owned()).map_err(|_| bad("parameter is not UTF-8"))
+    let s = if plus_is_space {
+        raw.replace('+', " ")
+    } else {
+        raw.to_string()
+    };
+    percent_decode_str(&s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| bad("parameter is not UTF-8"))
 }
 
 /// Decodes an HTTP-Redirect message from the raw query string (as received, not re-encoded).
-pub fn decode_redirect(raw_query: &str, limits: &Limits, policy: AlgorithmPolicy) -> Result<RedirectMessage, Error> {
+pub fn decode_redirect(
+    raw_query: &str,
+    limits: &Limits,
+    policy: AlgorithmPolicy,
+) -> Result<RedirectMessage, Error> {
     if raw_query.len() > limits.max_bytes {
-        return Err(bad(format!("query string is {} bytes, over the {}-byte limit", raw_query.len(), limits.max_bytes)));
+        return Err(bad(format!(
+            "query string is {} bytes, over the {}-byte limit",
+            raw_query.len(),
+            limits.max_bytes
+        )));
     }
     let (kind, msg, relay, sigalg, sig) = split_query(raw_query)?;
     let b64 = url_decode(value_of(msg), false)?;
-    let deflated = decode_base64_ws(&b64).map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))?;
+    let deflated = decode_base64_ws(&b64)
+        .map_err(|e| Error::Malformed(MessageError::Base64(e.to_string())))?;
     let xml = inflate_bounded(&deflated, limits.max_bytes)?;
     let relay_state = match relay {
         Some(r) => {
             let v = url_decode(value_of(r), true)?;
             if v.len() > MAX_RELAY_STATE {
-                return Err(bad(format!("RelayState is {} bytes, over {MAX_RELAY_STATE}", v.len())));
+                return Err(bad(format!(
+                    "RelayState is {} bytes, over {MAX_RELAY_STATE}",
+                    v.len()
+                )));
             }
             Some(v)
         }
@@ -192,20 +236,33 @@ pub fn decode_redirect(raw_query: &str, limits: &Limits, policy: AlgorithmPolicy
             signed.push('&');
             signed.push_str(a);
             let alg_uri = url_decode(value_of(a), true)?;
-            let value = decode_base64_ws(&url_decode(value_of(s), false)?).map_err(|e| bad(format!("Signature is not base64: {e}")))?;
-            Some(RedirectSignature { algorithm: SignatureAlgorithm::from_uri(&alg_uri, policy), signed, value })
+            let value = decode_base64_ws(&url_decode(value_of(s), false)?)
+                .map_err(|e| bad(format!("Signature is not base64: {e}")))?;
+            Some(RedirectSignature {
+                algorithm: SignatureAlgorithm::from_uri(&alg_uri, policy),
+                signed,
+                value,
+            })
         }
     };
-    Ok(RedirectMessage { kind, xml, relay_state, signature })
+    Ok(RedirectMessage {
+        kind,
+        xml,
+        relay_state,
+        signature,
+    })
 }
 
 /// Inflates raw DEFLATE, refusing output beyond `limit` bytes (decompression bombs).
 pub fn inflate_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
     let mut dec = DeflateDecoder::new(data).take(limit as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|e| Error::Malformed(MessageError::Inflate(e.to_string())))?;
+    dec.read_to_end(&mut out)
+        .map_err(|e| Error::Malformed(MessageError::Inflate(e.to_string())))?;
     if out.len() > limit {
-        return Err(Error::Malformed(MessageError::Inflate(format!("inflates to more than {limit} bytes"))));
+        return Err(Error::Malformed(MessageError::Inflate(format!(
+            "inflates to more than {limit} bytes"
+        ))));
     }
     Ok(out)
 }
@@ -227,7 +284,11 @@ pub fn encode_redirect(
     signer: Option<(&SigningKey, SignatureAlgorithm)>,
 ) -> Result<String, Error> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut query = format!("{}={}", kind.param(), utf8_percent_encode(&b64.encode(deflate(xml.as_bytes())), QUERY_VALUE));
+    let mut query = format!(
+        "{}={}",
+        kind.param(),
+        utf8_percent_encode(&b64.encode(deflate(xml.as_bytes())), QUERY_VALUE)
+    );
     if let Some(r) = relay_state {
         query.push_str("&RelayState=");
         query.extend(utf8_percent_encode(r, QUERY_VALUE));
@@ -235,7 +296,9 @@ pub fn encode_redirect(
     if let Some((key, alg)) = signer {
         query.push_str("&SigAlg=");
         query.extend(utf8_percent_encode(alg.uri(), QUERY_VALUE));
-        let sig = key.sign(alg, query.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let sig = key
+            .sign(alg, query.as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
         query.push_str("&Signature=");
         query.extend(utf8_percent_encode(&b64.encode(sig), QUERY_VALUE));
     }
@@ -244,10 +307,20 @@ pub fn encode_redirect(
 }
 
 /// An auto-submitting HTML form that POSTs `xml` (base64) to `destination` (HTTP-POST binding).
-pub fn post_form(destination: &str, kind: MessageKind, xml: &str, relay_state: Option<&str>) -> String {
+pub fn post_form(
+    destination: &str,
+    kind: MessageKind,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
     let relay = relay_state
-        .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\"/>", xml_escape(r)))
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"RelayState\" value=\"{}\"/>",
+                xml_escape(r)
+            )
+        })
         .unwrap_or_default();
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Signing in…</title></head>\

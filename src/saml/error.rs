@@ -70,15 +70,39 @@ pub enum MessageError {
     Xml(Malformed),
     Base64(String),
     Inflate(String),
-    WrongRoot { expected: &'static str, got: String },
-    UnsupportedVersion { element: &'static str, version: String },
-    MissingElement { element: &'static str, parent: &'static str },
-    DuplicateElement { element: &'static str, parent: &'static str, count: usize },
-    MissingAttribute { element: &'static str, attribute: &'static str },
-    BadTime { element: &'static str, attribute: &'static str, value: String },
+    WrongRoot {
+        expected: &'static str,
+        got: String,
+    },
+    UnsupportedVersion {
+        element: &'static str,
+        version: String,
+    },
+    MissingElement {
+        element: &'static str,
+        parent: &'static str,
+    },
+    DuplicateElement {
+        element: &'static str,
+        parent: &'static str,
+        count: usize,
+    },
+    MissingAttribute {
+        element: &'static str,
+        attribute: &'static str,
+    },
+    BadTime {
+        element: &'static str,
+        attribute: &'static str,
+        value: String,
+    },
     NoAssertion,
-    MultipleAssertions { count: usize },
-    DuplicateId { id: String },
+    MultipleAssertions {
+        count: usize,
+    },
+    DuplicateId {
+        id: String,
+    },
     BadQuery(String),
 }
 
@@ -120,14 +144,32 @@ impl fmt::Display for MessageError {
             Base64(s) => write!(f, "not valid base64: {s}"),
             Inflate(s) => write!(f, "HTTP-Redirect payload does not inflate: {s}"),
             WrongRoot { expected, got } => write!(f, "root element is {got}, expected {expected}"),
-            UnsupportedVersion { element, version } => write!(f, "{element} has Version=\"{version}\", expected \"2.0\""),
+            UnsupportedVersion { element, version } => {
+                write!(f, "{element} has Version=\"{version}\", expected \"2.0\"")
+            }
             MissingElement { element, parent } => write!(f, "{parent} has no {element}"),
-            DuplicateElement { element, parent, count } => write!(f, "{parent} has {count} {element} elements, expected one"),
-            MissingAttribute { element, attribute } => write!(f, "{element} has no {attribute} attribute"),
-            BadTime { element, attribute, value } => write!(f, "{element}/@{attribute} is not an xs:dateTime: \"{value}\""),
+            DuplicateElement {
+                element,
+                parent,
+                count,
+            } => write!(f, "{parent} has {count} {element} elements, expected one"),
+            MissingAttribute { element, attribute } => {
+                write!(f, "{element} has no {attribute} attribute")
+            }
+            BadTime {
+                element,
+                attribute,
+                value,
+            } => write!(
+                f,
+                "{element}/@{attribute} is not an xs:dateTime: \"{value}\""
+            ),
             NoAssertion => write!(f, "the Response holds no Assertion or EncryptedAssertion"),
             MultipleAssertions { count } => {
-                write!(f, "the document holds {count} assertions; exactly one, as a child of the Response, is accepted")
+                write!(
+                    f,
+                    "the document holds {count} assertions; exactly one, as a child of the Response, is accepted"
+                )
             }
             DuplicateId { id } => write!(f, "ID \"{id}\" appears on more than one element"),
             BadQuery(s) => write!(f, "bad HTTP-Redirect query: {s}"),
@@ -140,39 +182,91 @@ impl fmt::Display for MessageError {
 #[non_exhaustive]
 pub enum SignatureError {
     /// Neither the Response nor the Assertion carries a signature.
-    Unsigned { what: &'static str },
+    Unsigned {
+        what: &'static str,
+    },
     /// A ds:Signature that is not the enveloped signature of the Response or Assertion (after Issuer).
-    Misplaced { parent: String },
+    Misplaced {
+        parent: String,
+    },
     /// Two ds:Signature children on one element.
-    MultipleSignatures { parent: String },
+    MultipleSignatures {
+        parent: String,
+    },
     /// ds:Object, ds:Manifest or another unexpected child.
-    UnexpectedElement { element: String, parent: &'static str },
-    MissingElement { element: &'static str },
+    UnexpectedElement {
+        element: String,
+        parent: &'static str,
+    },
+    MissingElement {
+        element: &'static str,
+    },
     /// SignedInfo has more than one (or no) Reference.
-    ReferenceCount { count: usize },
+    ReferenceCount {
+        count: usize,
+    },
     /// Reference URI is not `#` + the ID of the signed element.
-    ReferenceUri { uri: String },
-    ReferenceTarget { uri: String, expected: String },
+    ReferenceUri {
+        uri: String,
+    },
+    ReferenceTarget {
+        uri: String,
+        expected: String,
+    },
     /// A transform outside {enveloped-signature, exc-c14n}, or a bad combination.
-    Transform { algorithm: String },
-    CanonicalizationMethod { algorithm: String },
+    Transform {
+        algorithm: String,
+    },
+    CanonicalizationMethod {
+        algorithm: String,
+    },
     /// An algorithm this IdP may not use (SHA-1 without the legacy switch, HMAC, DSA, MD5).
-    AlgorithmForbidden { algorithm: String, why: &'static str },
-    AlgorithmUnknown { algorithm: String },
+    AlgorithmForbidden {
+        algorithm: String,
+        why: &'static str,
+    },
+    AlgorithmUnknown {
+        algorithm: String,
+    },
     /// RetrievalMethod or another KeyInfo child that would make us fetch something.
-    KeyInfoForbidden { element: String },
-    BadValue { element: &'static str, why: String },
-    DigestMismatch { reference: String, algorithm: &'static str },
+    KeyInfoForbidden {
+        element: String,
+    },
+    BadValue {
+        element: &'static str,
+        why: String,
+    },
+    DigestMismatch {
+        reference: String,
+        algorithm: &'static str,
+    },
     /// The signature value does not verify with the trusted key(s).
-    Invalid { element: &'static str, expected: String, carried: String },
+    Invalid {
+        element: &'static str,
+        expected: String,
+        carried: String,
+    },
     /// Fingerprint mode: the KeyInfo certificate's fingerprint is not the configured one.
-    FingerprintMismatch { expected: String, got: String },
+    FingerprintMismatch {
+        expected: String,
+        got: String,
+    },
     /// Fingerprint mode: no (or more than one) X509Certificate in KeyInfo.
-    FingerprintCertificateCount { count: usize },
-    Certificate { why: String },
-    KeyMismatch { algorithm: &'static str, key: String },
+    FingerprintCertificateCount {
+        count: usize,
+    },
+    Certificate {
+        why: String,
+    },
+    KeyMismatch {
+        algorithm: &'static str,
+        key: String,
+    },
     /// The signature verifies with a configured key, but KeyInfo carries only other keys.
-    KeyInfoMismatch { verified_with: String, carried: String },
+    KeyInfoMismatch {
+        verified_with: String,
+        carried: String,
+    },
     NoTrustedKey,
 }
 
@@ -216,17 +310,27 @@ impl fmt::Display for SignatureError {
                 "a ds:Signature inside {parent} is not the enveloped signature of the Response or the Assertion \
                  (it must be their direct child, right after Issuer)"
             ),
-            MultipleSignatures { parent } => write!(f, "{parent} carries more than one ds:Signature"),
-            UnexpectedElement { element, parent } => write!(f, "{parent} contains {element}, which is not allowed"),
+            MultipleSignatures { parent } => {
+                write!(f, "{parent} carries more than one ds:Signature")
+            }
+            UnexpectedElement { element, parent } => {
+                write!(f, "{parent} contains {element}, which is not allowed")
+            }
             MissingElement { element } => write!(f, "ds:Signature lacks {element}"),
-            ReferenceCount { count } => write!(f, "SignedInfo has {count} References; exactly one is accepted"),
+            ReferenceCount { count } => write!(
+                f,
+                "SignedInfo has {count} References; exactly one is accepted"
+            ),
             ReferenceUri { uri } => write!(
                 f,
                 "Reference URI \"{uri}\" is refused: only \"#ID\" of the signed element is accepted (no XPointer, \
                  no empty URI, nothing outside the document)"
             ),
             ReferenceTarget { uri, expected } => {
-                write!(f, "Reference URI \"{uri}\" does not point to the element the signature sits in (ID \"{expected}\")")
+                write!(
+                    f,
+                    "Reference URI \"{uri}\" does not point to the element the signature sits in (ID \"{expected}\")"
+                )
             }
             Transform { algorithm } => write!(
                 f,
@@ -236,33 +340,57 @@ impl fmt::Display for SignatureError {
                 f,
                 "CanonicalizationMethod {algorithm} is refused: only exclusive c14n (with or without comments) is accepted"
             ),
-            AlgorithmForbidden { algorithm, why } => write!(f, "algorithm {algorithm} is refused: {why}"),
+            AlgorithmForbidden { algorithm, why } => {
+                write!(f, "algorithm {algorithm} is refused: {why}")
+            }
             AlgorithmUnknown { algorithm } => write!(f, "algorithm {algorithm} is not supported"),
-            KeyInfoForbidden { element } => write!(f, "KeyInfo contains {element}, which is refused (nothing is ever fetched)"),
+            KeyInfoForbidden { element } => write!(
+                f,
+                "KeyInfo contains {element}, which is refused (nothing is ever fetched)"
+            ),
             BadValue { element, why } => write!(f, "{element} is unusable: {why}"),
-            DigestMismatch { reference, algorithm } => write!(
+            DigestMismatch {
+                reference,
+                algorithm,
+            } => write!(
                 f,
                 "the {algorithm} digest of the element {reference} does not match DigestValue: the content changed after signing"
             ),
-            Invalid { element, expected, carried } => write!(
+            Invalid {
+                element,
+                expected,
+                carried,
+            } => write!(
                 f,
                 "the {element} signature does not verify with {expected}; the message's KeyInfo carried {carried}"
             ),
             FingerprintMismatch { expected, got } => {
-                write!(f, "the certificate in KeyInfo has fingerprint {got}, expected {expected}")
+                write!(
+                    f,
+                    "the certificate in KeyInfo has fingerprint {got}, expected {expected}"
+                )
             }
             FingerprintCertificateCount { count } => write!(
                 f,
                 "fingerprint trust needs exactly one X509Certificate in the signature's KeyInfo, found {count}"
             ),
             Certificate { why } => write!(f, "certificate unusable: {why}"),
-            KeyMismatch { algorithm, key } => write!(f, "signature algorithm {algorithm} cannot be verified with a {key} key"),
-            KeyInfoMismatch { verified_with, carried } => write!(
+            KeyMismatch { algorithm, key } => write!(
+                f,
+                "signature algorithm {algorithm} cannot be verified with a {key} key"
+            ),
+            KeyInfoMismatch {
+                verified_with,
+                carried,
+            } => write!(
                 f,
                 "the signature verifies with the configured {verified_with}, but the message's KeyInfo carries {carried}, \
                  none of which holds that key"
             ),
-            NoTrustedKey => write!(f, "no trusted signing certificate or fingerprint is configured for this IdP"),
+            NoTrustedKey => write!(
+                f,
+                "no trusted signing certificate or fingerprint is configured for this IdP"
+            ),
         }
     }
 }
@@ -271,30 +399,89 @@ impl fmt::Display for SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejection {
-    StatusNotSuccess { code: String, sub_code: Option<String>, message: Option<String> },
-    IssuerMismatch { element: &'static str, expected: String, got: String },
-    IssuerMissing { element: &'static str },
-    DestinationMismatch { expected: String, got: String },
+    StatusNotSuccess {
+        code: String,
+        sub_code: Option<String>,
+        message: Option<String>,
+    },
+    IssuerMismatch {
+        element: &'static str,
+        expected: String,
+        got: String,
+    },
+    IssuerMissing {
+        element: &'static str,
+    },
+    DestinationMismatch {
+        expected: String,
+        got: String,
+    },
     DestinationMissing,
-    RecipientMismatch { expected: String, got: String },
+    RecipientMismatch {
+        expected: String,
+        got: String,
+    },
     AudienceMissing,
-    AudienceMismatch { expected: String, got: Vec<String> },
-    NotYetValid { element: &'static str, not_before: UnixTime, now: UnixTime, skew: i64 },
-    Expired { element: &'static str, not_on_or_after: UnixTime, now: UnixTime, skew: i64 },
-    IssuedInFuture { issue_instant: UnixTime, now: UnixTime, skew: i64 },
+    AudienceMismatch {
+        expected: String,
+        got: Vec<String>,
+    },
+    NotYetValid {
+        element: &'static str,
+        not_before: UnixTime,
+        now: UnixTime,
+        skew: i64,
+    },
+    Expired {
+        element: &'static str,
+        not_on_or_after: UnixTime,
+        now: UnixTime,
+        skew: i64,
+    },
+    IssuedInFuture {
+        issue_instant: UnixTime,
+        now: UnixTime,
+        skew: i64,
+    },
     SubjectConfirmationMissing,
-    SubjectConfirmationIncomplete { attribute: &'static str },
-    InResponseToMissing { expected: String },
-    InResponseToMismatch { element: &'static str, expected: String, got: String },
-    UnsolicitedNotExpected { got: String },
-    UsernameMissing { source: String },
-    UsernameAmbiguous { source: String, count: usize },
-    UsernameNotSimple { source: String },
-    Replayed { id: String },
-    SessionExpired { session_not_on_or_after: UnixTime, now: UnixTime },
+    SubjectConfirmationIncomplete {
+        attribute: &'static str,
+    },
+    InResponseToMissing {
+        expected: String,
+    },
+    InResponseToMismatch {
+        element: &'static str,
+        expected: String,
+        got: String,
+    },
+    UnsolicitedNotExpected {
+        got: String,
+    },
+    UsernameMissing {
+        source: String,
+    },
+    UsernameAmbiguous {
+        source: String,
+        count: usize,
+    },
+    UsernameNotSimple {
+        source: String,
+    },
+    Replayed {
+        id: String,
+    },
+    SessionExpired {
+        session_not_on_or_after: UnixTime,
+        now: UnixTime,
+    },
     DecryptionKeyMissing,
-    DecryptionFailed { why: String },
-    EncryptionAlgorithmForbidden { algorithm: String },
+    DecryptionFailed {
+        why: String,
+    },
+    EncryptionAlgorithmForbidden {
+        algorithm: String,
+    },
     LogoutNameIdMissing,
 }
 
@@ -335,7 +522,11 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Rejection::*;
         match self {
-            StatusNotSuccess { code, sub_code, message } => {
+            StatusNotSuccess {
+                code,
+                sub_code,
+                message,
+            } => {
                 write!(f, "the IdP answered StatusCode {code}")?;
                 if let Some(s) = sub_code {
                     write!(f, " / {s}")?;
@@ -345,31 +536,63 @@ impl fmt::Display for Rejection {
                 }
                 Ok(())
             }
-            IssuerMismatch { element, expected, got } => write!(f, "{element}/Issuer is \"{got}\", expected \"{expected}\""),
+            IssuerMismatch {
+                element,
+                expected,
+                got,
+            } => write!(f, "{element}/Issuer is \"{got}\", expected \"{expected}\""),
             IssuerMissing { element } => write!(f, "{element} has no Issuer"),
-            DestinationMismatch { expected, got } => write!(f, "Response/@Destination is \"{got}\", expected our ACS URL \"{expected}\""),
-            DestinationMissing => write!(f, "the signed Response has no Destination (required for signed messages)"),
+            DestinationMismatch { expected, got } => write!(
+                f,
+                "Response/@Destination is \"{got}\", expected our ACS URL \"{expected}\""
+            ),
+            DestinationMissing => write!(
+                f,
+                "the signed Response has no Destination (required for signed messages)"
+            ),
             RecipientMismatch { expected, got } => write!(
                 f,
                 "SubjectConfirmationData/@Recipient is \"{got}\", expected our ACS URL \"{expected}\""
             ),
-            AudienceMissing => write!(f, "the Assertion has no AudienceRestriction (required by the bearer profile)"),
+            AudienceMissing => write!(
+                f,
+                "the Assertion has no AudienceRestriction (required by the bearer profile)"
+            ),
             AudienceMismatch { expected, got } => {
-                write!(f, "AudienceRestriction lists {got:?}, which does not include our entity ID \"{expected}\"")
+                write!(
+                    f,
+                    "AudienceRestriction lists {got:?}, which does not include our entity ID \"{expected}\""
+                )
             }
-            NotYetValid { element, not_before, now, skew } => write!(
+            NotYetValid {
+                element,
+                not_before,
+                now,
+                skew,
+            } => write!(
                 f,
                 "{element}/@NotBefore is {not_before}; now is {now} (allowed clock skew {skew} s): not yet valid"
             ),
-            Expired { element, not_on_or_after, now, skew } => write!(
+            Expired {
+                element,
+                not_on_or_after,
+                now,
+                skew,
+            } => write!(
                 f,
                 "{element}/@NotOnOrAfter is {not_on_or_after}; now is {now} (allowed clock skew {skew} s): expired"
             ),
-            IssuedInFuture { issue_instant, now, skew } => write!(
+            IssuedInFuture {
+                issue_instant,
+                now,
+                skew,
+            } => write!(
                 f,
                 "Assertion/@IssueInstant is {issue_instant}, in the future (now {now}, allowed clock skew {skew} s)"
             ),
-            SubjectConfirmationMissing => write!(f, "the Assertion has no bearer SubjectConfirmation"),
+            SubjectConfirmationMissing => {
+                write!(f, "the Assertion has no bearer SubjectConfirmation")
+            }
             SubjectConfirmationIncomplete { attribute } => {
                 write!(f, "the bearer SubjectConfirmationData has no {attribute}")
             }
@@ -377,24 +600,45 @@ impl fmt::Display for Rejection {
                 f,
                 "the response answers no request (no InResponseTo), but we sent request \"{expected}\""
             ),
-            InResponseToMismatch { element, expected, got } => {
-                write!(f, "{element}/@InResponseTo is \"{got}\", expected our request \"{expected}\"")
+            InResponseToMismatch {
+                element,
+                expected,
+                got,
+            } => {
+                write!(
+                    f,
+                    "{element}/@InResponseTo is \"{got}\", expected our request \"{expected}\""
+                )
             }
             UnsolicitedNotExpected { got } => write!(
                 f,
                 "the response answers request \"{got}\", but no request of ours is pending for it"
             ),
             UsernameMissing { source } => write!(f, "the Assertion has no {source}"),
-            UsernameAmbiguous { source, count } => write!(f, "the Assertion has {count} values for {source}; exactly one is accepted"),
+            UsernameAmbiguous { source, count } => write!(
+                f,
+                "the Assertion has {count} values for {source}; exactly one is accepted"
+            ),
             UsernameNotSimple { source } => write!(f, "{source} holds elements, not plain text"),
             Replayed { id } => write!(f, "assertion \"{id}\" was already used"),
-            SessionExpired { session_not_on_or_after, now } => write!(
+            SessionExpired {
+                session_not_on_or_after,
+                now,
+            } => write!(
                 f,
                 "AuthnStatement/@SessionNotOnOrAfter is {session_not_on_or_after}, already past (now {now})"
             ),
-            DecryptionKeyMissing => write!(f, "the assertion is encrypted and no SP decryption key is configured"),
-            DecryptionFailed { why } => write!(f, "the EncryptedAssertion could not be decrypted with the SP key: {why}"),
-            EncryptionAlgorithmForbidden { algorithm } => write!(f, "encryption algorithm {algorithm} is refused"),
+            DecryptionKeyMissing => write!(
+                f,
+                "the assertion is encrypted and no SP decryption key is configured"
+            ),
+            DecryptionFailed { why } => write!(
+                f,
+                "the EncryptedAssertion could not be decrypted with the SP key: {why}"
+            ),
+            EncryptionAlgorithmForbidden { algorithm } => {
+                write!(f, "encryption algorithm {algorithm} is refused")
+            }
             LogoutNameIdMissing => write!(f, "the LogoutRequest has no NameID"),
         }
     }

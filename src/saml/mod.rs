@@ -14,5 +14,8 @@ pub mod xmldsig;
 pub mod xmlenc;
 
 pub use error::{Error, MessageError, Rejection, SignatureError};
-pub use response::{Assertion, ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifiedResponse, VerifyOptions};
+pub use response::{
+    Assertion, ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifiedResponse,
+    VerifyOptions,
+};
 pub use time::UnixTime;

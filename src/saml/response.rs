@@ -100,7 +100,11 @@ impl Attributes {
 
     /// Every value of attribute `name`, in document order.
     pub fn get(&self, name: &str) -> Vec<&str> {
-        self.names.iter().filter(|(n, _, _)| n == name).flat_map(|&(_, a, b)| (a..b).map(|i| self.value(i))).collect()
+        self.names
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .flat_map(|&(_, a, b)| (a..b).map(|i| self.value(i)))
+            .collect()
     }
 
     /// The first value of `name`, if any.
@@ -112,7 +116,9 @@ impl Attributes {
     pub fn to_map(&self) -> BTreeMap<&str, Vec<&str>> {
         let mut m: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for &(ref n, a, b) in &self.names {
-            m.entry(n.as_str()).or_default().extend((a..b).map(|i| self.value(i)));
+            m.entry(n.as_str())
+                .or_default()
+                .extend((a..b).map(|i| self.value(i)));
         }
         m
     }
@@ -161,7 +167,10 @@ impl UnverifiedResponse {
     fn from_document(doc: Document) -> Result<Self, Error> {
         let root = doc.root();
         if !doc.is(root, ns::SAMLP, "Response") {
-            return Err(msg(MessageError::WrongRoot { expected: "samlp:Response", got: describe_element(&doc, root) }));
+            return Err(msg(MessageError::WrongRoot {
+                expected: "samlp:Response",
+                got: describe_element(&doc, root),
+            }));
         }
         Ok(UnverifiedResponse { doc })
     }
@@ -172,8 +181,14 @@ impl UnverifiedResponse {
         let d = &self.doc;
         let r = d.root();
         let from_response = d.children_named(r, ns::SAML, "Issuer").next();
-        let from_assertion = || d.children_named(r, ns::SAML, "Assertion").next().and_then(|a| d.children_named(a, ns::SAML, "Issuer").next());
-        from_response.or_else(from_assertion).map(|i| trim_xml_ws(&d.text(i)).to_string())
+        let from_assertion = || {
+            d.children_named(r, ns::SAML, "Assertion")
+                .next()
+                .and_then(|a| d.children_named(a, ns::SAML, "Issuer").next())
+        };
+        from_response
+            .or_else(from_assertion)
+            .map(|i| trim_xml_ws(&d.text(i)).to_string())
     }
 
     /// The document, for diagnostics only.
@@ -188,7 +203,10 @@ impl UnverifiedResponse {
         let root = doc.root();
         check_version(&doc, root, "Response")?;
         if doc.attr(root, "ID").is_none_or(str::is_empty) {
-            return Err(msg(MessageError::MissingAttribute { element: "Response", attribute: "ID" }));
+            return Err(msg(MessageError::MissingAttribute {
+                element: "Response",
+                attribute: "ID",
+            }));
         }
         // A failure status needs no assertion and no signature to be reported as what it is.
         check_status(&doc, root)?;
@@ -196,7 +214,9 @@ impl UnverifiedResponse {
         // 1. Exactly one Assertion or EncryptedAssertion, a child of the Response.
         let candidates: Vec<NodeId> = doc
             .child_elements(root)
-            .filter(|&c| doc.is(c, ns::SAML, "Assertion") || doc.is(c, ns::SAML, "EncryptedAssertion"))
+            .filter(|&c| {
+                doc.is(c, ns::SAML, "Assertion") || doc.is(c, ns::SAML, "EncryptedAssertion")
+            })
             .collect();
         let assertion = match candidates.as_slice() {
             [] => return Err(msg(MessageError::NoAssertion)),
@@ -210,10 +230,19 @@ impl UnverifiedResponse {
         let sigs = check_document(&doc, root, assertion)?;
 
         // 3. The shape of each signature, before any cryptography.
-        let response_sig = sigs.response.map(|s| parse_signature(&doc, s, opts.algorithms)).transpose()?;
-        let assertion_sig = sigs.assertion.map(|s| parse_signature(&doc, s, opts.algorithms)).transpose()?;
+        let response_sig = sigs
+            .response
+            .map(|s| parse_signature(&doc, s, opts.algorithms))
+            .transpose()?;
+        let assertion_sig = sigs
+            .assertion
+            .map(|s| parse_signature(&doc, s, opts.algorithms))
+            .transpose()?;
         if response_sig.is_none() && assertion_sig.is_none() && !encrypted {
-            return Err(SignatureError::Unsigned { what: "neither the Response nor the Assertion is signed" }.into());
+            return Err(SignatureError::Unsigned {
+                what: "neither the Response nor the Assertion is signed",
+            }
+            .into());
         }
 
         // 4. Cryptography: every present signature must verify.
@@ -221,14 +250,25 @@ impl UnverifiedResponse {
         let mut buf = Vec::with_capacity(doc.source_len() + 1024);
         let mut signing_cert: Option<TrustedCertificate> = None;
         if let Some(spec) = &response_sig {
-            signing_cert = Some(verify_enveloped(&doc, spec, root, trust, "Response", &mut buf)?);
+            signing_cert = Some(verify_enveloped(
+                &doc, spec, root, trust, "Response", &mut buf,
+            )?);
         }
         if let Some(spec) = &assertion_sig {
-            signing_cert = Some(verify_enveloped(&doc, spec, assertion, trust, "Assertion", &mut buf)?);
+            signing_cert = Some(verify_enveloped(
+                &doc,
+                spec,
+                assertion,
+                trust,
+                "Assertion",
+                &mut buf,
+            )?);
         }
 
         if !encrypted {
-            let signing_cert = signing_cert.ok_or(SignatureError::Unsigned { what: "nothing is signed" })?;
+            let signing_cert = signing_cert.ok_or(SignatureError::Unsigned {
+                what: "nothing is signed",
+            })?;
             return Ok(VerifiedResponse {
                 doc,
                 decrypted: None,
@@ -241,13 +281,26 @@ impl UnverifiedResponse {
 
         // 5. EncryptedAssertion: decrypt (the outer signature, if any, was verified first), then
         //    apply the same rules to the Assertion inside.
-        let key = opts.decryption_key.as_ref().ok_or(Rejection::DecryptionKeyMissing)?;
+        let key = opts
+            .decryption_key
+            .as_ref()
+            .ok_or(Rejection::DecryptionKeyMissing)?;
         let inner = super::xmlenc::decrypt_assertion(&doc, assertion, key, &opts.limits)?;
         let inner_root = inner.root();
         let inner_sigs = check_document(&inner, inner_root, inner_root)?;
-        let inner_spec = inner_sigs.assertion.map(|s| parse_signature(&inner, s, opts.algorithms)).transpose()?;
+        let inner_spec = inner_sigs
+            .assertion
+            .map(|s| parse_signature(&inner, s, opts.algorithms))
+            .transpose()?;
         if let Some(spec) = &inner_spec {
-            signing_cert = Some(verify_enveloped(&inner, spec, inner_root, trust, "Assertion", &mut buf)?);
+            signing_cert = Some(verify_enveloped(
+                &inner,
+                spec,
+                inner_root,
+                trust,
+                "Assertion",
+                &mut buf,
+            )?);
         }
         let signing_cert = signing_cert.ok_or(SignatureError::Unsigned {
             what: "the EncryptedAssertion is not covered by a Response signature and the decrypted Assertion is unsigned",
@@ -271,9 +324,16 @@ struct FoundSignatures {
 
 /// Walks the whole document once. `root` is the message root, `assertion` the consumed assertion
 /// (for a decrypted assertion, both are its root).
-fn check_document(doc: &Document, root: NodeId, assertion: NodeId) -> Result<FoundSignatures, Error> {
+fn check_document(
+    doc: &Document,
+    root: NodeId,
+    assertion: NodeId,
+) -> Result<FoundSignatures, Error> {
     let mut ids: Vec<&str> = Vec::with_capacity(4);
-    let mut found = FoundSignatures { response: None, assertion: None };
+    let mut found = FoundSignatures {
+        response: None,
+        assertion: None,
+    };
     let mut assertions = 1usize;
     let mut stray_assertion = false;
     for n in doc.descendants(root) {
@@ -287,11 +347,16 @@ fn check_document(doc: &Document, root: NodeId, assertion: NodeId) -> Result<Fou
             ids.push(id);
         }
         // One look at the local name decides whether the element matters here at all.
-        if !matches!(doc.local_name(n), "Assertion" | "EncryptedAssertion" | "Signature") {
+        if !matches!(
+            doc.local_name(n),
+            "Assertion" | "EncryptedAssertion" | "Signature"
+        ) {
             continue;
         }
         let in_advice = || inside_advice(doc, n, assertion);
-        if (doc.is(n, ns::SAML, "Assertion") || doc.is(n, ns::SAML, "EncryptedAssertion")) && n != assertion {
+        if (doc.is(n, ns::SAML, "Assertion") || doc.is(n, ns::SAML, "EncryptedAssertion"))
+            && n != assertion
+        {
             assertions += 1;
             if !in_advice() {
                 stray_assertion = true;
@@ -312,7 +377,10 @@ fn check_document(doc: &Document, root: NodeId, assertion: NodeId) -> Result<Fou
             };
             let Some(parent) = parent else { continue };
             if slot.replace(n).is_some() {
-                return Err(SignatureError::MultipleSignatures { parent: doc.qname(parent) }.into());
+                return Err(SignatureError::MultipleSignatures {
+                    parent: doc.qname(parent),
+                }
+                .into());
             }
             // Schema order (SAML Core §3.2.1, §2.3.3): the enveloped signature comes right after
             // Issuer (first, for a Response without Issuer). A signature appended elsewhere in
@@ -324,7 +392,10 @@ fn check_document(doc: &Document, root: NodeId, assertion: NodeId) -> Result<Fou
                 _ => false,
             };
             if !in_place {
-                return Err(SignatureError::Misplaced { parent: doc.qname(parent) }.into());
+                return Err(SignatureError::Misplaced {
+                    parent: doc.qname(parent),
+                }
+                .into());
             }
         }
     }
@@ -351,36 +422,70 @@ fn inside_advice(doc: &Document, n: NodeId, assertion: NodeId) -> bool {
 
 fn describe_element(doc: &Document, n: NodeId) -> String {
     let ns = doc.namespace(n);
-    if ns.is_empty() { doc.qname(n) } else { format!("{} ({ns})", doc.qname(n)) }
+    if ns.is_empty() {
+        doc.qname(n)
+    } else {
+        format!("{} ({ns})", doc.qname(n))
+    }
 }
 
 fn check_version(doc: &Document, el: NodeId, name: &'static str) -> Result<(), Error> {
     match doc.attr(el, "Version") {
         Some("2.0") => Ok(()),
-        Some(v) => Err(msg(MessageError::UnsupportedVersion { element: name, version: v.to_string() })),
-        None => Err(msg(MessageError::MissingAttribute { element: name, attribute: "Version" })),
+        Some(v) => Err(msg(MessageError::UnsupportedVersion {
+            element: name,
+            version: v.to_string(),
+        })),
+        None => Err(msg(MessageError::MissingAttribute {
+            element: name,
+            attribute: "Version",
+        })),
     }
 }
 
 /// SAML Core §3.2.2.2: the top-level StatusCode must be Success.
 pub(crate) fn check_status(doc: &Document, root: NodeId) -> Result<(), Error> {
-    let status = doc
-        .only_child(root, ns::SAMLP, "Status")
-        .map_err(|n| if n == 0 {
-            msg(MessageError::MissingElement { element: "Status", parent: "Response" })
+    let status = doc.only_child(root, ns::SAMLP, "Status").map_err(|n| {
+        if n == 0 {
+            msg(MessageError::MissingElement {
+                element: "Status",
+                parent: "Response",
+            })
         } else {
-            msg(MessageError::DuplicateElement { element: "Status", parent: "Response", count: n })
-        })?;
+            msg(MessageError::DuplicateElement {
+                element: "Status",
+                parent: "Response",
+                count: n,
+            })
+        }
+    })?;
     let code = doc
         .only_child(status, ns::SAMLP, "StatusCode")
-        .map_err(|_| msg(MessageError::MissingElement { element: "StatusCode", parent: "Status" }))?;
+        .map_err(|_| {
+            msg(MessageError::MissingElement {
+                element: "StatusCode",
+                parent: "Status",
+            })
+        })?;
     let value = doc.attr(code, "Value").unwrap_or("");
     if value == STATUS_SUCCESS {
         return Ok(());
     }
-    let sub = doc.children_named(code, ns::SAMLP, "StatusCode").next().and_then(|s| doc.attr(s, "Value")).map(str::to_string);
-    let message = doc.children_named(status, ns::SAMLP, "StatusMessage").next().map(|m| trim_xml_ws(&doc.text(m)).to_string());
-    Err(Rejection::StatusNotSuccess { code: value.to_string(), sub_code: sub, message }.into())
+    let sub = doc
+        .children_named(code, ns::SAMLP, "StatusCode")
+        .next()
+        .and_then(|s| doc.attr(s, "Value"))
+        .map(str::to_string);
+    let message = doc
+        .children_named(status, ns::SAMLP, "StatusMessage")
+        .next()
+        .map(|m| trim_xml_ws(&doc.text(m)).to_string());
+    Err(Rejection::StatusNotSuccess {
+        code: value.to_string(),
+        sub_code: sub,
+        message,
+    }
+    .into())
 }
 
 /// A Response whose signature(s) verified.
@@ -395,12 +500,21 @@ pub struct VerifiedResponse {
     signing_cert: TrustedCertificate,
 }
 
-fn time_attr(doc: &Document, el: NodeId, element: &'static str, attribute: &'static str) -> Result<Option<UnixTime>, Error> {
+fn time_attr(
+    doc: &Document,
+    el: NodeId,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<Option<UnixTime>, Error> {
     match doc.attr(el, attribute) {
         None => Ok(None),
-        Some(v) => UnixTime::parse(v)
-            .map(Some)
-            .ok_or_else(|| msg(MessageError::BadTime { element, attribute, value: v.to_string() })),
+        Some(v) => UnixTime::parse(v).map(Some).ok_or_else(|| {
+            msg(MessageError::BadTime {
+                element,
+                attribute,
+                value: v.to_string(),
+            })
+        }),
     }
 }
 
@@ -420,13 +534,17 @@ impl VerifiedResponse {
             .filter(|sc| d.attr(*sc, "Method") == Some(BEARER))
             .flat_map(|sc| d.children_named(sc, ns::SAML, "SubjectConfirmationData"))
             .find_map(|scd| d.attr(scd, "InResponseTo"));
-        from_assertion.or_else(|| self.doc.attr(self.doc.root(), "InResponseTo")).map(str::to_string)
+        from_assertion
+            .or_else(|| self.doc.attr(self.doc.root(), "InResponseTo"))
+            .map(str::to_string)
     }
 
     /// The signed Assertion's Issuer.
     pub fn issuer(&self) -> Option<String> {
         let d = self.adoc();
-        d.children_named(self.assertion, ns::SAML, "Issuer").next().map(|i| trim_xml_ws(&d.text(i)).to_string())
+        d.children_named(self.assertion, ns::SAML, "Issuer")
+            .next()
+            .map(|i| trim_xml_ws(&d.text(i)).to_string())
     }
 
     /// Whether the Response's own signature was verified.
@@ -446,13 +564,20 @@ impl VerifiedResponse {
     /// The signed assertion's Subject/NameID (for diagnosis: whom the assertion names).
     pub fn name_id(&self) -> Option<NameId> {
         let d = self.adoc();
-        let subject = d.children_named(self.assertion, ns::SAML, "Subject").next()?;
+        let subject = d
+            .children_named(self.assertion, ns::SAML, "Subject")
+            .next()?;
         read_name_id(d, subject).ok().flatten()
     }
 
     /// Applies every protocol check, in the order of SAML Profiles §4.1.4.3 and Core §2, then
     /// records the assertion ID in `replay` (last, so that a rejected assertion is not remembered).
-    pub fn accept(&self, ctx: &ExpectedContext<'_>, now: UnixTime, replay: &dyn ReplayCache) -> Result<Assertion, Error> {
+    pub fn accept(
+        &self,
+        ctx: &ExpectedContext<'_>,
+        now: UnixTime,
+        replay: &dyn ReplayCache,
+    ) -> Result<Assertion, Error> {
         let skew = ctx.clock_skew_secs;
         let rdoc = &self.doc;
         let root = rdoc.root();
@@ -467,14 +592,23 @@ impl VerifiedResponse {
         if let Some(i) = rdoc.children_named(root, ns::SAML, "Issuer").next() {
             let got = trim_xml_ws(&rdoc.text(i)).to_string();
             if got != ctx.idp_entity_id {
-                return Err(Rejection::IssuerMismatch { element: "Response", expected: ctx.idp_entity_id.into(), got }.into());
+                return Err(Rejection::IssuerMismatch {
+                    element: "Response",
+                    expected: ctx.idp_entity_id.into(),
+                    got,
+                }
+                .into());
             }
         }
 
         // Bindings §3.5.5.2: Destination must be our ACS URL; a signed Response must carry one.
         match rdoc.attr(root, "Destination") {
             Some(dest) if dest != ctx.acs_url => {
-                return Err(Rejection::DestinationMismatch { expected: ctx.acs_url.into(), got: dest.into() }.into());
+                return Err(Rejection::DestinationMismatch {
+                    expected: ctx.acs_url.into(),
+                    got: dest.into(),
+                }
+                .into());
             }
             None if self.response_signed => return Err(Rejection::DestinationMissing.into()),
             _ => {}
@@ -484,36 +618,68 @@ impl VerifiedResponse {
         if let Some(irt) = rdoc.attr(root, "InResponseTo") {
             match ctx.solicitation {
                 Solicitation::Request(id) if irt != id => {
-                    return Err(Rejection::InResponseToMismatch { element: "Response", expected: id.into(), got: irt.into() }.into());
+                    return Err(Rejection::InResponseToMismatch {
+                        element: "Response",
+                        expected: id.into(),
+                        got: irt.into(),
+                    }
+                    .into());
                 }
-                Solicitation::Unsolicited => return Err(Rejection::UnsolicitedNotExpected { got: irt.into() }.into()),
+                Solicitation::Unsolicited => {
+                    return Err(Rejection::UnsolicitedNotExpected { got: irt.into() }.into());
+                }
                 _ => {}
             }
         }
 
         // From here on, only the signed Assertion.
         check_version(d, a, "Assertion")?;
-        let id = d.attr(a, "ID").filter(|s| !s.is_empty()).ok_or(msg(MessageError::MissingAttribute { element: "Assertion", attribute: "ID" }))?;
+        let id = d.attr(a, "ID").filter(|s| !s.is_empty()).ok_or(msg(
+            MessageError::MissingAttribute {
+                element: "Assertion",
+                attribute: "ID",
+            },
+        ))?;
 
         // Core §2.3.3: Issuer is required; Profiles §4.1.4.2: it is the IdP.
         let issuer = d
             .only_child(a, ns::SAML, "Issuer")
-            .map_err(|_| Rejection::IssuerMissing { element: "Assertion" })?;
+            .map_err(|_| Rejection::IssuerMissing {
+                element: "Assertion",
+            })?;
         let issuer = trim_xml_ws(&d.text(issuer)).to_string();
         if issuer != ctx.idp_entity_id {
-            return Err(Rejection::IssuerMismatch { element: "Assertion", expected: ctx.idp_entity_id.into(), got: issuer }.into());
+            return Err(Rejection::IssuerMismatch {
+                element: "Assertion",
+                expected: ctx.idp_entity_id.into(),
+                got: issuer,
+            }
+            .into());
         }
 
         // Core §2.3.3: IssueInstant is required; one from the future is refused.
-        let issue_instant = time_attr(d, a, "Assertion", "IssueInstant")?
-            .ok_or(msg(MessageError::MissingAttribute { element: "Assertion", attribute: "IssueInstant" }))?;
+        let issue_instant = time_attr(d, a, "Assertion", "IssueInstant")?.ok_or(msg(
+            MessageError::MissingAttribute {
+                element: "Assertion",
+                attribute: "IssueInstant",
+            },
+        ))?;
         if issue_instant > now.plus_secs(skew) {
-            return Err(Rejection::IssuedInFuture { issue_instant, now, skew }.into());
+            return Err(Rejection::IssuedInFuture {
+                issue_instant,
+                now,
+                skew,
+            }
+            .into());
         }
 
         // Profiles §4.1.4.2: a bearer SubjectConfirmation with Recipient, NotOnOrAfter, InResponseTo.
         let subject = d.opt_child(a, ns::SAML, "Subject").map_err(|n| {
-            msg(MessageError::DuplicateElement { element: "Subject", parent: "Assertion", count: n })
+            msg(MessageError::DuplicateElement {
+                element: "Subject",
+                parent: "Assertion",
+                count: n,
+            })
         })?;
         let subject = subject.ok_or(Rejection::SubjectConfirmationMissing)?;
         let scd_not_on_or_after = self.check_subject_confirmation(d, subject, ctx, now)?;
@@ -521,36 +687,65 @@ impl VerifiedResponse {
         // Core §2.5: Conditions (time window, audience). The bearer profile requires an
         // AudienceRestriction naming us.
         let conditions = d.opt_child(a, ns::SAML, "Conditions").map_err(|n| {
-            msg(MessageError::DuplicateElement { element: "Conditions", parent: "Assertion", count: n })
+            msg(MessageError::DuplicateElement {
+                element: "Conditions",
+                parent: "Assertion",
+                count: n,
+            })
         })?;
         let mut not_on_or_after = scd_not_on_or_after;
-        let Some(conditions) = conditions else { return Err(Rejection::AudienceMissing.into()) };
+        let Some(conditions) = conditions else {
+            return Err(Rejection::AudienceMissing.into());
+        };
         if let Some(nb) = time_attr(d, conditions, "Conditions", "NotBefore")?
             && now < nb.plus_secs(-skew)
         {
-            return Err(Rejection::NotYetValid { element: "Conditions", not_before: nb, now, skew }.into());
+            return Err(Rejection::NotYetValid {
+                element: "Conditions",
+                not_before: nb,
+                now,
+                skew,
+            }
+            .into());
         }
         if let Some(na) = time_attr(d, conditions, "Conditions", "NotOnOrAfter")? {
             if now >= na.plus_secs(skew) {
-                return Err(Rejection::Expired { element: "Conditions", not_on_or_after: na, now, skew }.into());
+                return Err(Rejection::Expired {
+                    element: "Conditions",
+                    not_on_or_after: na,
+                    now,
+                    skew,
+                }
+                .into());
             }
             not_on_or_after = not_on_or_after.min(na);
         }
-        let mut restrictions = d.children_named(conditions, ns::SAML, "AudienceRestriction").peekable();
+        let mut restrictions = d
+            .children_named(conditions, ns::SAML, "AudienceRestriction")
+            .peekable();
         if restrictions.peek().is_none() {
             return Err(Rejection::AudienceMissing.into());
         }
         // Core §2.5.1.4: several AudienceRestrictions must each be satisfied.
         for r in restrictions {
-            let audiences: Vec<String> = d.children_named(r, ns::SAML, "Audience").map(|x| trim_xml_ws(&d.text(x)).to_string()).collect();
+            let audiences: Vec<String> = d
+                .children_named(r, ns::SAML, "Audience")
+                .map(|x| trim_xml_ws(&d.text(x)).to_string())
+                .collect();
             if !audiences.iter().any(|x| x == ctx.sp_entity_id) {
-                return Err(Rejection::AudienceMismatch { expected: ctx.sp_entity_id.into(), got: audiences }.into());
+                return Err(Rejection::AudienceMismatch {
+                    expected: ctx.sp_entity_id.into(),
+                    got: audiences,
+                }
+                .into());
             }
         }
 
         // AuthnStatement: SessionIndex and SessionNotOnOrAfter (for SLO and the session's end).
         let authn = d.children_named(a, ns::SAML, "AuthnStatement").next();
-        let session_index = authn.and_then(|s| d.attr(s, "SessionIndex")).map(str::to_string);
+        let session_index = authn
+            .and_then(|s| d.attr(s, "SessionIndex"))
+            .map(str::to_string);
         let session_not_on_or_after = match authn {
             Some(s) => time_attr(d, s, "AuthnStatement", "SessionNotOnOrAfter")?,
             None => None,
@@ -558,7 +753,11 @@ impl VerifiedResponse {
         if let Some(snoa) = session_not_on_or_after
             && now >= snoa.plus_secs(skew)
         {
-            return Err(Rejection::SessionExpired { session_not_on_or_after: snoa, now }.into());
+            return Err(Rejection::SessionExpired {
+                session_not_on_or_after: snoa,
+                now,
+            }
+            .into());
         }
 
         let name_id = read_name_id(d, subject)?;
@@ -566,7 +765,12 @@ impl VerifiedResponse {
         let username = match ctx.username {
             UsernameSource::NameId => match &name_id {
                 Some(n) if !n.value.is_empty() => n.value.clone(),
-                _ => return Err(Rejection::UsernameMissing { source: "Subject/NameID".into() }.into()),
+                _ => {
+                    return Err(Rejection::UsernameMissing {
+                        source: "Subject/NameID".into(),
+                    }
+                    .into());
+                }
             },
             UsernameSource::Attribute(name) => read_username_attribute(d, a, name)?,
         };
@@ -598,7 +802,13 @@ impl VerifiedResponse {
     }
 
     /// Returns the NotOnOrAfter of the bearer confirmation that satisfied every rule.
-    fn check_subject_confirmation(&self, d: &Document, subject: NodeId, ctx: &ExpectedContext<'_>, now: UnixTime) -> Result<UnixTime, Error> {
+    fn check_subject_confirmation(
+        &self,
+        d: &Document,
+        subject: NodeId,
+        ctx: &ExpectedContext<'_>,
+        now: UnixTime,
+    ) -> Result<UnixTime, Error> {
         let skew = ctx.clock_skew_secs;
         let mut first_err: Option<Error> = None;
         for sc in d.children_named(subject, ns::SAML, "SubjectConfirmation") {
@@ -608,29 +818,66 @@ impl VerifiedResponse {
             let r = (|| -> Result<UnixTime, Error> {
                 let scd = d
                     .only_child(sc, ns::SAML, "SubjectConfirmationData")
-                    .map_err(|_| Rejection::SubjectConfirmationIncomplete { attribute: "SubjectConfirmationData" })?;
+                    .map_err(|_| Rejection::SubjectConfirmationIncomplete {
+                        attribute: "SubjectConfirmationData",
+                    })?;
                 // Recipient: our ACS URL, compared as the exact string.
-                let recipient = d.attr(scd, "Recipient").ok_or(Rejection::SubjectConfirmationIncomplete { attribute: "Recipient" })?;
+                let recipient =
+                    d.attr(scd, "Recipient")
+                        .ok_or(Rejection::SubjectConfirmationIncomplete {
+                            attribute: "Recipient",
+                        })?;
                 if recipient != ctx.acs_url {
-                    return Err(Rejection::RecipientMismatch { expected: ctx.acs_url.into(), got: recipient.into() }.into());
+                    return Err(Rejection::RecipientMismatch {
+                        expected: ctx.acs_url.into(),
+                        got: recipient.into(),
+                    }
+                    .into());
                 }
-                let noa = time_attr(d, scd, "SubjectConfirmationData", "NotOnOrAfter")?
-                    .ok_or(Rejection::SubjectConfirmationIncomplete { attribute: "NotOnOrAfter" })?;
+                let noa = time_attr(d, scd, "SubjectConfirmationData", "NotOnOrAfter")?.ok_or(
+                    Rejection::SubjectConfirmationIncomplete {
+                        attribute: "NotOnOrAfter",
+                    },
+                )?;
                 if now >= noa.plus_secs(skew) {
-                    return Err(Rejection::Expired { element: "SubjectConfirmationData", not_on_or_after: noa, now, skew }.into());
+                    return Err(Rejection::Expired {
+                        element: "SubjectConfirmationData",
+                        not_on_or_after: noa,
+                        now,
+                        skew,
+                    }
+                    .into());
                 }
                 if let Some(nb) = time_attr(d, scd, "SubjectConfirmationData", "NotBefore")?
                     && now < nb.plus_secs(-skew)
                 {
-                    return Err(Rejection::NotYetValid { element: "SubjectConfirmationData", not_before: nb, now, skew }.into());
+                    return Err(Rejection::NotYetValid {
+                        element: "SubjectConfirmationData",
+                        not_before: nb,
+                        now,
+                        skew,
+                    }
+                    .into());
                 }
                 match (ctx.solicitation, d.attr(scd, "InResponseTo")) {
                     (Solicitation::Request(id), Some(irt)) if irt == id => {}
                     (Solicitation::Request(id), Some(irt)) => {
-                        return Err(Rejection::InResponseToMismatch { element: "SubjectConfirmationData", expected: id.into(), got: irt.into() }.into());
+                        return Err(Rejection::InResponseToMismatch {
+                            element: "SubjectConfirmationData",
+                            expected: id.into(),
+                            got: irt.into(),
+                        }
+                        .into());
                     }
-                    (Solicitation::Request(id), None) => return Err(Rejection::InResponseToMissing { expected: id.into() }.into()),
-                    (Solicitation::Unsolicited, Some(irt)) => return Err(Rejection::UnsolicitedNotExpected { got: irt.into() }.into()),
+                    (Solicitation::Request(id), None) => {
+                        return Err(Rejection::InResponseToMissing {
+                            expected: id.into(),
+                        }
+                        .into());
+                    }
+                    (Solicitation::Unsolicited, Some(irt)) => {
+                        return Err(Rejection::UnsolicitedNotExpected { got: irt.into() }.into());
+                    }
                     (Solicitation::Unsolicited, None) => {}
                 }
                 Ok(noa)
@@ -648,12 +895,18 @@ impl VerifiedResponse {
 
 fn read_name_id(d: &Document, subject: NodeId) -> Result<Option<NameId>, Error> {
     let Some(n) = d.opt_child(subject, ns::SAML, "NameID").map_err(|c| {
-        msg(MessageError::DuplicateElement { element: "NameID", parent: "Subject", count: c })
+        msg(MessageError::DuplicateElement {
+            element: "NameID",
+            parent: "Subject",
+            count: c,
+        })
     })?
     else {
         return Ok(None);
     };
-    let value = d.simple_text(n).ok_or(Rejection::UsernameNotSimple { source: "Subject/NameID".into() })?;
+    let value = d.simple_text(n).ok_or(Rejection::UsernameNotSimple {
+        source: "Subject/NameID".into(),
+    })?;
     Ok(Some(NameId {
         value: trimmed(value),
         format: d.attr(n, "Format").map(str::to_string),
@@ -666,14 +919,21 @@ fn read_attributes(d: &Document, a: NodeId) -> Attributes {
     let mut out = Attributes::default();
     // One reservation for all values: at most one per node of the statements, and at most the
     // assertion's own text.
-    let (nodes, text) = d
-        .children_named(a, ns::SAML, "AttributeStatement")
-        .fold((0, 0), |(n, t), st| (n + d.descendants(st).len(), t + d.source_len().min(64 * 1024)));
+    let (nodes, text) =
+        d.children_named(a, ns::SAML, "AttributeStatement")
+            .fold((0, 0), |(n, t), st| {
+                (
+                    n + d.descendants(st).len(),
+                    t + d.source_len().min(64 * 1024),
+                )
+            });
     out.values.reserve(nodes / 2);
     out.text.reserve(text.min(d.source_len()));
     for st in d.children_named(a, ns::SAML, "AttributeStatement") {
         for at in d.children_named(st, ns::SAML, "Attribute") {
-            let Some(name) = d.attr(at, "Name") else { continue };
+            let Some(name) = d.attr(at, "Name") else {
+                continue;
+            };
             let first = out.values.len() as u32;
             for v in d.children_named(at, ns::SAML, "AttributeValue") {
                 if let Some(t) = d.simple_text_cow(v) {
@@ -683,7 +943,8 @@ fn read_attributes(d: &Document, a: NodeId) -> Attributes {
                     out.values.push((start, out.text.len() as u32));
                 }
             }
-            out.names.push((name.to_string(), first, out.values.len() as u32));
+            out.names
+                .push((name.to_string(), first, out.values.len() as u32));
         }
     }
     out
@@ -700,18 +961,40 @@ fn read_username_attribute(d: &Document, a: NodeId, name: &str) -> Result<String
     let at = match attrs.as_slice() {
         [] => return Err(Rejection::UsernameMissing { source }.into()),
         [one] => *one,
-        many => return Err(Rejection::UsernameAmbiguous { source, count: many.len() }.into()),
+        many => {
+            return Err(Rejection::UsernameAmbiguous {
+                source,
+                count: many.len(),
+            }
+            .into());
+        }
     };
     let values: Vec<NodeId> = d.children_named(at, ns::SAML, "AttributeValue").collect();
     let v = match values.as_slice() {
-        [] => return Err(Rejection::UsernameMissing { source: format!("value for {source}") }.into()),
+        [] => {
+            return Err(Rejection::UsernameMissing {
+                source: format!("value for {source}"),
+            }
+            .into());
+        }
         [one] => *one,
-        many => return Err(Rejection::UsernameAmbiguous { source, count: many.len() }.into()),
+        many => {
+            return Err(Rejection::UsernameAmbiguous {
+                source,
+                count: many.len(),
+            }
+            .into());
+        }
     };
-    let text = d.simple_text(v).ok_or(Rejection::UsernameNotSimple { source: source.clone() })?;
+    let text = d.simple_text(v).ok_or(Rejection::UsernameNotSimple {
+        source: source.clone(),
+    })?;
     let text = trim_xml_ws(&text);
     if text.is_empty() {
-        return Err(Rejection::UsernameMissing { source: format!("value for {source}") }.into());
+        return Err(Rejection::UsernameMissing {
+            source: format!("value for {source}"),
+        }
+        .into());
     }
     Ok(text.to_string())
 }

@@ -4,7 +4,10 @@
 use std::fmt;
 
 /// An instant, in milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct UnixTime(i64);
 
 impl UnixTime {
@@ -28,7 +31,13 @@ impl UnixTime {
     /// without a zone it is read as UTC, which is what SAML requires anyway).
     pub fn parse(s: &str) -> Option<UnixTime> {
         let b = s.as_bytes();
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !(b[10] == b'T' || b[10] == b't')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -40,7 +49,13 @@ impl UnixTime {
         };
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 24 || min > 59 || sec > 59 {
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 24
+            || min > 59
+            || sec > 59
+        {
             return None;
         }
         if hour == 24 && (min != 0 || sec != 0) {
@@ -53,7 +68,12 @@ impl UnixTime {
             if digits == 0 {
                 return None;
             }
-            for (i, c) in frac.bytes().take(3).enumerate().filter(|(i, _)| *i < digits) {
+            for (i, c) in frac
+                .bytes()
+                .take(3)
+                .enumerate()
+                .filter(|(i, _)| *i < digits)
+            {
                 millis += i64::from(c - b'0') * [100, 10, 1][i];
             }
             rest = &frac[digits..];
@@ -153,15 +173,32 @@ mod tests {
         assert_eq!(off.to_rfc3339(), "2015-08-31T08:54:06Z");
         let east = UnixTime::parse("2015-08-31T10:54:06+02:00").expect("valid");
         assert_eq!(east, off);
-        assert_eq!(UnixTime::parse("1970-01-01T00:00:00Z"), Some(UnixTime::from_secs(0)));
-        assert_eq!(UnixTime::parse("2000-02-29T00:00:00Z").map(|t| t.to_rfc3339()).as_deref(), Some("2000-02-29T00:00:00Z"));
+        assert_eq!(
+            UnixTime::parse("1970-01-01T00:00:00Z"),
+            Some(UnixTime::from_secs(0))
+        );
+        assert_eq!(
+            UnixTime::parse("2000-02-29T00:00:00Z")
+                .map(|t| t.to_rfc3339())
+                .as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
     }
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["", "2014-03-21", "2014-13-01T00:00:00Z", "2014-02-30T00:00:00Z", "2014-03-21T25:00:00Z",
-            "2014-03-21T13:41:09+0100", "2014-03-21T13:41:09.Z", "2014-03-21T13:41:09 Z", "１０14-03-21T13:41:09Z",
-            "2100-02-29T00:00:00Z"] {
+        for bad in [
+            "",
+            "2014-03-21",
+            "2014-13-01T00:00:00Z",
+            "2014-02-30T00:00:00Z",
+            "2014-03-21T25:00:00Z",
+            "2014-03-21T13:41:09+0100",
+            "2014-03-21T13:41:09.Z",
+            "2014-03-21T13:41:09 Z",
+            "１０14-03-21T13:41:09Z",
+            "2100-02-29T00:00:00Z",
+        ] {
             assert_eq!(UnixTime::parse(bad), None, "{bad}");
         }
     }

@@ -40,13 +40,19 @@ pub mod ns {
 
     /// 1-based index of `uri` among the namespaces SAML processing asks about, 0 for others.
     pub(crate) fn known_id(uri: &str) -> u8 {
-        known().iter().position(|k| *k == uri).map_or(0, |i| i as u8 + 1)
+        known()
+            .iter()
+            .position(|k| *k == uri)
+            .map_or(0, |i| i as u8 + 1)
     }
 
     /// As [`known_id`], for a query that *is* one of the statics above (pointer identity, no
     /// string compare); 0 otherwise, and the caller compares strings.
     pub(crate) fn static_id(q: &str) -> u8 {
-        known().iter().position(|k| std::ptr::eq(k.as_ptr(), q.as_ptr()) && k.len() == q.len()).map_or(0, |i| i as u8 + 1)
+        known()
+            .iter()
+            .position(|k| std::ptr::eq(k.as_ptr(), q.as_ptr()) && k.len() == q.len())
+            .map_or(0, |i| i as u8 + 1)
     }
 }
 
@@ -65,7 +71,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_bytes: 256 * 1024, max_depth: 64, max_attributes: 64, max_nodes: 200_000 }
+        Self {
+            max_bytes: 256 * 1024,
+            max_depth: 64,
+            max_attributes: 64,
+            max_nodes: 200_000,
+        }
     }
 }
 
@@ -104,9 +115,14 @@ impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use MalformedKind::*;
         match &self.kind {
-            TooLarge { size, limit } => write!(f, "document is {size} bytes, over the {limit}-byte limit"),
+            TooLarge { size, limit } => {
+                write!(f, "document is {size} bytes, over the {limit}-byte limit")
+            }
             NotUtf8 => write!(f, "document is not UTF-8"),
-            Doctype => write!(f, "document contains a DOCTYPE declaration (refused: no DTDs or entities)"),
+            Doctype => write!(
+                f,
+                "document contains a DOCTYPE declaration (refused: no DTDs or entities)"
+            ),
             TooDeep { limit } => write!(f, "elements nest deeper than {limit} levels"),
             TooManyAttributes { limit } => write!(f, "an element has more than {limit} attributes"),
             TooManyNodes { limit } => write!(f, "document has more than {limit} nodes"),
@@ -145,10 +161,16 @@ const DECODED: u32 = 1 << 31;
 
 impl Span {
     fn source(start: usize, len: usize) -> Span {
-        Span { start: start as u32, len: len as u32 }
+        Span {
+            start: start as u32,
+            len: len as u32,
+        }
     }
     fn decoded(start: usize, len: usize) -> Span {
-        Span { start: start as u32, len: len as u32 | DECODED }
+        Span {
+            start: start as u32,
+            len: len as u32 | DECODED,
+        }
     }
     pub(crate) fn len(self) -> usize {
         (self.len & !DECODED) as usize
@@ -233,7 +255,10 @@ pub struct Document {
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the document itself: it may hold an assertion.
-        f.debug_struct("Document").field("nodes", &self.nodes.len()).field("bytes", &self.src.len()).finish()
+        f.debug_struct("Document")
+            .field("nodes", &self.nodes.len())
+            .field("bytes", &self.src.len())
+            .finish()
     }
 }
 
@@ -254,9 +279,19 @@ impl Document {
 
     /// Parses `input` as if it stood where namespace bindings `context` are in scope (used for a
     /// decrypted assertion, whose prefixes may be declared on the elements around it).
-    pub fn parse_in_context(input: &[u8], limits: &Limits, context: Vec<(String, String)>) -> Result<Document, Malformed> {
+    pub fn parse_in_context(
+        input: &[u8],
+        limits: &Limits,
+        context: Vec<(String, String)>,
+    ) -> Result<Document, Malformed> {
         if input.len() > limits.max_bytes {
-            return Err(Malformed { kind: MalformedKind::TooLarge { size: input.len(), limit: limits.max_bytes }, offset: 0 });
+            return Err(Malformed {
+                kind: MalformedKind::TooLarge {
+                    size: input.len(),
+                    limit: limits.max_bytes,
+                },
+                offset: 0,
+            });
         }
         Self::parse_owned_in_context(input.to_vec(), limits, context)
     }
@@ -266,12 +301,24 @@ impl Document {
         Self::parse_owned_in_context(input, limits, Vec::new())
     }
 
-    fn parse_owned_in_context(input: Vec<u8>, limits: &Limits, context: Vec<(String, String)>) -> Result<Document, Malformed> {
+    fn parse_owned_in_context(
+        input: Vec<u8>,
+        limits: &Limits,
+        context: Vec<(String, String)>,
+    ) -> Result<Document, Malformed> {
         if input.len() > limits.max_bytes {
-            return Err(Malformed { kind: MalformedKind::TooLarge { size: input.len(), limit: limits.max_bytes }, offset: 0 });
+            return Err(Malformed {
+                kind: MalformedKind::TooLarge {
+                    size: input.len(),
+                    limit: limits.max_bytes,
+                },
+                offset: 0,
+            });
         }
-        let mut text =
-            String::from_utf8(input).map_err(|e| Malformed { kind: MalformedKind::NotUtf8, offset: e.utf8_error().valid_up_to() })?;
+        let mut text = String::from_utf8(input).map_err(|e| Malformed {
+            kind: MalformedKind::NotUtf8,
+            offset: e.utf8_error().valid_up_to(),
+        })?;
         // A UTF-8 byte-order mark is allowed before the document (XML 1.0 §4.3.3).
         if text.starts_with('\u{feff}') {
             text.drain(..3);
@@ -302,7 +349,11 @@ impl Document {
     }
 
     pub(crate) fn span(&self, s: Span) -> &str {
-        let buf: &str = if s.is_decoded() { &self.decoded } else { &self.src };
+        let buf: &str = if s.is_decoded() {
+            &self.decoded
+        } else {
+            &self.src
+        };
         // Spans are built by the parser from valid char boundaries of these same buffers.
         buf.get(s.range()).unwrap_or("")
     }
@@ -325,12 +376,16 @@ impl Document {
 
     /// Local name of element `id` ("" for other nodes).
     pub fn local_name(&self, id: NodeId) -> &str {
-        self.element_data(id).map(|e| self.span(e.local)).unwrap_or("")
+        self.element_data(id)
+            .map(|e| self.span(e.local))
+            .unwrap_or("")
     }
 
     /// Prefix of element `id` ("" when unprefixed).
     pub fn prefix(&self, id: NodeId) -> &str {
-        self.element_data(id).map(|e| self.span(e.prefix)).unwrap_or("")
+        self.element_data(id)
+            .map(|e| self.span(e.prefix))
+            .unwrap_or("")
     }
 
     /// Namespace URI of element `id` ("" when in no namespace).
@@ -341,7 +396,9 @@ impl Document {
     /// Whether element `id` is `{ns}local`. With one of the `ns` statics the namespace check is
     /// a byte compare (the hot loops over a thousand attribute values ask this).
     pub fn is(&self, id: NodeId, ns: &str, local: &str) -> bool {
-        let Some(e) = self.element_data(id) else { return false };
+        let Some(e) = self.element_data(id) else {
+            return false;
+        };
         let ns_ok = match ns::static_id(ns) {
             0 => self.span(e.ns) == ns,
             k => e.ns_known == k,
@@ -352,12 +409,18 @@ impl Document {
     /// `prefix:local` or `local`, for messages.
     pub fn qname(&self, id: NodeId) -> String {
         let (p, l) = (self.prefix(id), self.local_name(id));
-        if p.is_empty() { l.to_string() } else { format!("{p}:{l}") }
+        if p.is_empty() {
+            l.to_string()
+        } else {
+            format!("{p}:{l}")
+        }
     }
 
     /// Byte offset of element `id` in the input.
     pub fn offset(&self, id: NodeId) -> usize {
-        self.element_data(id).map(|e| e.offset as usize).unwrap_or(0)
+        self.element_data(id)
+            .map(|e| e.offset as usize)
+            .unwrap_or(0)
     }
 
     pub fn parent(&self, id: NodeId) -> Option<NodeId> {
@@ -368,12 +431,14 @@ impl Document {
     /// The attributes of element `id`, in document order.
     pub fn attributes(&self, id: NodeId) -> impl Iterator<Item = Attribute<'_>> + '_ {
         let (a, b) = self.element_data(id).map(|e| e.attrs).unwrap_or((0, 0));
-        self.attrs[a as usize..b as usize].iter().map(move |at| Attribute {
-            prefix: self.span(at.prefix),
-            local: self.span(at.local),
-            ns: self.span(at.ns),
-            value: self.span(at.value),
-        })
+        self.attrs[a as usize..b as usize]
+            .iter()
+            .map(move |at| Attribute {
+                prefix: self.span(at.prefix),
+                local: self.span(at.local),
+                ns: self.span(at.ns),
+                value: self.span(at.value),
+            })
     }
 
     /// The value of the attribute `local` in no namespace (the usual case for SAML attributes).
@@ -391,7 +456,11 @@ impl Document {
         let (a, b) = self.element_data(id).map(|e| e.attrs).unwrap_or((0, 0));
         self.attrs[a as usize..b as usize]
             .iter()
-            .filter(|at| at.ns.len() == 0 && at.local.len() == 2 && matches!(self.span(at.local), "ID" | "Id"))
+            .filter(|at| {
+                at.ns.len() == 0
+                    && at.local.len() == 2
+                    && matches!(self.span(at.local), "ID" | "Id")
+            })
             .map(|at| self.span(at.value))
     }
 
@@ -407,7 +476,11 @@ impl Document {
     /// Children of `id` (all node kinds), in document order.
     pub fn children(&self, id: NodeId) -> Children<'_> {
         let end = self.node(id).end;
-        Children { doc: self, next: id + 1, end }
+        Children {
+            doc: self,
+            next: id + 1,
+            end,
+        }
     }
 
     /// Element children of `id`.
@@ -416,8 +489,14 @@ impl Document {
     }
 
     /// Element children named `{ns}local`.
-    pub fn children_named<'a>(&'a self, id: NodeId, ns: &'a str, local: &'a str) -> impl Iterator<Item = NodeId> + 'a {
-        self.child_elements(id).filter(move |c| self.is(*c, ns, local))
+    pub fn children_named<'a>(
+        &'a self,
+        id: NodeId,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = NodeId> + 'a {
+        self.child_elements(id)
+            .filter(move |c| self.is(*c, ns, local))
     }
 
     /// The one child `{ns}local` of `id`, if there is exactly one; `Err(n)` with the count otherwise
@@ -519,7 +598,11 @@ impl Document {
             }
             cur = self.parent(e);
         }
-        self.context_ns.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.as_str())
+        self.context_ns
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str())
     }
 
     /// Every namespace binding in scope at element `id` (innermost wins), for re-parsing a fragment
@@ -548,7 +631,11 @@ impl Document {
     }
 
     /// Every element of the document named `{ns}local`, in document order.
-    pub fn find_all<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = NodeId> + 'a {
+    pub fn find_all<'a>(
+        &'a self,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = NodeId> + 'a {
         (0..self.nodes.len() as NodeId).filter(move |&i| self.is(i, ns, local))
     }
 }
@@ -635,7 +722,10 @@ fn prescan(s: &str) -> Result<Prescan, Malformed> {
         // u8 lanes, no branches: LLVM turns this into a few vector compares per block.
         let (mut cb, mut cl, mut cc) = (0u8, 0u8, 0u8);
         for &c in block {
-            cb |= u8::from(c < 0x20) & u8::from(c != b'\t') & u8::from(c != b'\n') & u8::from(c != b'\r');
+            cb |= u8::from(c < 0x20)
+                & u8::from(c != b'\t')
+                & u8::from(c != b'\n')
+                & u8::from(c != b'\r');
             cl += u8::from(c == b'<');
             cc |= u8::from(c == b'\r');
         }
@@ -649,17 +739,29 @@ fn prescan(s: &str) -> Result<Prescan, Malformed> {
         cr |= u8::from(c == b'\r');
     }
     if bad != 0 {
-        let i = b.iter().position(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')).unwrap_or(0);
-        return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(u32::from(b[i])), offset: i });
+        let i = b
+            .iter()
+            .position(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+            .unwrap_or(0);
+        return Err(Malformed {
+            kind: MalformedKind::ForbiddenCharacter(u32::from(b[i])),
+            offset: i,
+        });
     }
     // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
     for j in memchr::memchr_iter(0xEF, b) {
         if b.get(j + 1) == Some(&0xBF) && matches!(b.get(j + 2), Some(0xBE | 0xBF)) {
             let c = if b[j + 2] == 0xBE { 0xFFFE } else { 0xFFFF };
-            return Err(Malformed { kind: MalformedKind::ForbiddenCharacter(c), offset: j });
+            return Err(Malformed {
+                kind: MalformedKind::ForbiddenCharacter(c),
+                offset: j,
+            });
         }
     }
-    Ok(Prescan { lt, has_cr: cr != 0 })
+    Ok(Prescan {
+        lt,
+        has_cr: cr != 0,
+    })
 }
 
 fn is_name_start(c: char) -> bool {
@@ -674,7 +776,8 @@ fn is_ncname(s: &str) -> bool {
     let b = s.as_bytes();
     if let Some(&f) = b.first()
         && (f.is_ascii_alphabetic() || f == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
     {
         return true;
     }
@@ -714,7 +817,9 @@ fn ncname_start(b: u8) -> bool {
 /// names) one branch-free pass classifies every byte; the general rules handle the rest.
 fn split_qname(q: &str) -> Option<(&str, &str)> {
     let b = q.as_bytes();
-    let classes = b.iter().fold(0u8, |acc, &c| acc | NAME_BYTE[usize::from(c)]);
+    let classes = b
+        .iter()
+        .fold(0u8, |acc, &c| acc | NAME_BYTE[usize::from(c)]);
     if classes & 4 != 0 {
         return None;
     }
@@ -722,7 +827,10 @@ fn split_qname(q: &str) -> Option<(&str, &str)> {
         return split_qname_slow(q);
     }
     if classes & 1 == 0 {
-        return b.first().is_some_and(|&f| ncname_start(f)).then_some(("", q));
+        return b
+            .first()
+            .is_some_and(|&f| ncname_start(f))
+            .then_some(("", q));
     }
     let i = b.iter().position(|&c| c == b':')?;
     let (p, l) = (&q[..i], &q[i + 1..]);
@@ -746,9 +854,13 @@ fn split_qname_slow(q: &str) -> Option<(&str, &str)> {
 /// and delimiter characters, `%` only as `%HH`. libxml2 refuses to canonicalise a document with
 /// any other namespace name, so anything laxer here could accept what xmlsec1 rejects.
 fn is_absolute_uri(u: &str) -> bool {
-    let Some((scheme, _)) = u.split_once(':') else { return false };
+    let Some((scheme, _)) = u.split_once(':') else {
+        return false;
+    };
     let mut sc = scheme.bytes();
-    if !(sc.next().is_some_and(|c| c.is_ascii_alphabetic()) && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))) {
+    if !(sc.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
+    {
         return false;
     }
     let b = u.as_bytes();
@@ -756,8 +868,31 @@ fn is_absolute_uri(u: &str) -> bool {
     while i < b.len() {
         let c = b[i];
         let ok = c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'?' | b'#' | b'@' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
-            || (c == b'%' && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b':'
+                    | b'/'
+                    | b'?'
+                    | b'#'
+                    | b'@'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+            || (c == b'%'
+                && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
         if !ok {
             return false;
         }
@@ -769,7 +904,9 @@ fn is_absolute_uri(u: &str) -> bool {
 /// The XML declaration, strictly (XML 1.0 §2.8, §4.3.3, §2.9): `xml`, then `version="1.0"`, then
 /// optionally `encoding` (UTF-8 only) and `standalone` ("yes" or "no"), in that order, nothing else.
 fn check_declaration(raw: &str) -> Result<(), String> {
-    let mut rest = raw.strip_prefix("xml").ok_or_else(|| "not an XML declaration".to_string())?;
+    let mut rest = raw
+        .strip_prefix("xml")
+        .ok_or_else(|| "not an XML declaration".to_string())?;
     let mut seen: Vec<&str> = Vec::new();
     loop {
         let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r']);
@@ -779,17 +916,27 @@ fn check_declaration(raw: &str) -> Result<(), String> {
         if trimmed.len() == rest.len() {
             return Err(format!("missing white space before \"{trimmed}\""));
         }
-        let (name, after) = trimmed.split_once('=').ok_or_else(|| format!("malformed pseudo-attribute \"{trimmed}\""))?;
+        let (name, after) = trimmed
+            .split_once('=')
+            .ok_or_else(|| format!("malformed pseudo-attribute \"{trimmed}\""))?;
         let name = name.trim_end_matches([' ', '\t', '\n', '\r']);
         let after = after.trim_start_matches([' ', '\t', '\n', '\r']);
-        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'').ok_or_else(|| format!("{name} is not quoted"))?;
+        let quote = after
+            .chars()
+            .next()
+            .filter(|q| *q == '"' || *q == '\'')
+            .ok_or_else(|| format!("{name} is not quoted"))?;
         let body = &after[1..];
-        let end = body.find(quote).ok_or_else(|| format!("{name} is not closed"))?;
+        let end = body
+            .find(quote)
+            .ok_or_else(|| format!("{name} is not closed"))?;
         let value = &body[..end];
         let ok = match (name, seen.as_slice()) {
             ("version", []) => value == "1.0",
             ("encoding", ["version"]) => value.eq_ignore_ascii_case("utf-8"),
-            ("standalone", ["version"] | ["version", "encoding"]) => value == "yes" || value == "no",
+            ("standalone", ["version"] | ["version", "encoding"]) => {
+                value == "yes" || value == "no"
+            }
             _ => return Err(format!("unexpected \"{name}\" in the XML declaration")),
         };
         if !ok {
@@ -834,7 +981,12 @@ fn decode_reference(name: &str) -> Result<char, MalformedKind> {
 }
 
 impl<'s> Builder<'s> {
-    fn new(src: &'s str, limits: &Limits, context_ns: Vec<(String, String)>, pre: &Prescan) -> Self {
+    fn new(
+        src: &'s str,
+        limits: &Limits,
+        context_ns: Vec<(String, String)>,
+        pre: &Prescan,
+    ) -> Self {
         // Every node but the last text run starts with '<' or ends at one: an upper bound, so
         // the node vector never grows (and never copies) while parsing.
         let est = pre.lt + 2;
@@ -882,16 +1034,29 @@ impl<'s> Builder<'s> {
     }
 
     fn span_str(&self, s: Span) -> &str {
-        let buf: &str = if s.is_decoded() { &self.decoded } else { self.src };
+        let buf: &str = if s.is_decoded() {
+            &self.decoded
+        } else {
+            self.src
+        };
         buf.get(s.range()).unwrap_or("")
     }
 
     fn push_node(&mut self, kind: NodeKind, offset: usize) -> Result<NodeId, Malformed> {
         if self.nodes.len() >= self.limits.max_nodes {
-            return Err(self.err(MalformedKind::TooManyNodes { limit: self.limits.max_nodes }, offset));
+            return Err(self.err(
+                MalformedKind::TooManyNodes {
+                    limit: self.limits.max_nodes,
+                },
+                offset,
+            ));
         }
         let id = self.nodes.len() as NodeId;
-        self.nodes.push(Node { kind, parent: self.stack.last().copied().unwrap_or(NO_PARENT), end: id + 1 });
+        self.nodes.push(Node {
+            kind,
+            parent: self.stack.last().copied().unwrap_or(NO_PARENT),
+            end: id + 1,
+        });
         Ok(id)
     }
 
@@ -950,7 +1115,10 @@ impl<'s> Builder<'s> {
 
     /// Attribute-value decoding and normalisation for CDATA attributes (XML 1.0 §3.3.3).
     fn attr_value(&mut self, raw: &str, offset: usize) -> Result<Span, Malformed> {
-        if !raw.bytes().any(|b| matches!(b, b'&' | b'<' | b'\t' | b'\n' | b'\r')) {
+        if !raw
+            .bytes()
+            .any(|b| matches!(b, b'&' | b'<' | b'\t' | b'\n' | b'\r'))
+        {
             return Ok(self.span_of(raw));
         }
         let mut out = String::with_capacity(raw.len());
@@ -959,11 +1127,19 @@ impl<'s> Builder<'s> {
             out.push_str(&rest[..i]);
             let c = rest.as_bytes()[i];
             match c {
-                b'<' => return Err(self.err(MalformedKind::Syntax("'<' in attribute value".into()), offset)),
+                b'<' => {
+                    return Err(self.err(
+                        MalformedKind::Syntax("'<' in attribute value".into()),
+                        offset,
+                    ));
+                }
                 b'&' => {
                     let tail = &rest[i + 1..];
                     let Some(semi) = tail.find(';') else {
-                        return Err(self.err(MalformedKind::Syntax("unterminated reference in attribute".into()), offset));
+                        return Err(self.err(
+                            MalformedKind::Syntax("unterminated reference in attribute".into()),
+                            offset,
+                        ));
                     };
                     let ch = decode_reference(&tail[..semi]).map_err(|k| self.err(k, offset))?;
                     out.push(ch);
@@ -985,11 +1161,20 @@ impl<'s> Builder<'s> {
 
     fn resolve(&self, prefix: &str, elem_decls: (u32, u32)) -> Option<(Span, u8)> {
         // Innermost first: this element's declarations, then those in scope from the open elements.
-        let matches = |d: &&NsDecl| d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix;
-        if let Some(d) = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize].iter().rev().find(matches) {
+        let matches =
+            |d: &&NsDecl| d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix;
+        if let Some(d) = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize]
+            .iter()
+            .rev()
+            .find(matches)
+        {
             return Some((d.uri, d.known));
         }
-        self.scope.iter().rev().find(matches).map(|d| (d.uri, d.known))
+        self.scope
+            .iter()
+            .rev()
+            .find(matches)
+            .map(|d| (d.uri, d.known))
     }
 
     fn resolve_or_context(&mut self, prefix: &str, elem_decls: (u32, u32)) -> Option<(Span, u8)> {
@@ -999,7 +1184,12 @@ impl<'s> Builder<'s> {
         if prefix == "xml" {
             return Some((self.owned_span(ns::XML), 0));
         }
-        let uri = self.context_ns.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.clone())?;
+        let uri = self
+            .context_ns
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.clone())?;
         let known = ns::known_id(&uri);
         Some((self.owned_span(&uri), known))
     }
@@ -1010,7 +1200,12 @@ impl<'s> Builder<'s> {
             return Err(self.err(MalformedKind::MultipleRoots, offset));
         }
         if self.stack.len() >= self.limits.max_depth {
-            return Err(self.err(MalformedKind::TooDeep { limit: self.limits.max_depth }, offset));
+            return Err(self.err(
+                MalformedKind::TooDeep {
+                    limit: self.limits.max_depth,
+                },
+                offset,
+            ));
         }
         self.seen_decl_or_content = true;
         let qname: &'s str = self.name_of(e);
@@ -1021,14 +1216,25 @@ impl<'s> Builder<'s> {
         let local = self.span_of(l);
 
         // Most tags have no attributes at all: nothing to declare, resolve or decode but the name.
-        if e.attributes_raw().bytes().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+        if e.attributes_raw()
+            .bytes()
+            .all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
             let (n_decl, n_attr) = (self.ns_decls.len() as u32, self.attrs.len() as u32);
             let (ns, ns_known) = match self.resolve_or_context(p, (n_decl, n_decl)) {
                 Some(u) => u,
                 None if p.is_empty() => (Span::default(), 0),
                 None => return Err(self.err(MalformedKind::UnboundPrefix(p.to_string()), offset)),
             };
-            let data = ElementData { prefix, local, ns, attrs: (n_attr, n_attr), ns_decls: (n_decl, n_decl), offset: offset as u32, ns_known };
+            let data = ElementData {
+                prefix,
+                local,
+                ns,
+                attrs: (n_attr, n_attr),
+                ns_decls: (n_decl, n_decl),
+                offset: offset as u32,
+                ns_known,
+            };
             return self.open_element(data, offset, empty);
         }
 
@@ -1042,11 +1248,19 @@ impl<'s> Builder<'s> {
             let a = a.map_err(|er| self.err(MalformedKind::Syntax(er.to_string()), offset))?;
             count += 1;
             if count > self.limits.max_attributes {
-                return Err(self.err(MalformedKind::TooManyAttributes { limit: self.limits.max_attributes }, offset));
+                return Err(self.err(
+                    MalformedKind::TooManyAttributes {
+                        limit: self.limits.max_attributes,
+                    },
+                    offset,
+                ));
             }
             let key: &'s str = self.key_of(a.key.into_inner());
             let Some(raw) = self.reborrow(&a.value) else {
-                return Err(self.err(MalformedKind::Syntax("attribute value outside the input".into()), offset));
+                return Err(self.err(
+                    MalformedKind::Syntax("attribute value outside the input".into()),
+                    offset,
+                ));
             };
             if key == "xmlns" || key.starts_with("xmlns:") {
                 let dp = if key == "xmlns" { "" } else { &key[6..] };
@@ -1059,13 +1273,25 @@ impl<'s> Builder<'s> {
                     || (dp != "xml" && uri_s == ns::XML)
                     || uri_s == ns::XMLNS
                 {
-                    return Err(self.err(MalformedKind::BadNamespaceDeclaration(format!("{key}=\"{uri_s}\"")), offset));
+                    return Err(self.err(
+                        MalformedKind::BadNamespaceDeclaration(format!("{key}=\"{uri_s}\"")),
+                        offset,
+                    ));
                 }
                 let dps = self.span_of(dp);
-                if self.ns_decls[decl_start as usize..].iter().any(|d| self.span_str(d.prefix) == dp) {
-                    return Err(self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset));
+                if self.ns_decls[decl_start as usize..]
+                    .iter()
+                    .any(|d| self.span_str(d.prefix) == dp)
+                {
+                    return Err(
+                        self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset)
+                    );
                 }
-                self.ns_decls.push(NsDecl { prefix: dps, uri, known: ns::known_id(&uri_s) });
+                self.ns_decls.push(NsDecl {
+                    prefix: dps,
+                    uri,
+                    known: ns::known_id(&uri_s),
+                });
             } else {
                 raw_attrs.push((key, raw));
             }
@@ -1089,14 +1315,21 @@ impl<'s> Builder<'s> {
             } else {
                 match self.resolve_or_context(ap, decls) {
                     Some((u, _)) => u,
-                    None => return Err(self.err(MalformedKind::UnboundPrefix(ap.to_string()), offset)),
+                    None => {
+                        return Err(self.err(MalformedKind::UnboundPrefix(ap.to_string()), offset));
+                    }
                 }
             };
             let value = self.attr_value(raw, offset)?;
-            let a = AttrData { prefix: self.span_of(ap), local: self.span_of(al), ns: ans, value };
-            let dup = self.attrs[attr_start as usize..].iter().any(|b| {
-                self.span_str(b.local) == al && self.span_str(b.ns) == self.span_str(ans)
-            });
+            let a = AttrData {
+                prefix: self.span_of(ap),
+                local: self.span_of(al),
+                ns: ans,
+                value,
+            };
+            let dup = self.attrs[attr_start as usize..]
+                .iter()
+                .any(|b| self.span_str(b.local) == al && self.span_str(b.ns) == self.span_str(ans));
             if dup {
                 return Err(self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset));
             }
@@ -1105,10 +1338,27 @@ impl<'s> Builder<'s> {
         let attrs = (attr_start, self.attrs.len() as u32);
         self.raw_attrs = raw_attrs;
 
-        self.open_element(ElementData { prefix, local, ns, attrs, ns_decls: decls, offset: offset as u32, ns_known }, offset, empty)
+        self.open_element(
+            ElementData {
+                prefix,
+                local,
+                ns,
+                attrs,
+                ns_decls: decls,
+                offset: offset as u32,
+                ns_known,
+            },
+            offset,
+            empty,
+        )
     }
 
-    fn open_element(&mut self, data: ElementData, offset: usize, empty: bool) -> Result<(), Malformed> {
+    fn open_element(
+        &mut self,
+        data: ElementData,
+        offset: usize,
+        empty: bool,
+    ) -> Result<(), Malformed> {
         let decls = data.ns_decls;
         let ix = self.elements.len() as u32;
         self.elements.push(data);
@@ -1122,7 +1372,8 @@ impl<'s> Builder<'s> {
             self.stack.push(id);
             self.scope_marks.push(self.scope.len());
             if decls.1 > decls.0 {
-                self.scope.extend_from_slice(&self.ns_decls[decls.0 as usize..decls.1 as usize]);
+                self.scope
+                    .extend_from_slice(&self.ns_decls[decls.0 as usize..decls.1 as usize]);
             }
         }
         Ok(())
@@ -1173,7 +1424,12 @@ impl<'s> Builder<'s> {
             // a thousand-element assertion).
             let ev = match reader.read_event() {
                 Ok(ev) => ev,
-                Err(e) => return Err(self.err(MalformedKind::Syntax(e.to_string()), reader.error_position() as usize)),
+                Err(e) => {
+                    return Err(self.err(
+                        MalformedKind::Syntax(e.to_string()),
+                        reader.error_position() as usize,
+                    ));
+                }
             };
             match ev {
                 Event::Start(e) => self.start(&e, before, false)?,
@@ -1181,7 +1437,9 @@ impl<'s> Builder<'s> {
                 Event::End(_) => {
                     self.flush_text()?;
                     let Some(id) = self.stack.pop() else {
-                        return Err(self.err(MalformedKind::Syntax("unmatched end tag".into()), before));
+                        return Err(
+                            self.err(MalformedKind::Syntax("unmatched end tag".into()), before)
+                        );
                     };
                     if let Some(mark) = self.scope_marks.pop() {
                         self.scope.truncate(mark);
@@ -1191,9 +1449,15 @@ impl<'s> Builder<'s> {
                 Event::Text(t) => {
                     let raw = match t.into_inner() {
                         std::borrow::Cow::Borrowed(s) => s,
-                        std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned text".into()), before)),
+                        std::borrow::Cow::Owned(_) => {
+                            return Err(
+                                self.err(MalformedKind::Syntax("owned text".into()), before)
+                            );
+                        }
                     };
-                    if !self.stack.is_empty() || !raw.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+                    if !self.stack.is_empty()
+                        || !raw.trim_matches([' ', '\t', '\n', '\r']).is_empty()
+                    {
                         self.seen_decl_or_content = true;
                     }
                     self.add_raw_text(raw, before)?;
@@ -1207,7 +1471,11 @@ impl<'s> Builder<'s> {
                 Event::CData(c) => {
                     let raw = match c.into_inner() {
                         std::borrow::Cow::Borrowed(s) => s,
-                        std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned CDATA".into()), before)),
+                        std::borrow::Cow::Owned(_) => {
+                            return Err(
+                                self.err(MalformedKind::Syntax("owned CDATA".into()), before)
+                            );
+                        }
                     };
                     if self.stack.is_empty() {
                         return Err(self.err(MalformedKind::ContentOutsideRoot, before));
@@ -1225,7 +1493,11 @@ impl<'s> Builder<'s> {
                 Event::Comment(c) => {
                     let raw = match c.into_inner() {
                         std::borrow::Cow::Borrowed(s) => s,
-                        std::borrow::Cow::Owned(_) => return Err(self.err(MalformedKind::Syntax("owned comment".into()), before)),
+                        std::borrow::Cow::Owned(_) => {
+                            return Err(
+                                self.err(MalformedKind::Syntax("owned comment".into()), before)
+                            );
+                        }
                     };
                     self.seen_decl_or_content = true;
                     if !self.stack.is_empty() {
@@ -1242,7 +1514,12 @@ impl<'s> Builder<'s> {
                 Event::PI(p) => {
                     let target = p.target();
                     if target.eq_ignore_ascii_case("xml") {
-                        return Err(self.err(MalformedKind::BadDeclaration("XML declaration not at the start".into()), before));
+                        return Err(self.err(
+                            MalformedKind::BadDeclaration(
+                                "XML declaration not at the start".into(),
+                            ),
+                            before,
+                        ));
                     }
                     if !is_ncname(target) {
                         return Err(self.err(MalformedKind::BadName(target.to_string()), before));
@@ -1251,7 +1528,8 @@ impl<'s> Builder<'s> {
                     if !self.stack.is_empty() {
                         self.flush_text()?;
                         let target: &'s str = self.key_of(target);
-                        let data: &'s str = self.key_of(p.content().trim_start_matches([' ', '\t', '\n', '\r']));
+                        let data: &'s str =
+                            self.key_of(p.content().trim_start_matches([' ', '\t', '\n', '\r']));
                         let t = self.span_of(target);
                         let d = self.span_of(data);
                         let ix = self.pis.len() as u32;
@@ -1261,11 +1539,17 @@ impl<'s> Builder<'s> {
                 }
                 Event::Decl(d) => {
                     if self.seen_decl_or_content || before != 0 {
-                        return Err(self.err(MalformedKind::BadDeclaration("XML declaration not at the start".into()), before));
+                        return Err(self.err(
+                            MalformedKind::BadDeclaration(
+                                "XML declaration not at the start".into(),
+                            ),
+                            before,
+                        ));
                     }
                     self.seen_decl_or_content = true;
                     let raw: &str = d.as_ref();
-                    check_declaration(raw).map_err(|why| self.err(MalformedKind::BadDeclaration(why), before))?;
+                    check_declaration(raw)
+                        .map_err(|why| self.err(MalformedKind::BadDeclaration(why), before))?;
                 }
                 Event::DocType(_) => return Err(self.err(MalformedKind::Doctype, before)),
                 Event::Eof => break,

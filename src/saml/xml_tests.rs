@@ -6,7 +6,8 @@ fn parse(s: &str) -> Result<Document, Malformed> {
 
 #[test]
 fn text_is_decoded_whole() {
-    let d = parse("<a>admin@victim.com<!---->.evil.com &amp; <![CDATA[x<y]]>&#x41;</a>").expect("parses");
+    let d = parse("<a>admin@victim.com<!---->.evil.com &amp; <![CDATA[x<y]]>&#x41;</a>")
+        .expect("parses");
     assert_eq!(d.text(d.root()), "admin@victim.com.evil.com & x<yA");
 }
 
@@ -25,11 +26,20 @@ fn unknown_entity_is_refused() {
 #[test]
 fn limits_hold() {
     let deep = "<a>".repeat(100) + &"</a>".repeat(100);
-    assert!(matches!(parse(&deep).expect_err("deep").kind, MalformedKind::TooDeep { .. }));
+    assert!(matches!(
+        parse(&deep).expect_err("deep").kind,
+        MalformedKind::TooDeep { .. }
+    ));
     let attrs: String = (0..100).map(|i| format!(" a{i}=\"1\"")).collect();
-    assert!(matches!(parse(&format!("<a{attrs}/>")).expect_err("attrs").kind, MalformedKind::TooManyAttributes { .. }));
+    assert!(matches!(
+        parse(&format!("<a{attrs}/>")).expect_err("attrs").kind,
+        MalformedKind::TooManyAttributes { .. }
+    ));
     let big = format!("<a>{}</a>", "x".repeat(300 * 1024));
-    assert!(matches!(parse(&big).expect_err("big").kind, MalformedKind::TooLarge { .. }));
+    assert!(matches!(
+        parse(&big).expect_err("big").kind,
+        MalformedKind::TooLarge { .. }
+    ));
 }
 
 #[test]
@@ -38,22 +48,41 @@ fn namespaces_resolve_and_unbound_prefixes_fail() {
     let b = d.child_elements(d.root()).next().expect("b");
     assert!(d.is(b, "urn:d", "b"));
     assert_eq!(d.attr_ns(b, "urn:p", "x"), Some("1"));
-    assert!(matches!(parse("<q:a/>").expect_err("unbound").kind, MalformedKind::UnboundPrefix(_)));
     assert!(matches!(
-        parse(r#"<a xmlns:p="urn:x" xmlns:q="urn:x" p:b="1" q:b="2"/>"#).expect_err("dup").kind,
+        parse("<q:a/>").expect_err("unbound").kind,
+        MalformedKind::UnboundPrefix(_)
+    ));
+    assert!(matches!(
+        parse(r#"<a xmlns:p="urn:x" xmlns:q="urn:x" p:b="1" q:b="2"/>"#)
+            .expect_err("dup")
+            .kind,
         MalformedKind::DuplicateAttribute(_)
     ));
 }
 
 #[test]
 fn structure_errors() {
-    assert!(matches!(parse("<a/><b/>").expect_err("two roots").kind, MalformedKind::MultipleRoots));
-    assert!(matches!(parse("x<a/>").expect_err("text").kind, MalformedKind::ContentOutsideRoot));
+    assert!(matches!(
+        parse("<a/><b/>").expect_err("two roots").kind,
+        MalformedKind::MultipleRoots
+    ));
+    assert!(matches!(
+        parse("x<a/>").expect_err("text").kind,
+        MalformedKind::ContentOutsideRoot
+    ));
     assert!(parse("<a>").is_err());
     assert!(parse("<a></b>").is_err());
-    assert!(matches!(parse("<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>").expect_err("enc").kind, MalformedKind::BadDeclaration(_)));
+    assert!(matches!(
+        parse("<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>")
+            .expect_err("enc")
+            .kind,
+        MalformedKind::BadDeclaration(_)
+    ));
     assert!(parse("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<a/>").is_ok());
-    assert!(matches!(parse("<a>\u{1}</a>").expect_err("ctl").kind, MalformedKind::ForbiddenCharacter(1)));
+    assert!(matches!(
+        parse("<a>\u{1}</a>").expect_err("ctl").kind,
+        MalformedKind::ForbiddenCharacter(1)
+    ));
     assert!(Document::parse(b"<a>\xff</a>", &Limits::default()).is_err());
 }
 
@@ -94,7 +123,13 @@ fn xml_declaration_is_checked_strictly() {
         "<?xml version=\"1.0\"encoding=\"UTF-8\"?><a/>",
         "<?xml?><a/>",
     ] {
-        assert!(matches!(parse(bad).expect_err(bad).kind, MalformedKind::BadDeclaration(_)), "{bad}");
+        assert!(
+            matches!(
+                parse(bad).expect_err(bad).kind,
+                MalformedKind::BadDeclaration(_)
+            ),
+            "{bad}"
+        );
     }
 }
 
@@ -113,6 +148,12 @@ fn namespace_names_are_absolute_uris() {
         r#"<a xmlns:p="http://www.w3.org/2001/XMLSch%ma"/>"#,
         r#"<a xmlns:p="urn:é"/>"#,
     ] {
-        assert!(matches!(parse(bad).expect_err(bad).kind, MalformedKind::BadNamespaceDeclaration(_)), "{bad}");
+        assert!(
+            matches!(
+                parse(bad).expect_err(bad).kind,
+                MalformedKind::BadNamespaceDeclaration(_)
+            ),
+            "{bad}"
+        );
     }
 }

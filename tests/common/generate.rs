@@ -20,7 +20,8 @@ pub const SP: &str = "https://sp.example.test/";
 pub const ACS: &str = "https://sp.example.test/saml/acs";
 pub const IDP: &str = "https://idp.example.test/";
 pub const REQ: &str = "_req-3f1c6a0e8d52";
-pub const USER_ATTR: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname";
+pub const USER_ATTR: &str =
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname";
 
 /// The instant the baseline was issued; tests validate at `t0() + 10 s`.
 pub fn t0() -> UnixTime {
@@ -44,12 +45,20 @@ fn make(pkey: PKey<Private>, cn: &str) -> Keys {
     let name = name.build();
     let mut b = X509::builder().expect("builder");
     b.set_version(2).expect("v3");
-    b.set_serial_number(&BigNum::from_u32(7).expect("bn").to_asn1_integer().expect("serial")).expect("serial");
+    b.set_serial_number(
+        &BigNum::from_u32(7)
+            .expect("bn")
+            .to_asn1_integer()
+            .expect("serial"),
+    )
+    .expect("serial");
     b.set_subject_name(&name).expect("subject");
     b.set_issuer_name(&name).expect("issuer");
     b.set_pubkey(&pkey).expect("pubkey");
-    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).expect("t")).expect("nb");
-    b.set_not_after(&Asn1Time::from_unix(2_500_000_000).expect("t")).expect("na");
+    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::from_unix(2_500_000_000).expect("t"))
+        .expect("na");
     b.sign(&pkey, MessageDigest::sha256()).expect("self-sign");
     let x = b.build();
     let key_pem = pkey.private_key_to_pem_pkcs8().expect("pem");
@@ -63,7 +72,10 @@ fn make(pkey: PKey<Private>, cn: &str) -> Keys {
 }
 
 fn rsa(cn: &str) -> Keys {
-    make(PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey"), cn)
+    make(
+        PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey"),
+        cn,
+    )
 }
 
 /// The IdP's RSA-2048 key (generated once per test process).
@@ -86,7 +98,10 @@ pub fn idp_ec() -> &'static Keys {
     static K: OnceLock<Keys> = OnceLock::new();
     K.get_or_init(|| {
         let g = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
-        make(PKey::from_ec_key(EcKey::generate(&g).expect("ec")).expect("pkey"), "Test IdP EC")
+        make(
+            PKey::from_ec_key(EcKey::generate(&g).expect("ec")).expect("pkey"),
+            "Test IdP EC",
+        )
     })
 }
 /// The SP's key (decryption).
@@ -166,13 +181,19 @@ impl Template {
             esc(&self.assertion_id),
             self.issue_instant
         ));
-        x.push_str(&format!("<saml:Issuer>{}</saml:Issuer>", esc(&self.assertion_issuer)));
+        x.push_str(&format!(
+            "<saml:Issuer>{}</saml:Issuer>",
+            esc(&self.assertion_issuer)
+        ));
         x.push_str(&format!(
             "<saml:Subject><saml:NameID Format=\"{}\">{}</saml:NameID>",
             esc(&self.name_id_format),
             esc(&self.name_id)
         ));
-        x.push_str(&format!("<saml:SubjectConfirmation Method=\"{}\"><saml:SubjectConfirmationData", esc(&self.method)));
+        x.push_str(&format!(
+            "<saml:SubjectConfirmation Method=\"{}\"><saml:SubjectConfirmationData",
+            esc(&self.method)
+        ));
         if let Some(v) = &self.scd_in_response_to {
             x.push_str(&format!(" InResponseTo=\"{}\"", esc(v)));
         }
@@ -199,7 +220,11 @@ impl Template {
             x.push_str("</saml:AudienceRestriction>");
         }
         x.push_str("</saml:Conditions>");
-        x.push_str(&format!("<saml:AuthnStatement AuthnInstant=\"{}\" SessionIndex=\"{}\"", self.issue_instant, esc(&self.session_index)));
+        x.push_str(&format!(
+            "<saml:AuthnStatement AuthnInstant=\"{}\" SessionIndex=\"{}\"",
+            self.issue_instant,
+            esc(&self.session_index)
+        ));
         if let Some(v) = self.session_not_on_or_after {
             x.push_str(&format!(" SessionNotOnOrAfter=\"{v}\""));
         }
@@ -209,7 +234,10 @@ impl Template {
             for (n, vs) in &self.attributes {
                 x.push_str(&format!("<saml:Attribute Name=\"{}\">", esc(n)));
                 for v in vs {
-                    x.push_str(&format!("<saml:AttributeValue>{}</saml:AttributeValue>", esc(v)));
+                    x.push_str(&format!(
+                        "<saml:AttributeValue>{}</saml:AttributeValue>",
+                        esc(v)
+                    ));
                 }
                 x.push_str("</saml:Attribute>");
             }
@@ -237,7 +265,10 @@ impl Template {
         if let Some(i) = &self.response_issuer {
             x.push_str(&format!("<saml:Issuer>{}</saml:Issuer>", esc(i)));
         }
-        x.push_str(&format!("<samlp:Status><samlp:StatusCode Value=\"{}\"/></samlp:Status>", esc(&self.status)));
+        x.push_str(&format!(
+            "<samlp:Status><samlp:StatusCode Value=\"{}\"/></samlp:Status>",
+            esc(&self.status)
+        ));
         x.push_str(inner);
         x.push_str("</samlp:Response>");
         x
@@ -250,24 +281,45 @@ impl Template {
 
     /// Response with the Assertion signed by `k` (RSA-SHA256 unless `alg` says otherwise).
     pub fn signed_assertion(&self, k: &Keys) -> String {
-        sign_assertion_in(&self.unsigned(), &self.assertion_id, k, k.key.default_algorithm())
+        sign_assertion_in(
+            &self.unsigned(),
+            &self.assertion_id,
+            k,
+            k.key.default_algorithm(),
+        )
     }
 
     /// Response with only the Response signed.
     pub fn signed_response(&self, k: &Keys) -> String {
-        sign_response_in(&self.unsigned(), &self.response_id, k, k.key.default_algorithm())
+        sign_response_in(
+            &self.unsigned(),
+            &self.response_id,
+            k,
+            k.key.default_algorithm(),
+        )
     }
 
     /// Both signed: the Assertion first, then the Response over it.
     pub fn signed_both(&self, k: &Keys) -> String {
-        sign_response_in(&self.signed_assertion(k), &self.response_id, k, k.key.default_algorithm())
+        sign_response_in(
+            &self.signed_assertion(k),
+            &self.response_id,
+            k,
+            k.key.default_algorithm(),
+        )
     }
 }
 
 /// Signs the element with `ID=id` whose Issuer ends at the first `</saml:Issuer>` after it.
 pub fn sign_element(xml: &str, id: &str, k: &Keys, alg: SignatureAlgorithm) -> String {
-    let at = xml.find(&format!("ID=\"{id}\"")).expect("element with that ID");
-    let issuer_end = xml[at..].find("</saml:Issuer>").expect("issuer after the element") + at + "</saml:Issuer>".len();
+    let at = xml
+        .find(&format!("ID=\"{id}\""))
+        .expect("element with that ID");
+    let issuer_end = xml[at..]
+        .find("</saml:Issuer>")
+        .expect("issuer after the element")
+        + at
+        + "</saml:Issuer>".len();
     sign_enveloped(xml, id, issuer_end, &k.key, alg, Some(&k.cert)).expect("signs")
 }
 

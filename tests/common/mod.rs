@@ -47,22 +47,38 @@ impl Row {
     /// `valid_at=` of conditions_valid_instant.
     pub fn valid_at(&self) -> Option<String> {
         let c = self.get("conditions_valid_instant");
-        c.split_whitespace().find_map(|w| w.strip_prefix("valid_at=")).map(str::to_string)
+        c.split_whitespace()
+            .find_map(|w| w.strip_prefix("valid_at="))
+            .map(str::to_string)
     }
     /// `Key=value` pairs of saml_fields.
     pub fn field(&self, key: &str) -> Option<String> {
         let f = self.get("saml_fields");
-        f.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}="))).map(str::to_string)
+        f.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
     }
 }
 
 pub fn manifest(shared: &Path) -> Vec<Row> {
-    let text = std::fs::read_to_string(shared.join("corpus/MANIFEST.tsv")).expect("manifest readable");
+    let text =
+        std::fs::read_to_string(shared.join("corpus/MANIFEST.tsv")).expect("manifest readable");
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().expect("header").split('\t').map(str::to_string).collect();
+    let header: Vec<String> = lines
+        .next()
+        .expect("header")
+        .split('\t')
+        .map(str::to_string)
+        .collect();
     lines
         .filter(|l| !l.trim().is_empty())
-        .map(|l| Row(header.iter().cloned().zip(l.split('\t').map(str::to_string)).collect()))
+        .map(|l| {
+            Row(header
+                .iter()
+                .cloned()
+                .zip(l.split('\t').map(str::to_string))
+                .collect())
+        })
         .collect()
 }
 

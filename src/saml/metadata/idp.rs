@@ -19,7 +19,12 @@ const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 /// Limits for metadata: federation aggregates are large, so the size cap is far above a
 /// response's (the same no-DTD, depth and attribute rules apply).
 pub fn metadata_limits() -> Limits {
-    Limits { max_bytes: 64 * 1024 * 1024, max_depth: 64, max_attributes: 64, max_nodes: 20_000_000 }
+    Limits {
+        max_bytes: 64 * 1024 * 1024,
+        max_depth: 64,
+        max_attributes: 64,
+        max_nodes: 20_000_000,
+    }
 }
 
 /// An endpoint of the IdP.
@@ -44,7 +49,10 @@ pub struct IdpDescriptor {
 impl IdpDescriptor {
     /// The SSO location for `binding`, if the IdP offers it.
     pub fn sso_location(&self, binding: &str) -> Option<&str> {
-        self.sso.iter().find(|e| e.binding == binding).map(|e| e.location.as_str())
+        self.sso
+            .iter()
+            .find(|e| e.binding == binding)
+            .map(|e| e.location.as_str())
     }
     pub fn slo_endpoint(&self, binding: &str) -> Option<&Endpoint> {
         self.slo.iter().find(|e| e.binding == binding)
@@ -56,15 +64,35 @@ impl IdpDescriptor {
 #[non_exhaustive]
 pub enum MetadataError {
     Xml(Malformed),
-    NotMetadata { root: String },
+    NotMetadata {
+        root: String,
+    },
     NoIdp,
-    Ambiguous { candidates: Vec<String> },
-    NotFound { entity_id: String, candidates: Vec<String> },
-    MissingAttribute { element: String, attribute: &'static str },
-    NoSsoService { entity_id: String },
-    NoSigningCertificate { entity_id: String },
-    BadCertificate { key_descriptor: usize, why: String },
-    BadLocation { element: String, value: String },
+    Ambiguous {
+        candidates: Vec<String>,
+    },
+    NotFound {
+        entity_id: String,
+        candidates: Vec<String>,
+    },
+    MissingAttribute {
+        element: String,
+        attribute: &'static str,
+    },
+    NoSsoService {
+        entity_id: String,
+    },
+    NoSigningCertificate {
+        entity_id: String,
+    },
+    BadCertificate {
+        key_descriptor: usize,
+        why: String,
+    },
+    BadLocation {
+        element: String,
+        value: String,
+    },
 }
 
 impl fmt::Display for MetadataError {
@@ -72,20 +100,31 @@ impl fmt::Display for MetadataError {
         use MetadataError::*;
         match self {
             Xml(m) => write!(f, "metadata is not well-formed XML: {m}"),
-            NotMetadata { root } => write!(f, "root element is {root}, expected md:EntityDescriptor or md:EntitiesDescriptor"),
-            NoIdp => write!(f, "no EntityDescriptor has an IDPSSODescriptor for SAML 2.0"),
+            NotMetadata { root } => write!(
+                f,
+                "root element is {root}, expected md:EntityDescriptor or md:EntitiesDescriptor"
+            ),
+            NoIdp => write!(
+                f,
+                "no EntityDescriptor has an IDPSSODescriptor for SAML 2.0"
+            ),
             Ambiguous { candidates } => write!(
                 f,
                 "the metadata describes {} identity providers; choose one by entity ID: {}",
                 candidates.len(),
                 candidates.join(", ")
             ),
-            NotFound { entity_id, candidates } => write!(
+            NotFound {
+                entity_id,
+                candidates,
+            } => write!(
                 f,
                 "no identity provider with entity ID \"{entity_id}\"; the metadata has: {}",
                 candidates.join(", ")
             ),
-            MissingAttribute { element, attribute } => write!(f, "{element} has no {attribute} attribute"),
+            MissingAttribute { element, attribute } => {
+                write!(f, "{element} has no {attribute} attribute")
+            }
             NoSsoService { entity_id } => write!(
                 f,
                 "IDPSSODescriptor of \"{entity_id}\" has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding"
@@ -95,8 +134,13 @@ impl fmt::Display for MetadataError {
                 "IDPSSODescriptor of \"{entity_id}\" has no signing certificate (KeyDescriptor use=\"signing\" or without use): \
                  without one nothing it sends could be verified"
             ),
-            BadCertificate { key_descriptor, why } => write!(f, "KeyDescriptor #{key_descriptor}: {why}"),
-            BadLocation { element, value } => write!(f, "{element}/@Location \"{value}\" is not an http(s) URL"),
+            BadCertificate {
+                key_descriptor,
+                why,
+            } => write!(f, "KeyDescriptor #{key_descriptor}: {why}"),
+            BadLocation { element, value } => {
+                write!(f, "{element}/@Location \"{value}\" is not an http(s) URL")
+            }
         }
     }
 }
@@ -123,23 +167,38 @@ impl MetadataError {
 
 /// Parses IdP metadata, choosing the entity `entity_id` when given (required when several IdPs
 /// are described).
-pub fn parse_idp_metadata(xml: &[u8], entity_id: Option<&str>) -> Result<IdpDescriptor, MetadataError> {
+pub fn parse_idp_metadata(
+    xml: &[u8],
+    entity_id: Option<&str>,
+) -> Result<IdpDescriptor, MetadataError> {
     let doc = Document::parse(xml, &metadata_limits()).map_err(MetadataError::Xml)?;
     let root = doc.root();
     if !(doc.is(root, ns::MD, "EntityDescriptor") || doc.is(root, ns::MD, "EntitiesDescriptor")) {
-        return Err(MetadataError::NotMetadata { root: doc.qname(root) });
+        return Err(MetadataError::NotMetadata {
+            root: doc.qname(root),
+        });
     }
     // Every EntityDescriptor (EntitiesDescriptor may nest) with a SAML 2.0 IDPSSODescriptor.
     let mut candidates: Vec<(String, NodeId, NodeId)> = Vec::new();
-    for ed in doc.descendants(root).filter(|&n| doc.is(n, ns::MD, "EntityDescriptor")) {
-        let Some(idp) = doc.children_named(ed, ns::MD, "IDPSSODescriptor").find(|&i| {
-            doc.attr(i, "protocolSupportEnumeration").is_some_and(|p| p.split_ascii_whitespace().any(|x| x == PROTOCOL))
-        }) else {
+    for ed in doc
+        .descendants(root)
+        .filter(|&n| doc.is(n, ns::MD, "EntityDescriptor"))
+    {
+        let Some(idp) = doc
+            .children_named(ed, ns::MD, "IDPSSODescriptor")
+            .find(|&i| {
+                doc.attr(i, "protocolSupportEnumeration")
+                    .is_some_and(|p| p.split_ascii_whitespace().any(|x| x == PROTOCOL))
+            })
+        else {
             continue;
         };
         let id = doc
             .attr(ed, "entityID")
-            .ok_or(MetadataError::MissingAttribute { element: "EntityDescriptor".into(), attribute: "entityID" })?;
+            .ok_or(MetadataError::MissingAttribute {
+                element: "EntityDescriptor".into(),
+                attribute: "entityID",
+            })?;
         candidates.push((id.to_string(), ed, idp));
     }
     let names = || candidates.iter().map(|c| c.0.clone()).collect::<Vec<_>>();
@@ -148,33 +207,53 @@ pub fn parse_idp_metadata(xml: &[u8], entity_id: Option<&str>) -> Result<IdpDesc
             .iter()
             .find(|c| c.0 == want)
             .cloned()
-            .ok_or_else(|| MetadataError::NotFound { entity_id: want.to_string(), candidates: names() })?,
+            .ok_or_else(|| MetadataError::NotFound {
+                entity_id: want.to_string(),
+                candidates: names(),
+            })?,
         None => match candidates.as_slice() {
             [] => return Err(MetadataError::NoIdp),
             [one] => one.clone(),
-            _ => return Err(MetadataError::Ambiguous { candidates: names() }),
+            _ => {
+                return Err(MetadataError::Ambiguous {
+                    candidates: names(),
+                });
+            }
         },
     };
 
     let endpoint = |n: NodeId, what: &str| -> Result<Endpoint, MetadataError> {
         let binding = doc
             .attr(n, "Binding")
-            .ok_or(MetadataError::MissingAttribute { element: what.to_string(), attribute: "Binding" })?;
+            .ok_or(MetadataError::MissingAttribute {
+                element: what.to_string(),
+                attribute: "Binding",
+            })?;
         let location = doc
             .attr(n, "Location")
-            .ok_or(MetadataError::MissingAttribute { element: what.to_string(), attribute: "Location" })?;
+            .ok_or(MetadataError::MissingAttribute {
+                element: what.to_string(),
+                attribute: "Location",
+            })?;
         check_url(location, what)?;
         let response_location = doc.attr(n, "ResponseLocation").filter(|s| !s.is_empty());
         if let Some(r) = response_location {
             check_url(r, what)?;
         }
-        Ok(Endpoint { binding: binding.to_string(), location: location.trim().to_string(), response_location: response_location.map(|s| s.trim().to_string()) })
+        Ok(Endpoint {
+            binding: binding.to_string(),
+            location: location.trim().to_string(),
+            response_location: response_location.map(|s| s.trim().to_string()),
+        })
     };
     let mut sso = Vec::new();
     for n in doc.children_named(idp, ns::MD, "SingleSignOnService") {
         sso.push(endpoint(n, "SingleSignOnService")?);
     }
-    if !sso.iter().any(|e| e.binding == BINDING_REDIRECT || e.binding == BINDING_POST) {
+    if !sso
+        .iter()
+        .any(|e| e.binding == BINDING_REDIRECT || e.binding == BINDING_POST)
+    {
         return Err(MetadataError::NoSsoService { entity_id: eid });
     }
     let mut slo = Vec::new();
@@ -188,11 +267,17 @@ pub fn parse_idp_metadata(xml: &[u8], entity_id: Option<&str>) -> Result<IdpDesc
             None | Some("signing") => {}
             Some(_) => continue,
         }
-        let Ok(Some(ki)) = doc.opt_child(kd, ns::DS, "KeyInfo") else { continue };
+        let Ok(Some(ki)) = doc.opt_child(kd, ns::DS, "KeyInfo") else {
+            continue;
+        };
         for x in doc.children_named(ki, ns::DS, "X509Data") {
             for c in doc.children_named(x, ns::DS, "X509Certificate") {
-                let cert = TrustedCertificate::from_base64(&doc.text(c))
-                    .map_err(|e| MetadataError::BadCertificate { key_descriptor: i + 1, why: e.to_string() })?;
+                let cert = TrustedCertificate::from_base64(&doc.text(c)).map_err(|e| {
+                    MetadataError::BadCertificate {
+                        key_descriptor: i + 1,
+                        why: e.to_string(),
+                    }
+                })?;
                 if !signing_certificates.contains(&cert) {
                     signing_certificates.push(cert);
                 }
@@ -207,8 +292,17 @@ pub fn parse_idp_metadata(xml: &[u8], entity_id: Option<&str>) -> Result<IdpDesc
         .map(|n| doc.text(n).trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let want_authn_requests_signed = doc.attr(idp, "WantAuthnRequestsSigned").is_some_and(|v| v == "true" || v == "1");
-    Ok(IdpDescriptor { entity_id: eid, sso, slo, signing_certificates, name_id_formats, want_authn_requests_signed })
+    let want_authn_requests_signed = doc
+        .attr(idp, "WantAuthnRequestsSigned")
+        .is_some_and(|v| v == "true" || v == "1");
+    Ok(IdpDescriptor {
+        entity_id: eid,
+        sso,
+        slo,
+        signing_certificates,
+        name_id_formats,
+        want_authn_requests_signed,
+    })
 }
 
 fn check_url(u: &str, element: &str) -> Result<(), MetadataError> {
@@ -216,6 +310,15 @@ fn check_url(u: &str, element: &str) -> Result<(), MetadataError> {
     let lower = t.to_ascii_lowercase();
     let ok = (lower.starts_with("https://") || lower.starts_with("http://"))
         && t.len() > 8
-        && !t.chars().any(|c| c.is_control() || c == '"' || c == '<' || c == '>' || c == ' ');
-    if ok { Ok(()) } else { Err(MetadataError::BadLocation { element: element.to_string(), value: u.to_string() }) }
+        && !t
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '<' || c == '>' || c == ' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(MetadataError::BadLocation {
+            element: element.to_string(),
+            value: u.to_string(),
+        })
+    }
 }

@@ -46,12 +46,22 @@ impl SpMetadata<'_> {
         }
         if let Some(slo) = self.slo_url {
             for b in [BINDING_REDIRECT, BINDING_POST] {
-                x.push_str(&format!("    <md:SingleLogoutService Binding=\"{b}\" Location=\"{}\"/>\n", xml_escape(slo)));
+                x.push_str(&format!(
+                    "    <md:SingleLogoutService Binding=\"{b}\" Location=\"{}\"/>\n",
+                    xml_escape(slo)
+                ));
             }
         }
-        let formats: &[&str] = if self.name_id_formats.is_empty() { &[NAMEID_UNSPECIFIED] } else { self.name_id_formats };
+        let formats: &[&str] = if self.name_id_formats.is_empty() {
+            &[NAMEID_UNSPECIFIED]
+        } else {
+            self.name_id_formats
+        };
         for f in formats {
-            x.push_str(&format!("    <md:NameIDFormat>{}</md:NameIDFormat>\n", xml_escape(f)));
+            x.push_str(&format!(
+                "    <md:NameIDFormat>{}</md:NameIDFormat>\n",
+                xml_escape(f)
+            ));
         }
         x.push_str(&format!(
             "    <md:AssertionConsumerService Binding=\"{BINDING_POST}\" Location=\"{}\" index=\"0\" isDefault=\"true\"/>\n",

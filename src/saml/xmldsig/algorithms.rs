@@ -37,10 +37,17 @@ impl DigestAlgorithm {
             "http://www.w3.org/2001/04/xmlenc#sha1" | "http://www.w3.org/2001/04/xmlenc#sha384" => {
                 return Err(forbidden(uri, "not a standard XML Signature digest URI"));
             }
-            _ => return Err(SignatureError::AlgorithmUnknown { algorithm: uri.to_string() }),
+            _ => {
+                return Err(SignatureError::AlgorithmUnknown {
+                    algorithm: uri.to_string(),
+                });
+            }
         };
         if alg == DigestAlgorithm::Sha1 && !policy.allow_sha1 {
-            return Err(forbidden(uri, "SHA-1 is accepted only for an IdP marked legacy (--allow-sha1)"));
+            return Err(forbidden(
+                uri,
+                "SHA-1 is accepted only for an IdP marked legacy (--allow-sha1)",
+            ));
         }
         Ok(alg)
     }
@@ -113,7 +120,10 @@ impl SignatureAlgorithm {
     pub const ECDSA_SHA384: &'static str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384";
     pub const ECDSA_SHA512: &'static str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512";
 
-    pub const RSA_SHA256_ALG: SignatureAlgorithm = SignatureAlgorithm { key: KeyKind::Rsa, digest: DigestAlgorithm::Sha256 };
+    pub const RSA_SHA256_ALG: SignatureAlgorithm = SignatureAlgorithm {
+        key: KeyKind::Rsa,
+        digest: DigestAlgorithm::Sha256,
+    };
 
     pub fn from_uri(uri: &str, policy: AlgorithmPolicy) -> Result<Self, SignatureError> {
         use DigestAlgorithm::*;
@@ -127,17 +137,33 @@ impl SignatureAlgorithm {
             Self::ECDSA_SHA384 => (Ecdsa, Sha384),
             Self::ECDSA_SHA512 => (Ecdsa, Sha512),
             u if u.contains("hmac") => {
-                return Err(forbidden(u, "HMAC signatures use a shared secret, never an IdP's public key"));
+                return Err(forbidden(
+                    u,
+                    "HMAC signatures use a shared secret, never an IdP's public key",
+                ));
             }
-            u if u.contains("dsa-") && !u.contains("ecdsa") => return Err(forbidden(u, "DSA is not accepted")),
+            u if u.contains("dsa-") && !u.contains("ecdsa") => {
+                return Err(forbidden(u, "DSA is not accepted"));
+            }
             u if u.contains("md5") => return Err(forbidden(u, "MD5 is broken")),
-            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha1" | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1" => {
-                return Err(forbidden(uri, "not accepted (non-standard or SHA-1 ECDSA URI)"));
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha1"
+            | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1" => {
+                return Err(forbidden(
+                    uri,
+                    "not accepted (non-standard or SHA-1 ECDSA URI)",
+                ));
             }
-            _ => return Err(SignatureError::AlgorithmUnknown { algorithm: uri.to_string() }),
+            _ => {
+                return Err(SignatureError::AlgorithmUnknown {
+                    algorithm: uri.to_string(),
+                });
+            }
         };
         if digest == Sha1 && !policy.allow_sha1 {
-            return Err(forbidden(uri, "SHA-1 is accepted only for an IdP marked legacy (--allow-sha1)"));
+            return Err(forbidden(
+                uri,
+                "SHA-1 is accepted only for an IdP marked legacy (--allow-sha1)",
+            ));
         }
         Ok(SignatureAlgorithm { key, digest })
     }
@@ -172,7 +198,10 @@ impl SignatureAlgorithm {
 }
 
 fn forbidden(uri: &str, why: &'static str) -> SignatureError {
-    SignatureError::AlgorithmForbidden { algorithm: uri.to_string(), why }
+    SignatureError::AlgorithmForbidden {
+        algorithm: uri.to_string(),
+        why,
+    }
 }
 
 /// Transform URIs.

@@ -18,9 +18,19 @@ pub struct ExcC14n {
 }
 
 /// Canonicalises the subtree at `apex`, leaving out the subtree at `exclude`, appending to `out`.
-pub fn canonicalize(doc: &Document, apex: NodeId, exclude: Option<NodeId>, opts: &ExcC14n, out: &mut Vec<u8>) {
+pub fn canonicalize(
+    doc: &Document,
+    apex: NodeId,
+    exclude: Option<NodeId>,
+    opts: &ExcC14n,
+    out: &mut Vec<u8>,
+) {
     // Namespace bindings in scope at the apex, outermost first: the context, then the ancestors'.
-    let mut in_scope: Vec<(&str, &str)> = doc.context_ns.iter().map(|(p, u)| (p.as_str(), u.as_str())).collect();
+    let mut in_scope: Vec<(&str, &str)> = doc
+        .context_ns
+        .iter()
+        .map(|(p, u)| (p.as_str(), u.as_str()))
+        .collect();
     let mut chain = Vec::new();
     let mut cur = doc.parent(apex);
     while let Some(p) = cur {
@@ -101,7 +111,13 @@ impl<'d> Canon<'d, '_> {
                         self.in_scope.push((doc.span(d.prefix), doc.span(d.uri)));
                     }
                     self.start_tag(i, data.attrs.0 == data.attrs.1, prefix, local, own_ns);
-                    self.open.push(Open { prefix, local, rendered_mark, scope_mark, end: doc.node(i).end });
+                    self.open.push(Open {
+                        prefix,
+                        local,
+                        rendered_mark,
+                        scope_mark,
+                        end: doc.node(i).end,
+                    });
                 }
                 // Source character data can only need '>' escaped (see Span::is_decoded).
                 NodeKind::Text(s) if !s.is_decoded() => escape_gt(doc.span(*s), self.out),
@@ -145,16 +161,31 @@ impl<'d> Canon<'d, '_> {
     }
 
     fn rendered_uri(&self, prefix: &str) -> Option<&'d str> {
-        self.rendered.iter().rev().find(|(p, _)| p.len() == prefix.len() && *p == prefix).map(|(_, u)| *u)
+        self.rendered
+            .iter()
+            .rev()
+            .find(|(p, _)| p.len() == prefix.len() && *p == prefix)
+            .map(|(_, u)| *u)
     }
 
-    fn start_tag(&mut self, e: NodeId, no_attrs: bool, prefix: &'d str, local: &'d str, own_ns: &'d str) {
+    fn start_tag(
+        &mut self,
+        e: NodeId,
+        no_attrs: bool,
+        prefix: &'d str,
+        local: &'d str,
+        own_ns: &'d str,
+    ) {
         let doc = self.doc;
         // The common case, an element without attributes: only its own prefix can need a
         // declaration.
         if no_attrs && self.opts.inclusive_prefixes.is_empty() {
             let current = self.rendered_uri(prefix);
-            let emit = if prefix.is_empty() { !same(current.unwrap_or(""), own_ns) } else { !current.is_some_and(|c| same(c, own_ns)) };
+            let emit = if prefix.is_empty() {
+                !same(current.unwrap_or(""), own_ns)
+            } else {
+                !current.is_some_and(|c| same(c, own_ns))
+            };
             self.out.push(b'<');
             write_qname(self.out, prefix, local);
             if emit {
@@ -181,7 +212,10 @@ impl<'d> Canon<'d, '_> {
         // attributes are in no namespace and utilise nothing).
         self.prefixes.push((prefix, Some(own_ns)));
         for a in doc.attributes(e) {
-            if !a.prefix.is_empty() && a.prefix != "xml" && !self.prefixes.iter().any(|(p, _)| *p == a.prefix) {
+            if !a.prefix.is_empty()
+                && a.prefix != "xml"
+                && !self.prefixes.iter().any(|(p, _)| *p == a.prefix)
+            {
                 self.prefixes.push((a.prefix, Some(a.ns)));
             }
             self.attrs.push((a.ns, a.local, a.prefix, a.value));
@@ -202,7 +236,11 @@ impl<'d> Canon<'d, '_> {
             }
             let uri = uri.unwrap_or("");
             let current = self.rendered_uri(p);
-            let emit = if p.is_empty() { !same(current.unwrap_or(""), uri) } else { !current.is_some_and(|c| same(c, uri)) };
+            let emit = if p.is_empty() {
+                !same(current.unwrap_or(""), uri)
+            } else {
+                !current.is_some_and(|c| same(c, uri))
+            };
             if emit {
                 self.decls.push((p, uri));
             }
@@ -211,7 +249,8 @@ impl<'d> Canon<'d, '_> {
             self.decls.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
         if self.attrs.len() > 1 {
-            self.attrs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            self.attrs
+                .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         }
 
         self.out.push(b'<');
@@ -298,7 +337,10 @@ fn escape_with(b: &[u8], out: &mut Vec<u8>, rep: impl Fn(u8) -> Option<&'static 
 
 fn escape_attr(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
-    if !b.iter().any(|c| matches!(c, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r')) {
+    if !b
+        .iter()
+        .any(|c| matches!(c, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
+    {
         out.extend_from_slice(b);
         return;
     }
@@ -326,7 +368,11 @@ pub(crate) fn exc_c14n_uri(uri: &str) -> Option<bool> {
 pub(crate) fn inclusive_prefixes(doc: &Document, method: NodeId) -> Vec<String> {
     doc.children_named(method, ns::EXC_C14N, "InclusiveNamespaces")
         .filter_map(|n| doc.attr(n, "PrefixList"))
-        .flat_map(|l| l.split_ascii_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split_ascii_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -337,7 +383,9 @@ mod tests {
 
     fn c14n(xml: &str, id_local: &str, opts: &ExcC14n) -> String {
         let doc = Document::parse(xml.as_bytes(), &Limits::default()).expect("parses");
-        let apex = (0..doc.nodes.len() as NodeId).find(|&i| doc.local_name(i) == id_local).expect("apex");
+        let apex = (0..doc.nodes.len() as NodeId)
+            .find(|&i| doc.local_name(i) == id_local)
+            .expect("apex");
         let mut out = Vec::new();
         canonicalize(&doc, apex, None, opts, &mut out);
         String::from_utf8(out).expect("utf8")
@@ -355,7 +403,10 @@ mod tests {
     #[test]
     fn default_namespace_is_undeclared_only_when_needed() {
         let xml = r#"<Root xmlns="urn:d"><B><C xmlns=""><D/></C></B></Root>"#;
-        assert_eq!(c14n(xml, "B", &ExcC14n::default()), r#"<B xmlns="urn:d"><C xmlns=""><D></D></C></B>"#);
+        assert_eq!(
+            c14n(xml, "B", &ExcC14n::default()),
+            r#"<B xmlns="urn:d"><C xmlns=""><D></D></C></B>"#
+        );
         let xml2 = r#"<Root><B><C xmlns=""/></B></Root>"#;
         assert_eq!(c14n(xml2, "B", &ExcC14n::default()), r#"<B><C></C></B>"#);
     }
@@ -363,8 +414,14 @@ mod tests {
     #[test]
     fn inclusive_prefix_list_renders_unused_prefix() {
         let xml = r#"<r:Root xmlns:r="urn:r" xmlns:xs="urn:xs"><r:B>t</r:B></r:Root>"#;
-        let opts = ExcC14n { with_comments: false, inclusive_prefixes: vec!["xs".into()] };
-        assert_eq!(c14n(xml, "B", &opts), r#"<r:B xmlns:r="urn:r" xmlns:xs="urn:xs">t</r:B>"#);
+        let opts = ExcC14n {
+            with_comments: false,
+            inclusive_prefixes: vec!["xs".into()],
+        };
+        assert_eq!(
+            c14n(xml, "B", &opts),
+            r#"<r:B xmlns:r="urn:r" xmlns:xs="urn:xs">t</r:B>"#
+        );
     }
 
     #[test]
@@ -374,16 +431,28 @@ mod tests {
             c14n(xml, "b", &ExcC14n::default()),
             "<b at=\"x&#x9;&#xA;&#xD;&quot;&lt;>\">1 &lt; 2 &amp; 3 &gt; 2&#xD;<?pi data?>&lt;x&gt;</b>"
         );
-        let with = ExcC14n { with_comments: true, inclusive_prefixes: vec![] };
+        let with = ExcC14n {
+            with_comments: true,
+            inclusive_prefixes: vec![],
+        };
         assert!(c14n(xml, "b", &with).contains("<!-- c -->"));
     }
 
     #[test]
     fn source_text_and_cdata_escape_alike() {
         // Plain source text (only '>' possible), CDATA alone, and CDATA next to source text.
-        assert_eq!(c14n("<a>x > y</a>", "a", &ExcC14n::default()), "<a>x &gt; y</a>");
-        assert_eq!(c14n("<a><![CDATA[a&b<c>\r]]></a>", "a", &ExcC14n::default()), "<a>a&amp;b&lt;c&gt;\n</a>");
-        assert_eq!(c14n("<a>p<![CDATA[&]]>q>r</a>", "a", &ExcC14n::default()), "<a>p&amp;q&gt;r</a>");
+        assert_eq!(
+            c14n("<a>x > y</a>", "a", &ExcC14n::default()),
+            "<a>x &gt; y</a>"
+        );
+        assert_eq!(
+            c14n("<a><![CDATA[a&b<c>\r]]></a>", "a", &ExcC14n::default()),
+            "<a>a&amp;b&lt;c&gt;\n</a>"
+        );
+        assert_eq!(
+            c14n("<a>p<![CDATA[&]]>q>r</a>", "a", &ExcC14n::default()),
+            "<a>p&amp;q&gt;r</a>"
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ impl std::error::Error for SignError {}
 impl SigningKey {
     /// Reads a PEM private key (PKCS#8 or traditional RSA/EC). Encrypted keys are refused.
     pub fn from_pem(pem: &[u8]) -> Result<Self, SignError> {
-        let key = PKey::private_key_from_pem(pem).map_err(|e| SignError(format!("private key does not parse: {e}")))?;
+        let key = PKey::private_key_from_pem(pem)
+            .map_err(|e| SignError(format!("private key does not parse: {e}")))?;
         match key.id() {
             Id::RSA | Id::EC => Ok(SigningKey { key }),
             other => Err(SignError(format!("key type {other:?} is not RSA or EC"))),
@@ -46,12 +47,19 @@ impl SigningKey {
     }
 
     pub fn kind(&self) -> KeyKind {
-        if self.key.id() == Id::EC { KeyKind::Ecdsa } else { KeyKind::Rsa }
+        if self.key.id() == Id::EC {
+            KeyKind::Ecdsa
+        } else {
+            KeyKind::Rsa
+        }
     }
 
     /// The SHA-256 signature algorithm for this key's type.
     pub fn default_algorithm(&self) -> SignatureAlgorithm {
-        SignatureAlgorithm { key: self.kind(), digest: super::algorithms::DigestAlgorithm::Sha256 }
+        SignatureAlgorithm {
+            key: self.kind(),
+            digest: super::algorithms::DigestAlgorithm::Sha256,
+        }
     }
 
     pub(crate) fn pkey(&self) -> &PKey<Private> {
@@ -61,10 +69,16 @@ impl SigningKey {
     /// Signs `data`, returning the XMLDSig signature value (PKCS#1 v1.5, or r||s for ECDSA).
     pub fn sign(&self, alg: SignatureAlgorithm, data: &[u8]) -> Result<Vec<u8>, SignError> {
         if alg.key != self.kind() {
-            return Err(SignError(format!("{} needs a different key type", alg.name())));
+            return Err(SignError(format!(
+                "{} needs a different key type",
+                alg.name()
+            )));
         }
-        let mut s = openssl::sign::Signer::new(alg.digest.message_digest(), &self.key).map_err(|e| SignError(e.to_string()))?;
-        let sig = s.sign_oneshot_to_vec(data).map_err(|e| SignError(e.to_string()))?;
+        let mut s = openssl::sign::Signer::new(alg.digest.message_digest(), &self.key)
+            .map_err(|e| SignError(e.to_string()))?;
+        let sig = s
+            .sign_oneshot_to_vec(data)
+            .map_err(|e| SignError(e.to_string()))?;
         if alg.key == KeyKind::Rsa {
             return Ok(sig);
         }
@@ -97,8 +111,12 @@ pub fn sign_enveloped(
     alg: SignatureAlgorithm,
     cert: Option<&TrustedCertificate>,
 ) -> Result<String, SignError> {
-    let limits = Limits { max_bytes: usize::MAX, ..Limits::default() };
-    let doc = Document::parse(xml.as_bytes(), &limits).map_err(|e| SignError(format!("unsigned XML does not parse: {e}")))?;
+    let limits = Limits {
+        max_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    let doc = Document::parse(xml.as_bytes(), &limits)
+        .map_err(|e| SignError(format!("unsigned XML does not parse: {e}")))?;
     let target = (0..doc.nodes.len() as u32)
         .find(|&n| doc.is_element(n) && doc.attr(n, "ID") == Some(target_id))
         .ok_or_else(|| SignError(format!("no element with ID {target_id}")))?;
@@ -125,7 +143,8 @@ pub fn sign_enveloped(
     }
     let with_sig = format!("{}{}{}", &xml[..insert_at], signature, &xml[insert_at..]);
     // Canonicalise SignedInfo as a verifier will: in place, in its final context.
-    let doc2 = Document::parse(with_sig.as_bytes(), &limits).map_err(|e| SignError(format!("signed XML does not parse: {e}")))?;
+    let doc2 = Document::parse(with_sig.as_bytes(), &limits)
+        .map_err(|e| SignError(format!("signed XML does not parse: {e}")))?;
     let si = doc2
         .find_all(crate::saml::xml::ns::DS, "SignedInfo")
         .find(|&n| doc2.parent(n).and_then(|p| doc2.parent(p)) == Some(target))

@@ -23,7 +23,10 @@ pub struct TrustedCertificate {
 
 impl fmt::Debug for TrustedCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustedCertificate").field("sha256", &self.sha256_hex()).field("subject", &self.subject()).finish()
+        f.debug_struct("TrustedCertificate")
+            .field("sha256", &self.sha256_hex())
+            .field("subject", &self.subject())
+            .finish()
     }
 }
 
@@ -39,7 +42,8 @@ impl TrustedCertificate {
     pub fn from_any(input: &[u8]) -> Result<Self, SignatureError> {
         let text = String::from_utf8_lossy(input);
         if text.contains("-----BEGIN CERTIFICATE-----") {
-            let x = X509::from_pem(input).map_err(|e| cert_err(format!("PEM certificate does not parse: {e}")))?;
+            let x = X509::from_pem(input)
+                .map_err(|e| cert_err(format!("PEM certificate does not parse: {e}")))?;
             let der = x.to_der().map_err(|e| cert_err(e.to_string()))?;
             return Self::from_der(&der);
         }
@@ -52,9 +56,11 @@ impl TrustedCertificate {
     /// Reads the base64 text of an `X509Certificate` element. Some ADFS exports put base64 of the
     /// *PEM text* there (double encoded): that is unwrapped, and the fingerprint is the real DER's.
     pub fn from_base64(text: &str) -> Result<Self, SignatureError> {
-        let bytes = decode_base64_ws(text).map_err(|e| cert_err(format!("certificate is not base64: {e}")))?;
+        let bytes = decode_base64_ws(text)
+            .map_err(|e| cert_err(format!("certificate is not base64: {e}")))?;
         if bytes.starts_with(b"-----BEGIN CERTIFICATE-----") {
-            let x = X509::from_pem(&bytes).map_err(|e| cert_err(format!("PEM certificate does not parse: {e}")))?;
+            let x = X509::from_pem(&bytes)
+                .map_err(|e| cert_err(format!("PEM certificate does not parse: {e}")))?;
             let der = x.to_der().map_err(|e| cert_err(e.to_string()))?;
             return Self::from_der(&der);
         }
@@ -62,15 +68,27 @@ impl TrustedCertificate {
     }
 
     pub fn from_der(der: &[u8]) -> Result<Self, SignatureError> {
-        let x = X509::from_der(der).map_err(|e| cert_err(format!("certificate does not parse: {e}")))?;
-        let key = x.public_key().map_err(|e| cert_err(format!("certificate has no usable public key: {e}")))?;
+        let x = X509::from_der(der)
+            .map_err(|e| cert_err(format!("certificate does not parse: {e}")))?;
+        let key = x
+            .public_key()
+            .map_err(|e| cert_err(format!("certificate has no usable public key: {e}")))?;
         match key.id() {
             Id::RSA | Id::EC => {}
-            other => return Err(cert_err(format!("certificate key type {other:?} is not RSA or EC"))),
+            other => {
+                return Err(cert_err(format!(
+                    "certificate key type {other:?} is not RSA or EC"
+                )));
+            }
         }
         let mut sha256 = [0u8; 32];
         sha256.copy_from_slice(&DigestAlgorithm::Sha256.digest(der));
-        Ok(TrustedCertificate { der: der.to_vec(), key, sha256, x509: x })
+        Ok(TrustedCertificate {
+            der: der.to_vec(),
+            key,
+            sha256,
+            x509: x,
+        })
     }
 
     pub fn der(&self) -> &[u8] {
@@ -108,7 +126,11 @@ impl TrustedCertificate {
     }
     /// A short description for messages: SHA-256 fingerprint and subject.
     pub fn describe(&self) -> String {
-        format!("certificate SHA-256 {} ({})", self.sha256_hex(), self.subject())
+        format!(
+            "certificate SHA-256 {} ({})",
+            self.sha256_hex(),
+            self.subject()
+        )
     }
 }
 
@@ -141,17 +163,27 @@ impl Fingerprint {
     pub fn parse(s: &str) -> Result<Fingerprint, String> {
         let s = s.trim();
         let (alg_name, hex_part) = match s.split_once(':') {
-            Some((a, rest)) if a.to_ascii_lowercase().starts_with("sha") => (Some(a.to_ascii_lowercase()), rest),
+            Some((a, rest)) if a.to_ascii_lowercase().starts_with("sha") => {
+                (Some(a.to_ascii_lowercase()), rest)
+            }
             _ => (None, s),
         };
-        let clean: String = hex_part.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect();
-        let value = hex::decode(&clean).map_err(|_| format!("fingerprint \"{hex_part}\" is not hexadecimal"))?;
+        let clean: String = hex_part
+            .chars()
+            .filter(|c| !matches!(c, ':' | ' ' | '-'))
+            .collect();
+        let value = hex::decode(&clean)
+            .map_err(|_| format!("fingerprint \"{hex_part}\" is not hexadecimal"))?;
         let by_len = match value.len() {
             20 => DigestAlgorithm::Sha1,
             32 => DigestAlgorithm::Sha256,
             48 => DigestAlgorithm::Sha384,
             64 => DigestAlgorithm::Sha512,
-            n => return Err(format!("fingerprint has {n} bytes; SHA-1/256/384/512 have 20/32/48/64")),
+            n => {
+                return Err(format!(
+                    "fingerprint has {n} bytes; SHA-1/256/384/512 have 20/32/48/64"
+                ));
+            }
         };
         let algorithm = match alg_name.as_deref() {
             None => by_len,
@@ -162,16 +194,30 @@ impl Fingerprint {
             Some(other) => return Err(format!("unknown fingerprint algorithm \"{other}\"")),
         };
         if algorithm != by_len {
-            return Err(format!("a {} fingerprint has {} bytes, this one {}", algorithm.name(), algorithm.output_len(), value.len()));
+            return Err(format!(
+                "a {} fingerprint has {} bytes, this one {}",
+                algorithm.name(),
+                algorithm.output_len(),
+                value.len()
+            ));
         }
         Ok(Fingerprint { algorithm, value })
     }
 
     pub fn new(algorithm: DigestAlgorithm, value: Vec<u8>) -> Result<Self, String> {
         if value.len() != algorithm.output_len() {
-            return Err(format!("a {} fingerprint has {} bytes", algorithm.name(), algorithm.output_len()));
+            return Err(format!(
+                "a {} fingerprint has {} bytes",
+                algorithm.name(),
+                algorithm.output_len()
+            ));
         }
         Ok(Fingerprint { algorithm, value })
+    }
+
+    /// The fingerprint's bytes.
+    pub fn value(&self) -> &[u8] {
+        &self.value
     }
 
     /// Constant-time comparison with the certificate's fingerprint.
@@ -193,10 +239,16 @@ pub enum IdpTrust {
 impl IdpTrust {
     pub fn describe(&self) -> String {
         match self {
-            IdpTrust::Certificates(c) if c.len() == 1 => format!("the configured {}", c[0].describe()),
+            IdpTrust::Certificates(c) if c.len() == 1 => {
+                format!("the configured {}", c[0].describe())
+            }
             IdpTrust::Certificates(c) => {
                 let list: Vec<String> = c.iter().map(|c| c.sha256_hex()).collect();
-                format!("any of the {} configured certificates (SHA-256 {})", c.len(), list.join("; "))
+                format!(
+                    "any of the {} configured certificates (SHA-256 {})",
+                    c.len(),
+                    list.join("; ")
+                )
             }
             IdpTrust::Fingerprint(f) => format!("the certificate with fingerprint {f}"),
         }
@@ -232,9 +284,12 @@ impl fmt::Display for Base64Error {
 }
 
 pub(crate) fn decode_base64_bytes(b: &[u8]) -> Result<Vec<u8>, Base64Error> {
-    let has_ws = memchr::memchr3(b' ', b'\n', b'\r', b).is_some() || memchr::memchr2(b'\t', b'\x0c', b).is_some();
+    let has_ws = memchr::memchr3(b' ', b'\n', b'\r', b).is_some()
+        || memchr::memchr2(b'\t', b'\x0c', b).is_some();
     if !has_ws {
-        return base64_simd::STANDARD.decode_to_vec(b).map_err(|_| Base64Error);
+        return base64_simd::STANDARD
+            .decode_to_vec(b)
+            .map_err(|_| Base64Error);
     }
     // Line-wrapped base64 (76 columns is common): copy the runs between line breaks and spaces.
     let mut clean = Vec::with_capacity(b.len());
@@ -247,7 +302,9 @@ pub(crate) fn decode_base64_bytes(b: &[u8]) -> Result<Vec<u8>, Base64Error> {
     if memchr::memchr2(b'\t', b'\x0c', &clean).is_some() {
         clean.retain(|c| !c.is_ascii_whitespace());
     }
-    base64_simd::STANDARD.decode_to_vec(&clean).map_err(|_| Base64Error)
+    base64_simd::STANDARD
+        .decode_to_vec(&clean)
+        .map_err(|_| Base64Error)
 }
 
 #[cfg(test)]
@@ -256,15 +313,26 @@ mod tests {
 
     #[test]
     fn base64_with_any_whitespace() {
-        assert_eq!(decode_base64_ws("aGVs\nbG8g\r\nd29y\tbGQ=").expect("ok"), b"hello world");
-        assert_eq!(decode_base64_ws(" aGVsbG8gd29ybGQ= ").expect("ok"), b"hello world");
-        assert!(decode_base64_ws("aGVsbG8gd29ybGQ").is_err(), "padding is required");
+        assert_eq!(
+            decode_base64_ws("aGVs\nbG8g\r\nd29y\tbGQ=").expect("ok"),
+            b"hello world"
+        );
+        assert_eq!(
+            decode_base64_ws(" aGVsbG8gd29ybGQ= ").expect("ok"),
+            b"hello world"
+        );
+        assert!(
+            decode_base64_ws("aGVsbG8gd29ybGQ").is_err(),
+            "padding is required"
+        );
         assert!(decode_base64_ws("aGVs*G8=").is_err());
     }
 
     #[test]
     fn fingerprint_parsing_tolerates_colons_and_case() {
-        let a = Fingerprint::parse("sha1:AF:E7:1C:28:EF:74:0B:C8:74:25:BE:13:A2:26:3D:37:97:1D:A1:F9").expect("ok");
+        let a =
+            Fingerprint::parse("sha1:AF:E7:1C:28:EF:74:0B:C8:74:25:BE:13:A2:26:3D:37:97:1D:A1:F9")
+                .expect("ok");
         let b = Fingerprint::parse("afe71c28ef740bc87425be13a2263d37971da1f9").expect("ok");
         assert_eq!(a, b);
         assert_eq!(a.algorithm, DigestAlgorithm::Sha1);

@@ -19,7 +19,9 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::pkey::{Id, PKey, Public};
 use subtle::ConstantTimeEq as _;
 
-use super::algorithms::{AlgorithmPolicy, DigestAlgorithm, ENVELOPED_SIGNATURE, KeyKind, SignatureAlgorithm};
+use super::algorithms::{
+    AlgorithmPolicy, DigestAlgorithm, ENVELOPED_SIGNATURE, KeyKind, SignatureAlgorithm,
+};
 use super::c14n::{self, ExcC14n};
 use super::trust::{IdpTrust, TrustedCertificate, decode_base64_ws};
 use crate::saml::error::SignatureError;
@@ -42,11 +44,18 @@ pub struct SignatureSpec {
 }
 
 fn unexpected(doc: &Document, el: NodeId, parent: &'static str) -> SignatureError {
-    SignatureError::UnexpectedElement { element: doc.qname(el), parent }
+    SignatureError::UnexpectedElement {
+        element: doc.qname(el),
+        parent,
+    }
 }
 
 /// Checks the structure of the ds:Signature at `sig` against the allow-lists.
-pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> Result<SignatureSpec, SignatureError> {
+pub fn parse_signature(
+    doc: &Document,
+    sig: NodeId,
+    policy: AlgorithmPolicy,
+) -> Result<SignatureSpec, SignatureError> {
     let mut signed_info = None;
     let mut value = None;
     let mut key_info = None;
@@ -65,8 +74,12 @@ pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> 
             return Err(unexpected(doc, c, "ds:Signature"));
         }
     }
-    let signed_info = signed_info.ok_or(SignatureError::MissingElement { element: "SignedInfo" })?;
-    let value_node = value.ok_or(SignatureError::MissingElement { element: "SignatureValue" })?;
+    let signed_info = signed_info.ok_or(SignatureError::MissingElement {
+        element: "SignedInfo",
+    })?;
+    let value_node = value.ok_or(SignatureError::MissingElement {
+        element: "SignatureValue",
+    })?;
 
     // SignedInfo: CanonicalizationMethod, SignatureMethod, exactly one Reference.
     let mut c14n_method = None;
@@ -77,24 +90,39 @@ pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> 
             return Err(unexpected(doc, c, "ds:SignedInfo"));
         }
         match doc.local_name(c) {
-            "CanonicalizationMethod" if c14n_method.is_none() && sig_method.is_none() => c14n_method = Some(c),
-            "SignatureMethod" if c14n_method.is_some() && sig_method.is_none() => sig_method = Some(c),
+            "CanonicalizationMethod" if c14n_method.is_none() && sig_method.is_none() => {
+                c14n_method = Some(c)
+            }
+            "SignatureMethod" if c14n_method.is_some() && sig_method.is_none() => {
+                sig_method = Some(c)
+            }
             "Reference" if sig_method.is_some() => references.push(c),
             _ => return Err(unexpected(doc, c, "ds:SignedInfo")),
         }
     }
-    let c14n_method = c14n_method.ok_or(SignatureError::MissingElement { element: "CanonicalizationMethod" })?;
-    let sig_method = sig_method.ok_or(SignatureError::MissingElement { element: "SignatureMethod" })?;
+    let c14n_method = c14n_method.ok_or(SignatureError::MissingElement {
+        element: "CanonicalizationMethod",
+    })?;
+    let sig_method = sig_method.ok_or(SignatureError::MissingElement {
+        element: "SignatureMethod",
+    })?;
     if references.len() != 1 {
-        return Err(SignatureError::ReferenceCount { count: references.len() });
+        return Err(SignatureError::ReferenceCount {
+            count: references.len(),
+        });
     }
     let reference = references[0];
 
     let c14n_uri = doc.attr(c14n_method, "Algorithm").unwrap_or("");
-    let with_comments = c14n::exc_c14n_uri(c14n_uri)
-        .ok_or_else(|| SignatureError::CanonicalizationMethod { algorithm: c14n_uri.to_string() })?;
+    let with_comments =
+        c14n::exc_c14n_uri(c14n_uri).ok_or_else(|| SignatureError::CanonicalizationMethod {
+            algorithm: c14n_uri.to_string(),
+        })?;
     only_inclusive_namespaces(doc, c14n_method, "ds:CanonicalizationMethod")?;
-    let c14n = ExcC14n { with_comments, inclusive_prefixes: c14n::inclusive_prefixes(doc, c14n_method) };
+    let c14n = ExcC14n {
+        with_comments,
+        inclusive_prefixes: c14n::inclusive_prefixes(doc, c14n_method),
+    };
 
     let alg_uri = doc.attr(sig_method, "Algorithm").unwrap_or("");
     let algorithm = SignatureAlgorithm::from_uri(alg_uri, policy)?;
@@ -108,8 +136,14 @@ pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> 
     // (An xs:ID may not start with a digit, but real IdPs use bare UUIDs: the ID only has to be
     // the signed element's, byte for byte.)
     let id = uri.strip_prefix('#').unwrap_or("");
-    if id.is_empty() || !id.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-        return Err(SignatureError::ReferenceUri { uri: uri.to_string() });
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(SignatureError::ReferenceUri {
+            uri: uri.to_string(),
+        });
     }
 
     let mut transforms = None;
@@ -122,31 +156,48 @@ pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> 
         match doc.local_name(c) {
             "Transforms" if transforms.is_none() && digest_method.is_none() => transforms = Some(c),
             "DigestMethod" if digest_method.is_none() => digest_method = Some(c),
-            "DigestValue" if digest_method.is_some() && digest_value.is_none() => digest_value = Some(c),
+            "DigestValue" if digest_method.is_some() && digest_value.is_none() => {
+                digest_value = Some(c)
+            }
             _ => return Err(unexpected(doc, c, "ds:Reference")),
         }
     }
     let reference_c14n = check_transforms(doc, transforms)?;
-    let digest_method = digest_method.ok_or(SignatureError::MissingElement { element: "DigestMethod" })?;
-    let digest_value = digest_value.ok_or(SignatureError::MissingElement { element: "DigestValue" })?;
-    let digest = DigestAlgorithm::from_uri(doc.attr(digest_method, "Algorithm").unwrap_or(""), policy)?;
+    let digest_method = digest_method.ok_or(SignatureError::MissingElement {
+        element: "DigestMethod",
+    })?;
+    let digest_value = digest_value.ok_or(SignatureError::MissingElement {
+        element: "DigestValue",
+    })?;
+    let digest =
+        DigestAlgorithm::from_uri(doc.attr(digest_method, "Algorithm").unwrap_or(""), policy)?;
     let dv = read_base64(doc, digest_value, "DigestValue")?;
     if dv.len() != digest.output_len() {
         return Err(SignatureError::BadValue {
             element: "DigestValue",
-            why: format!("{} bytes, a {} digest has {}", dv.len(), digest.name(), digest.output_len()),
+            why: format!(
+                "{} bytes, a {} digest has {}",
+                dv.len(),
+                digest.name(),
+                digest.output_len()
+            ),
         });
     }
     let sv = read_base64(doc, value_node, "SignatureValue")?;
     if sv.is_empty() || sv.len() > 1024 {
-        return Err(SignatureError::BadValue { element: "SignatureValue", why: format!("{} bytes", sv.len()) });
+        return Err(SignatureError::BadValue {
+            element: "SignatureValue",
+            why: format!("{} bytes", sv.len()),
+        });
     }
 
     let mut key_info_certs = Vec::new();
     if let Some(ki) = key_info {
         for c in doc.child_elements(ki) {
             if doc.is(c, ns::DS, "RetrievalMethod") {
-                return Err(SignatureError::KeyInfoForbidden { element: doc.qname(c) });
+                return Err(SignatureError::KeyInfoForbidden {
+                    element: doc.qname(c),
+                });
             }
             if doc.is(c, ns::DS, "X509Data") {
                 key_info_certs.extend(doc.children_named(c, ns::DS, "X509Certificate"));
@@ -168,7 +219,11 @@ pub fn parse_signature(doc: &Document, sig: NodeId, policy: AlgorithmPolicy) -> 
     })
 }
 
-fn only_inclusive_namespaces(doc: &Document, method: NodeId, parent: &'static str) -> Result<(), SignatureError> {
+fn only_inclusive_namespaces(
+    doc: &Document,
+    method: NodeId,
+    parent: &'static str,
+) -> Result<(), SignatureError> {
     for c in doc.child_elements(method) {
         if !doc.is(c, ns::EXC_C14N, "InclusiveNamespaces") {
             return Err(unexpected(doc, c, parent));
@@ -180,7 +235,9 @@ fn only_inclusive_namespaces(doc: &Document, method: NodeId, parent: &'static st
 /// The only accepted transform chains: [enveloped-signature, exc-c14n].
 fn check_transforms(doc: &Document, transforms: Option<NodeId>) -> Result<ExcC14n, SignatureError> {
     let Some(t) = transforms else {
-        return Err(SignatureError::Transform { algorithm: "(none: the enveloped-signature transform is required)".into() });
+        return Err(SignatureError::Transform {
+            algorithm: "(none: the enveloped-signature transform is required)".into(),
+        });
     };
     let list: Vec<NodeId> = doc.child_elements(t).collect();
     for &c in &list {
@@ -201,13 +258,19 @@ fn check_transforms(doc: &Document, transforms: Option<NodeId>) -> Result<ExcC14
             only_inclusive_namespaces(doc, *exc, "ds:Transform")?;
             // A same-document "#id" reference yields a node-set without comments (XMLDSig
             // §4.3.3.3), so #WithComments changes nothing here.
-            Ok(ExcC14n { with_comments: false, inclusive_prefixes: c14n::inclusive_prefixes(doc, *exc) })
+            Ok(ExcC14n {
+                with_comments: false,
+                inclusive_prefixes: c14n::inclusive_prefixes(doc, *exc),
+            })
         }
         [only] if alg(*only) == ENVELOPED_SIGNATURE => Err(SignatureError::Transform {
             algorithm: format!("{ENVELOPED_SIGNATURE} alone (implicit inclusive c14n)"),
         }),
         _ => {
-            let bad = list.iter().map(|n| alg(*n)).find(|a| a != ENVELOPED_SIGNATURE && c14n::exc_c14n_uri(a).is_none());
+            let bad = list
+                .iter()
+                .map(|n| alg(*n))
+                .find(|a| a != ENVELOPED_SIGNATURE && c14n::exc_c14n_uri(a).is_none());
             Err(SignatureError::Transform {
                 algorithm: bad.unwrap_or_else(|| format!("a chain of {} transforms", list.len())),
             })
@@ -216,8 +279,14 @@ fn check_transforms(doc: &Document, transforms: Option<NodeId>) -> Result<ExcC14
 }
 
 fn read_base64(doc: &Document, el: NodeId, name: &'static str) -> Result<Vec<u8>, SignatureError> {
-    let text = doc.simple_text(el).ok_or(SignatureError::BadValue { element: name, why: "holds elements".into() })?;
-    decode_base64_ws(&text).map_err(|e| SignatureError::BadValue { element: name, why: format!("not base64: {e}") })
+    let text = doc.simple_text(el).ok_or(SignatureError::BadValue {
+        element: name,
+        why: "holds elements".into(),
+    })?;
+    decode_base64_ws(&text).map_err(|e| SignatureError::BadValue {
+        element: name,
+        why: format!("not base64: {e}"),
+    })
 }
 
 /// Verifies `spec`, the enveloped signature of element `signed`, with the keys `trust` allows.
@@ -234,7 +303,10 @@ pub fn verify_enveloped(
     // 1. The Reference must name the element the signature sits in, by its ID.
     let id = doc.attr(signed, "ID").unwrap_or("");
     if id.is_empty() || spec.reference_uri.get(1..) != Some(id) {
-        return Err(SignatureError::ReferenceTarget { uri: spec.reference_uri.clone(), expected: id.to_string() });
+        return Err(SignatureError::ReferenceTarget {
+            uri: spec.reference_uri.clone(),
+            expected: id.to_string(),
+        });
     }
 
     // 2. The keys: configuration, or the KeyInfo certificate that matches the configured fingerprint.
@@ -244,12 +316,17 @@ pub fn verify_enveloped(
         IdpTrust::Certificates(c) => c,
         IdpTrust::Fingerprint(fp) => {
             if spec.key_info_certs.len() != 1 {
-                return Err(SignatureError::FingerprintCertificateCount { count: spec.key_info_certs.len() });
+                return Err(SignatureError::FingerprintCertificateCount {
+                    count: spec.key_info_certs.len(),
+                });
             }
             let cert = TrustedCertificate::from_base64(&doc.text(spec.key_info_certs[0]))?;
             if !fp.matches(&cert) {
                 let got = super::trust::colon_hex(&cert.fingerprint(fp.algorithm));
-                return Err(SignatureError::FingerprintMismatch { expected: fp.to_string(), got: format!("{} {got}", fp.algorithm.name()) });
+                return Err(SignatureError::FingerprintMismatch {
+                    expected: fp.to_string(),
+                    got: format!("{} {got}", fp.algorithm.name()),
+                });
             }
             fingerprinted = [cert];
             &fingerprinted
@@ -279,7 +356,11 @@ pub fn verify_enveloped(
         }
     }
     let Some(cert) = verified_with else {
-        return Err(SignatureError::Invalid { element: what, expected: trust.describe(), carried: describe_key_info(doc, spec) });
+        return Err(SignatureError::Invalid {
+            element: what,
+            expected: trust.describe(),
+            carried: describe_key_info(doc, spec),
+        });
     };
 
     // 3b. A message whose KeyInfo names certificates must name the key that signed it (compared by
@@ -290,10 +371,14 @@ pub fn verify_enveloped(
             let text = doc.text(*c);
             // Usually the very certificate we trust: compare bytes, parse nothing.
             decode_base64_ws(&text).is_ok_and(|der| der == cert.der())
-                || TrustedCertificate::from_base64(&text).is_ok_and(|kc| kc.key().public_eq(cert.key()))
+                || TrustedCertificate::from_base64(&text)
+                    .is_ok_and(|kc| kc.key().public_eq(cert.key()))
         });
         if !carries_key {
-            return Err(SignatureError::KeyInfoMismatch { verified_with: cert.describe(), carried: describe_key_info(doc, spec) });
+            return Err(SignatureError::KeyInfoMismatch {
+                verified_with: cert.describe(),
+                carried: describe_key_info(doc, spec),
+            });
         }
     }
 
@@ -302,7 +387,10 @@ pub fn verify_enveloped(
     c14n::canonicalize(doc, signed, Some(spec.node), &spec.reference_c14n, buf);
     let digest = spec.digest.digest(buf);
     if !bool::from(digest.ct_eq(&spec.digest_value)) {
-        return Err(SignatureError::DigestMismatch { reference: spec.reference_uri.clone(), algorithm: spec.digest.name() });
+        return Err(SignatureError::DigestMismatch {
+            reference: spec.reference_uri.clone(),
+            algorithm: spec.digest.name(),
+        });
     }
     Ok(cert.clone())
 }
@@ -322,7 +410,12 @@ fn describe_key_info(doc: &Document, spec: &SignatureSpec) -> String {
 }
 
 /// Verifies a raw signature value (PKCS#1 v1.5 for RSA; r||s for ECDSA, as XMLDSig writes it).
-pub(crate) fn verify_value(key: &PKey<Public>, alg: SignatureAlgorithm, data: &[u8], sig: &[u8]) -> Result<bool, SignatureError> {
+pub(crate) fn verify_value(
+    key: &PKey<Public>,
+    alg: SignatureAlgorithm,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<bool, SignatureError> {
     let md = alg.digest.message_digest();
     let der;
     let sig_bytes: &[u8] = match (alg.key, key.id()) {
@@ -332,18 +425,28 @@ pub(crate) fn verify_value(key: &PKey<Public>, alg: SignatureAlgorithm, data: &[
                 return Ok(false);
             }
             let (r, s) = sig.split_at(sig.len() / 2);
-            let (Ok(r), Ok(s)) = (openssl::bn::BigNum::from_slice(r), openssl::bn::BigNum::from_slice(s)) else {
+            let (Ok(r), Ok(s)) = (
+                openssl::bn::BigNum::from_slice(r),
+                openssl::bn::BigNum::from_slice(s),
+            ) else {
                 return Ok(false);
             };
-            let Ok(es) = EcdsaSig::from_private_components(r, s) else { return Ok(false) };
+            let Ok(es) = EcdsaSig::from_private_components(r, s) else {
+                return Ok(false);
+            };
             let Ok(d) = es.to_der() else { return Ok(false) };
             der = d;
             &der
         }
         (_, id) => {
-            return Err(SignatureError::KeyMismatch { algorithm: alg.name(), key: format!("{id:?}") });
+            return Err(SignatureError::KeyMismatch {
+                algorithm: alg.name(),
+                key: format!("{id:?}"),
+            });
         }
     };
-    let Ok(mut v) = openssl::sign::Verifier::new(md, key) else { return Ok(false) };
+    let Ok(mut v) = openssl::sign::Verifier::new(md, key) else {
+        return Ok(false);
+    };
     Ok(v.verify_oneshot(sig_bytes, data).unwrap_or(false))
 }

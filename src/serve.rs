@@ -1,0 +1,179 @@
+//! `ssogate serve`: opens the store, makes sure there is something to sign in to, and serves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, LogFormat};
+use crate::domain::admin::{self, SpInput, bootstrap};
+use crate::rng::{Rng, SystemRng};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::web::{AppState, app, secure_cookies};
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSOGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The host URL of the service provider created on a first start: the listen address, with
+/// `localhost` for an unspecified one.
+fn default_host_url(listen: &str) -> String {
+    let (host, port) = listen.rsplit_once(':').unwrap_or((listen, "8080"));
+    let host = match host {
+        "0.0.0.0" | "[::]" | "" => "localhost",
+        h => h,
+    };
+    format!("http://{host}:{port}")
+}
+
+/// Opens the store named by `config`.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    let path = config.database_path();
+    let store = SqliteStore::open(&path, config.durability)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+pub fn run(config: Config) -> i32 {
+    init_logging(config.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ssogate: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async move {
+        match serve(config).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ssogate: {e}");
+                1
+            }
+        }
+    })
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let store = open_store(&config).await?;
+    let rng: Arc<dyn Rng> = Arc::new(SystemRng);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if let Some((user, password)) = bootstrap(&store, rng.as_ref())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        // Printed once; only its argon2 hash is stored.
+        println!(
+            "Created the central administrator {user:?} with the one-time password: {password}"
+        );
+        println!(
+            "Change it with: ssogate user set {user} --tenant {} --password-stdin",
+            admin::DEFAULT_TENANT
+        );
+    }
+    let mut sps = store.sp_list().await.map_err(|e| e.to_string())?;
+    if sps.is_empty() {
+        let host_url = default_host_url(&config.listen);
+        let sp = admin::sp_add(
+            store.as_ref(),
+            rng.as_ref(),
+            SpInput {
+                host_url,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        println!(
+            "Created service provider {} for {} (its metadata: {})",
+            sp.id,
+            sp.host_url,
+            sp.metadata_url()
+        );
+        sps.push(sp);
+    }
+    let secure = secure_cookies(&config, &sps);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let config = Arc::new(config);
+    let state = AppState {
+        store: store.clone(),
+        clock: clock.clone(),
+        rng,
+        config: config.clone(),
+    };
+
+    // Expired pending requests, replay entries and sessions go once a minute.
+    let purge_store = store.clone();
+    let purge_clock = clock.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match purge_store.purge_expired(purge_clock.now()).await {
+                Ok(n) if n > 0 => tracing::debug!(rows = n, "purged expired state"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot purge expired state"),
+            }
+        }
+    });
+
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), secure_cookies = secure, multi_tenant = config.multi_tenant, "ssogate listening");
+    println!(
+        "ssogate listening on http://{addr} (data in {})",
+        config.data_dir.display()
+    );
+    axum::serve(listener, app(state, secure))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_host_url_from_listen_address() {
+        assert_eq!(
+            super::default_host_url("127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            super::default_host_url("0.0.0.0:9000"),
+            "http://localhost:9000"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! One `Store` trait for everything ssogate keeps: configuration, pending requests, the replay
+//! cache, sessions and the sign-in failure log. Methods are named for the domain, not for SQL.
+//! SQLite is the embedded default ([`sqlite::SqliteStore`]).
+
+pub mod sessions;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Binding, IdentityProvider, IdpId, Role, Secret, ServiceProvider, SpId, Tenant, TenantId,
+    TrustConfig, User, UserId, UsernameMapping, UsernameRule,
+};
+use crate::saml::UnixTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the operation.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated; the sentence names the field.
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data could not be read back.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A service provider before it has an ID.
+#[derive(Debug, Clone)]
+pub struct NewServiceProvider {
+    pub entity_id: String,
+    pub host_url: String,
+    pub certificate_pem: Option<String>,
+    pub private_key_pem: Option<Secret>,
+}
+
+/// An identity provider before it has an ID.
+#[derive(Debug, Clone)]
+pub struct NewIdentityProvider {
+    pub name: String,
+    pub entity_id: String,
+    pub sso_url: String,
+    pub sso_binding: Binding,
+    pub slo_url: Option<String>,
+    pub slo_response_url: Option<String>,
+    pub slo_binding: Binding,
+    pub username: UsernameMapping,
+    pub trust: TrustConfig,
+    pub allow_sha1: bool,
+    pub name_id_format: Option<String>,
+    pub authn_context: Option<String>,
+}
+
+impl NewIdentityProvider {
+    pub fn with_id(self, id: IdpId) -> IdentityProvider {
+        IdentityProvider {
+            id,
+            name: self.name,
+            entity_id: self.entity_id,
+            sso_url: self.sso_url,
+            sso_binding: self.sso_binding,
+            slo_url: self.slo_url,
+            slo_response_url: self.slo_response_url,
+            slo_binding: self.slo_binding,
+            username: self.username,
+            trust: self.trust,
+            allow_sha1: self.allow_sha1,
+            name_id_format: self.name_id_format,
+            authn_context: self.authn_context,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub name: String,
+    pub login_domains: Vec<String>,
+    pub sso_enabled: bool,
+    pub idp_id: Option<IdpId>,
+    pub slo_enabled: bool,
+    pub idp_initiated: bool,
+    pub username_rule: UsernameRule,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub tenant_id: TenantId,
+    pub username: String,
+    /// The name as the tenant's rule compares it (see `domain::username::normalise`).
+    pub username_norm: String,
+    pub display_name: String,
+    pub circuit_user: Option<String>,
+    pub password_hash: Option<Secret>,
+    pub roles: Vec<Role>,
+}
+
+/// An AuthnRequest we sent and expect an answer to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PendingRequest {
+    pub id: String,
+    pub sp_id: SpId,
+    pub tenant_id: TenantId,
+    pub idp_id: IdpId,
+    /// Same-origin path to go to after the login.
+    pub relay_target: String,
+    /// SHA-256 (hex) of the browser-binding token in the browser's cookie.
+    pub binding_hash: String,
+    pub expires_at: UnixTime,
+}
+
+/// A LogoutRequest we sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogout {
+    pub id: String,
+    pub idp_id: IdpId,
+    pub expires_at: UnixTime,
+}
+
+/// What a signed-in agent's session holds (in the tower-sessions record under [`sessions::AGENT_KEY`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSession {
+    pub tenant_id: TenantId,
+    pub tenant: String,
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub method: SignInMethod,
+    pub signed_in_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub saml: Option<SamlSessionRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInMethod {
+    Saml,
+    Password,
+}
+
+/// What single logout needs to name the login at the IdP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSessionRef {
+    pub idp_id: IdpId,
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub name_qualifier: Option<String>,
+    pub sp_name_qualifier: Option<String>,
+    pub session_index: Option<String>,
+}
+
+/// One line of the "recent sign-in failures" view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignInFailure {
+    pub at: UnixTime,
+    /// The reference shown to the agent.
+    pub reference: String,
+    pub endpoint: String,
+    pub tenant: Option<String>,
+    pub idp: Option<String>,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// A stored session record (tower-sessions' data, serialized), with the columns that find it.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub data: Vec<u8>,
+    pub expires_at: UnixTime,
+    pub agent: Option<AgentSession>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Service providers.
+    async fn sp_insert(&self, sp: NewServiceProvider) -> Result<ServiceProvider>;
+    async fn sp_list(&self) -> Result<Vec<ServiceProvider>>;
+    async fn sp_delete(&self, id: SpId) -> Result<bool>;
+
+    // Identity providers.
+    async fn idp_insert(&self, idp: NewIdentityProvider) -> Result<IdentityProvider>;
+    async fn idp_update(&self, idp: &IdentityProvider) -> Result<()>;
+    async fn idp_list(&self) -> Result<Vec<IdentityProvider>>;
+    async fn idp_get(&self, id: IdpId) -> Result<Option<IdentityProvider>>;
+    async fn idp_by_entity_id(&self, entity_id: &str) -> Result<Option<IdentityProvider>>;
+    /// Refused (Conflict) while a tenant uses it.
+    async fn idp_delete(&self, id: IdpId) -> Result<bool>;
+
+    // Tenants.
+    async fn tenant_insert(&self, t: NewTenant) -> Result<Tenant>;
+    async fn tenant_update(&self, t: &Tenant) -> Result<()>;
+    async fn tenant_list(&self) -> Result<Vec<Tenant>>;
+    async fn tenant_get(&self, id: TenantId) -> Result<Option<Tenant>>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+
+    // Users.
+    async fn user_insert(&self, u: NewUser) -> Result<User>;
+    /// `username_norm` is recomputed by the caller whenever the name or the tenant's rule changes.
+    async fn user_update(&self, u: &User, username_norm: &str) -> Result<()>;
+    async fn user_list(&self, tenant: Option<TenantId>) -> Result<Vec<User>>;
+    async fn user_by_norm(&self, tenant: TenantId, username_norm: &str) -> Result<Option<User>>;
+    async fn user_delete(&self, id: UserId) -> Result<bool>;
+    async fn user_count_with_role(&self, role: Role) -> Result<u64>;
+
+    // Login state.
+    async fn pending_request_put(&self, p: &PendingRequest) -> Result<()>;
+    /// Removes and returns the request (consumed once), if it exists and has not expired.
+    async fn pending_request_take(&self, id: &str, now: UnixTime)
+    -> Result<Option<PendingRequest>>;
+    async fn pending_logout_put(&self, p: &PendingLogout) -> Result<()>;
+    async fn pending_logout_take(&self, id: &str, now: UnixTime) -> Result<Option<PendingLogout>>;
+    /// Records `key` until `expires`; `false` if it is already recorded and not expired (a replay).
+    async fn replay_remember(&self, key: &str, expires: UnixTime, now: UnixTime) -> Result<bool>;
+
+    // Sessions (the rows behind tower-sessions).
+    async fn session_create(&self, row: &SessionRow) -> Result<bool>;
+    async fn session_save(&self, row: &SessionRow) -> Result<()>;
+    async fn session_load(&self, id: &str, now: UnixTime) -> Result<Option<SessionRow>>;
+    async fn session_delete(&self, id: &str) -> Result<()>;
+    /// Sessions of this IdP login: NameID value, and one of `session_indexes` unless empty.
+    async fn sessions_by_saml(
+        &self,
+        idp: IdpId,
+        name_id: &str,
+        session_indexes: &[String],
+    ) -> Result<Vec<String>>;
+
+    // Failures.
+    async fn failure_record(&self, f: &SignInFailure) -> Result<()>;
+    async fn failures_recent(&self, limit: u32) -> Result<Vec<SignInFailure>>;
+
+    /// Deletes expired pending requests, replay entries and sessions; returns how many rows went.
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64>;
+}

@@ -1,0 +1,211 @@
+//! The sign-on service over HTTP (axum): agent login pages, ACS, SLO, SP metadata, the portal
+//! landing page and the forward-auth endpoints. Handlers take the request apart, call `saml`,
+//! `domain` and `store`, and answer; a refusal becomes a short page with a reference while the
+//! precise cause goes to the log and the "recent sign-in failures" table.
+
+mod error;
+mod login;
+mod pages;
+mod saml;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+pub use error::reference;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::ServiceProvider;
+use crate::rng::Rng;
+use crate::store::Store;
+use crate::store::sessions::StoreSessions;
+
+/// Everything a handler may use. Time and randomness come from here, never from globals.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub config: Arc<Config>,
+}
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "ssogate_session";
+/// The cookie that binds a pending AuthnRequest to the browser that started it.
+pub const BINDING_COOKIE: &str = "ssogate_binding";
+
+/// The service provider a request came in for, with the path below its host URL.
+#[derive(Clone, Debug)]
+pub struct CurrentSp(pub Arc<ServiceProvider>);
+
+/// Whether cookies get the Secure flag: configured, or when every SP's host URL is https.
+pub fn secure_cookies(config: &Config, sps: &[ServiceProvider]) -> bool {
+    config
+        .secure_cookies
+        .unwrap_or_else(|| !sps.is_empty() && sps.iter().all(|s| s.is_https()))
+}
+
+/// The application. `secure` sets the cookies' Secure flag (see [`secure_cookies`]).
+pub fn app(state: AppState, secure: bool) -> Router {
+    let sessions =
+        SessionManagerLayer::new(StoreSessions::new(state.store.clone(), state.clock.clone()))
+            .with_name(SESSION_COOKIE)
+            // Lax, not tower-sessions' default Strict: the agent arrives at the portal through a
+            // redirect chain that began with the IdP's cross-site POST to the ACS; a Strict cookie
+            // would not be sent there and the agent would look signed out.
+            .with_same_site(SameSite::Lax)
+            .with_http_only(true)
+            .with_secure(secure)
+            // The cookie lives as long as the browser; the session's end is enforced server side
+            // (AgentSession::expires_at, from our clock).
+            .with_expiry(Expiry::OnSessionEnd);
+    let body_limit = state.config.max_message_bytes * 2 + 16 * 1024;
+    Router::new()
+        .route("/", get(login::portal))
+        .route("/login", get(login::login_page).post(login::login_submit))
+        .route("/logout", get(login::logout).post(login::logout))
+        .route("/t/{tenant}", get(login::tenant_portal))
+        .route("/t/{tenant}/", get(login::tenant_portal))
+        .route(
+            "/t/{tenant}/login",
+            get(login::tenant_login_page).post(login::tenant_login_submit),
+        )
+        .route("/saml/acs", post(saml::acs))
+        .route("/saml/slo", get(saml::slo_redirect).post(saml::slo_post))
+        .route("/saml/metadata", get(saml::metadata))
+        .route("/auth/check", get(login::auth_check))
+        .route("/auth/session", get(login::auth_session))
+        .route("/static/ssogate.css", get(pages::stylesheet))
+        .route("/static/autopost.js", get(pages::autopost_script))
+        .fallback(pages::not_found)
+        .layer(sessions)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), resolve_sp))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Finds the SP the request is for (by Host, then path prefix) and strips the SP's path prefix,
+/// so `https://cc.example.com/agentportal/saml/acs` and a proxy that strips `/agentportal` both
+/// reach `/saml/acs`. With a single SP, every request is for it.
+async fn resolve_sp(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let sps = match state.store.sp_list().await {
+        Ok(s) => s,
+        Err(e) => {
+            let r = reference(state.rng.as_ref());
+            tracing::error!(reference = %r, error = %e, "cannot read the service providers");
+            return pages::message(
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                "The service cannot reach its database.",
+                Some(&r),
+            );
+        }
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let path = req.uri().path().to_string();
+    let chosen = if sps.len() == 1 {
+        sps.into_iter().next()
+    } else {
+        let mut by_host: Vec<ServiceProvider> =
+            sps.into_iter().filter(|s| s.authority() == host).collect();
+        // The longest matching path prefix wins (two portals on one host).
+        by_host.sort_by_key(|s| std::cmp::Reverse(s.path_prefix().len()));
+        let pos = by_host
+            .iter()
+            .position(|s| has_prefix(&path, s.path_prefix()));
+        pos.map(|i| by_host.swap_remove(i))
+    };
+    if let Some(sp) = chosen {
+        let prefix = sp.path_prefix().to_string();
+        if !prefix.is_empty() && has_prefix(&path, &prefix) {
+            let rest = &path[prefix.len()..];
+            let new_path = if rest.is_empty() { "/" } else { rest };
+            let pq = match req.uri().query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path.to_string(),
+            };
+            if let Ok(uri) = pq.parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+        req.extensions_mut().insert(CurrentSp(Arc::new(sp)));
+    }
+    next.run(req).await
+}
+
+fn has_prefix(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with('/'))
+}
+
+/// Security headers on every answer, and one log line per request (path without the query:
+/// it may carry a SAML message).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    // SAML messages travel in query strings: never let them leak in a Referer.
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::CACHE_CONTROL, "no-store");
+    tracing::debug!(%method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    res
+}
+
+/// A response for when no SP matches the request.
+fn no_sp() -> Response {
+    pages::message(
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is not set up",
+        "No service provider matches this address. An administrator adds one with `ssogate sp add --host-url URL`.",
+        None,
+    )
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CurrentSp {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<CurrentSp>()
+            .cloned()
+            .ok_or_else(no_sp)
+    }
+}
