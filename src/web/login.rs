@@ -621,6 +621,11 @@ pub async fn logout(
     }
 }
 
+/// A page that needs no session: where an IdP's logout may send the browser back to.
+pub async fn signed_out_page(CurrentSp(sp): CurrentSp) -> Response {
+    signed_out(&sp, None)
+}
+
 pub fn signed_out(sp: &ServiceProvider, agent: Option<&AgentSession>) -> Response {
     let again = match agent {
         Some(a) if a.tenant != DEFAULT_TENANT => format!(

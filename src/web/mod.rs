@@ -73,6 +73,7 @@ pub fn app(state: AppState, secure: bool) -> Router {
         .route("/", get(login::portal))
         .route("/login", get(login::login_page).post(login::login_submit))
         .route("/logout", get(login::logout).post(login::logout))
+        .route("/signed-out", get(login::signed_out_page))
         .route("/t/{tenant}", get(login::tenant_portal))
         .route("/t/{tenant}/", get(login::tenant_portal))
         .route(
