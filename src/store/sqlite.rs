@@ -121,6 +121,12 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Closes every connection: later operations fail as with a database that is down.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
     async fn migrate(&self) -> Result<()> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
             .execute(&self.write)

@@ -77,6 +77,11 @@ pub fn login_form(
     let err = error
         .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
         .unwrap_or_default();
+    let hint = if tenant.is_none() {
+        "<p class=\"ref\">With single sign-on, enter <code>user@domain</code> and leave the password empty.</p>"
+    } else {
+        ""
+    };
     let title = match tenant {
         Some(t) => format!("Sign in to {t}"),
         None => "Sign in".to_string(),
@@ -86,8 +91,7 @@ pub fn login_form(
          <input type=\"hidden\" name=\"target\" value=\"{}\">\
          <label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autofocus>\
          <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\">\
-         <button type=\"submit\">Sign in</button></form>\
-         <p class=\"ref\">With single sign-on, enter <code>user@domain</code> and leave the password empty.</p>",
+         <button type=\"submit\">Sign in</button></form>{hint}",
         esc(&title),
         esc(&format!("{}{action}", sp.host_url)),
         esc(target)

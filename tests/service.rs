@@ -1,0 +1,888 @@
+//! The service in process: `app().oneshot(…)` on in-memory SQLite with a fixed clock and a seeded
+//! random generator. Each ACS refusal reaches the right status, a page with a reference (and
+//! nothing of the cause), and a failure record with its reason; tenant resolution; local password
+//! login; IdP-initiated login refused when off; open-redirect attempts; a database that is down.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use common::generate::{self, ACS, IDP, SP, Template, USER_ATTR, b64, idp};
+use http_body_util::BodyExt;
+use ssogate::clock::FixedClock;
+use ssogate::config::Config;
+use ssogate::domain::Secret;
+use ssogate::domain::admin::{self, IdpInput, SpInput, TenantInput, UserInput};
+use ssogate::rng::SeededRng;
+use ssogate::saml::bindings::decode_redirect;
+use ssogate::saml::xml::Limits;
+use ssogate::saml::xmldsig::AlgorithmPolicy;
+use ssogate::store::Store;
+use ssogate::store::sqlite::SqliteStore;
+use ssogate::web::{AppState, app};
+use tower::ServiceExt;
+
+const HOST: &str = "https://sp.example.test";
+
+struct TestApp {
+    router: Router,
+    store: Arc<SqliteStore>,
+    clock: Arc<FixedClock>,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    cookies: Vec<String>,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn answer(res: Response<Body>) -> Answer {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let location = headers
+        .get(header::LOCATION)
+        .map(|l| l.to_str().expect("ascii location").to_string());
+    let cookies = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().expect("ascii cookie").to_string())
+        .collect();
+    let body = String::from_utf8_lossy(&res.into_body().collect().await.expect("body").to_bytes())
+        .into_owned();
+    Answer {
+        status,
+        location,
+        cookies,
+        headers,
+        body,
+    }
+}
+
+/// `name=value` of the cookie `name` set by `a`.
+fn cookie(a: &Answer, name: &str) -> Option<String> {
+    a.cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+}
+
+impl TestApp {
+    async fn new(multi_tenant: bool) -> TestApp {
+        let store = Arc::new(SqliteStore::memory().await.expect("in-memory store"));
+        let rng = SeededRng::new(7);
+        let s: &dyn Store = store.as_ref();
+        admin::ensure_default_tenant(s)
+            .await
+            .expect("default tenant");
+        admin::sp_add(
+            s,
+            &rng,
+            SpInput {
+                host_url: HOST.into(),
+                entity_id: Some(SP.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("sp");
+        let cert = String::from_utf8(idp().cert_pem.clone()).expect("pem");
+        let input = IdpInput {
+            name: Some("idp".into()),
+            entity_id: Some(IDP.into()),
+            sso_url: Some("https://idp.example.test/sso".into()),
+            slo_url: Some("https://idp.example.test/slo".into()),
+            username: Some(USER_ATTR.into()),
+            certificates: vec![cert],
+            ..Default::default()
+        };
+        admin::idp_add(s, input).await.expect("idp");
+        let sso = TenantInput {
+            sso_enabled: Some(true),
+            idp: Some("idp".into()),
+            ..Default::default()
+        };
+        admin::tenant_set(s, "default", sso).await.expect("tenant");
+        admin::user_add(
+            s,
+            &rng,
+            "default",
+            UserInput {
+                username: Some("jdoe".into()),
+                display_name: Some("Jane Doe".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("user");
+        let clock = Arc::new(FixedClock::new(generate::now()));
+        let config = Config {
+            multi_tenant,
+            ..Config::default()
+        };
+        let state = AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            rng: Arc::new(SeededRng::new(11)),
+            config: Arc::new(config),
+        };
+        TestApp {
+            router: app(state, true),
+            store,
+            clock,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Answer {
+        answer(self.router.clone().oneshot(req).await.expect("infallible")).await
+    }
+
+    async fn get(&self, path: &str, cookies: &[&str]) -> Answer {
+        let mut b = Request::get(format!("{HOST}{path}")).header(header::HOST, "sp.example.test");
+        if !cookies.is_empty() {
+            b = b.header(header::COOKIE, cookies.join("; "));
+        }
+        self.send(b.body(Body::empty()).expect("request")).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)], cookies: &[&str]) -> Answer {
+        let body = serde_urlencoded::to_string(form).expect("form");
+        let mut b = Request::post(format!("{HOST}{path}"))
+            .header(header::HOST, "sp.example.test")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if !cookies.is_empty() {
+            b = b.header(header::COOKIE, cookies.join("; "));
+        }
+        self.send(b.body(Body::from(body)).expect("request")).await
+    }
+
+    /// Starts a login; returns the AuthnRequest ID and the browser-binding cookie.
+    async fn start_login(&self, path: &str) -> (String, String) {
+        let a = self.get(path, &[]).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        let loc = a.location.clone().expect("location");
+        assert!(
+            loc.starts_with("https://idp.example.test/sso?SAMLRequest="),
+            "{loc}"
+        );
+        let query = loc.split_once('?').expect("query").1;
+        let msg = decode_redirect(query, &Limits::default(), AlgorithmPolicy::default())
+            .expect("our own request decodes");
+        let xml = String::from_utf8(msg.xml).expect("utf-8");
+        let i = xml.find(" ID=\"").expect("ID") + 5;
+        let id = xml[i..i + xml[i..].find('"').expect("quote")].to_string();
+        (id, cookie(&a, "ssogate_binding").expect("binding cookie"))
+    }
+
+    async fn acs(&self, response_xml: &str, cookies: &[&str]) -> Answer {
+        self.post(
+            "/saml/acs",
+            &[("SAMLResponse", &b64(response_xml))],
+            cookies,
+        )
+        .await
+    }
+
+    async fn last_failure(&self) -> Option<(String, String)> {
+        self.store
+            .failures_recent(1)
+            .await
+            .expect("failures")
+            .into_iter()
+            .next()
+            .map(|f| (f.reason, f.detail))
+    }
+}
+
+fn answering(id: &str) -> Template {
+    Template {
+        response_in_response_to: Some(id.into()),
+        scd_in_response_to: Some(id.into()),
+        ..Template::default()
+    }
+}
+
+fn unsolicited() -> Template {
+    Template {
+        response_in_response_to: None,
+        scd_in_response_to: None,
+        ..Template::default()
+    }
+}
+
+#[tokio::test]
+async fn sp_initiated_login_signs_the_agent_in_and_auth_check_follows() {
+    let t = TestApp::new(false).await;
+    let a = t.get("/auth/check", &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let (id, binding) = t.start_login("/login?target=/queue/7").await;
+    let a = t
+        .acs(&answering(&id).signed_assertion(idp()), &[&binding])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(
+        a.location.as_deref(),
+        Some("https://sp.example.test/queue/7")
+    );
+    let session = cookie(&a, "ssogate_session").expect("session cookie");
+    let set = a
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("ssogate_session="))
+        .expect("session cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Secure"),
+        "{set}"
+    );
+    let c = t.get("/auth/check", &[&session]).await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert_eq!(
+        c.headers.get("x-auth-user").and_then(|v| v.to_str().ok()),
+        Some("jdoe")
+    );
+    assert_eq!(
+        c.headers.get("x-auth-tenant").and_then(|v| v.to_str().ok()),
+        Some("default")
+    );
+    assert_eq!(
+        c.headers
+            .get("x-auth-display-name")
+            .and_then(|v| v.to_str().ok()),
+        Some("Jane Doe")
+    );
+    let s = t.get("/auth/session", &[&session]).await;
+    let v: serde_json::Value = serde_json::from_str(&s.body).expect("json");
+    assert_eq!(v["user"], "jdoe");
+    assert_eq!(v["method"], "saml");
+    // The session ends at the configured maximum (8 h) from the fixed clock.
+    t.clock.advance_secs(8 * 3600 + 1);
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_binding_cookie_is_samesite_none_and_secure() {
+    let t = TestApp::new(false).await;
+    let a = t.get("/login", &[]).await;
+    let set = a
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("ssogate_binding="))
+        .expect("binding cookie");
+    // The IdP's POST to the ACS is cross-site: only SameSite=None (with Secure) is sent on it.
+    assert!(
+        set.contains("SameSite=None") && set.contains("Secure") && set.contains("HttpOnly"),
+        "{set}"
+    );
+}
+
+/// One refusal: what the browser gets and what the failure log says.
+async fn assert_refused(t: &TestApp, a: &Answer, status: StatusCode, reason: &str) {
+    assert_eq!(a.status, status, "{reason}: {}", a.body);
+    assert!(
+        a.body.contains("Reference: <code>SG-"),
+        "{reason}: no reference in {}",
+        a.body
+    );
+    let (got, detail) = t.last_failure().await.expect("a failure record");
+    assert_eq!(got, reason, "{detail}");
+    assert!(!detail.is_empty());
+    // The page carries no part of the precise cause.
+    assert!(
+        !a.body.contains(&detail),
+        "the cause leaked to the browser: {detail}"
+    );
+    assert!(
+        t.get(
+            "/auth/check",
+            &cookie(a, "ssogate_session")
+                .as_deref()
+                .into_iter()
+                .collect::<Vec<_>>()
+        )
+        .await
+        .status
+            == StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
+    let t = TestApp::new(false).await;
+
+    // Message-level problems: 400.
+    let a = t.post("/saml/acs", &[("RelayState", "/")], &[]).await;
+    assert_refused(&t, &a, StatusCode::BAD_REQUEST, "saml_response_missing").await;
+    let a = t
+        .post("/saml/acs", &[("SAMLResponse", "%%%not base64%%%")], &[])
+        .await;
+    assert_refused(&t, &a, StatusCode::BAD_REQUEST, "bad_base64").await;
+    let doctype = format!(
+        "<!DOCTYPE r [<!ENTITY x \"y\">]>{}",
+        unsolicited().signed_assertion(idp())
+    );
+    assert_refused(
+        &t,
+        &t.acs(&doctype, &[]).await,
+        StatusCode::BAD_REQUEST,
+        "doctype_forbidden",
+    )
+    .await;
+
+    // Signature and trust: 403.
+    assert_refused(
+        &t,
+        &t.acs(&unsolicited().unsigned(), &[]).await,
+        StatusCode::FORBIDDEN,
+        "unsigned",
+    )
+    .await;
+    assert_refused(
+        &t,
+        &t.acs(&unsolicited().signed_assertion(generate::attacker()), &[])
+            .await,
+        StatusCode::FORBIDDEN,
+        "signature_invalid",
+    )
+    .await;
+    let stranger = Template {
+        response_issuer: Some("https://stranger.example/".into()),
+        assertion_issuer: "https://stranger.example/".into(),
+        ..unsolicited()
+    };
+    assert_refused(
+        &t,
+        &t.acs(&stranger.signed_assertion(idp()), &[]).await,
+        StatusCode::FORBIDDEN,
+        "unknown_idp",
+    )
+    .await;
+
+    // SP-initiated: the request must be pending, of this browser, and answered once.
+    let (id, binding) = t.start_login("/login").await;
+    assert_refused(
+        &t,
+        &t.acs(
+            &answering("_never-sent").signed_assertion(idp()),
+            &[&binding],
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "unknown_in_response_to",
+    )
+    .await;
+    assert_refused(
+        &t,
+        &t.acs(
+            &answering(&id).signed_assertion(idp()),
+            &["ssogate_binding=someone-else"],
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "browser_binding_mismatch",
+    )
+    .await;
+    // The pending request was consumed by that attempt: a second try is unknown.
+    assert_refused(
+        &t,
+        &t.acs(&answering(&id).signed_assertion(idp()), &[&binding])
+            .await,
+        StatusCode::FORBIDDEN,
+        "unknown_in_response_to",
+    )
+    .await;
+
+    // Protocol checks, one field changed each (on fresh requests).
+    let cases: Vec<(&str, Box<dyn Fn(Template) -> Template>)> = vec![
+        (
+            "audience_mismatch",
+            Box::new(|t| Template {
+                audiences: Some(vec!["https://other.example/".into()]),
+                ..t
+            }),
+        ),
+        (
+            "recipient_mismatch",
+            Box::new(|t| Template {
+                recipient: Some("https://other.example/acs".into()),
+                ..t
+            }),
+        ),
+        (
+            "destination_mismatch",
+            Box::new(|t| Template {
+                destination: Some("https://other.example/acs".into()),
+                ..t
+            }),
+        ),
+        (
+            "status_not_success",
+            Box::new(|t| Template {
+                status: "urn:oasis:names:tc:SAML:2.0:status:Responder".into(),
+                ..t
+            }),
+        ),
+        (
+            "issuer_mismatch",
+            Box::new(|t| Template {
+                assertion_issuer: "https://other.example/".into(),
+                ..t
+            }),
+        ),
+        (
+            "username_missing",
+            Box::new(|t| Template {
+                attributes: vec![],
+                ..t
+            }),
+        ),
+    ];
+    for (reason, change) in cases {
+        let (id, binding) = t.start_login("/login").await;
+        let a = t
+            .acs(&change(answering(&id)).signed_assertion(idp()), &[&binding])
+            .await;
+        assert_refused(&t, &a, StatusCode::FORBIDDEN, reason).await;
+    }
+
+    // Expiry at the skew edge (180 s): NotOnOrAfter + skew is refused.
+    let (id, binding) = t.start_login("/login").await;
+    t.clock.set(generate::t0().plus_secs(300 + 180));
+    assert_refused(
+        &t,
+        &t.acs(&answering(&id).signed_assertion(idp()), &[&binding])
+            .await,
+        StatusCode::FORBIDDEN,
+        "expired",
+    )
+    .await;
+    t.clock.set(generate::now());
+
+    // IdP-initiated while it is off for the tenant.
+    assert_refused(
+        &t,
+        &t.acs(&unsolicited().signed_assertion(idp()), &[]).await,
+        StatusCode::FORBIDDEN,
+        "idp_initiated_disabled",
+    )
+    .await;
+
+    // A user the tenant does not have: the page says so.
+    admin::tenant_set(
+        t.store.as_ref(),
+        "default",
+        TenantInput {
+            idp_initiated: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("tenant");
+    let nobody = Template {
+        attributes: vec![(USER_ATTR.into(), vec!["EXAMPLE\\nobody".into()])],
+        ..unsolicited()
+    };
+    let a = t.acs(&nobody.signed_assertion(idp()), &[]).await;
+    assert_refused(&t, &a, StatusCode::FORBIDDEN, "unknown_user").await;
+    assert!(
+        a.body.contains("no agent account") && a.body.contains("EXAMPLE\\nobody"),
+        "{}",
+        a.body
+    );
+
+    // Replay: accepted once, refused after (the unknown user's assertion above was used up too).
+    let fresh = Template {
+        assertion_id: "_fresh-1".into(),
+        ..unsolicited()
+    }
+    .signed_assertion(idp());
+    let ok = t.acs(&fresh, &[]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_refused(
+        &t,
+        &t.acs(&fresh, &[]).await,
+        StatusCode::FORBIDDEN,
+        "replayed",
+    )
+    .await;
+    assert_refused(
+        &t,
+        &t.acs(&nobody.signed_assertion(idp()), &[]).await,
+        StatusCode::FORBIDDEN,
+        "replayed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn idp_initiated_login_is_refused_when_off_and_accepted_when_on() {
+    let t = TestApp::new(false).await;
+    let a = t.acs(&unsolicited().signed_assertion(idp()), &[]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("Sign-in must start here"), "{}", a.body);
+    admin::tenant_set(
+        t.store.as_ref(),
+        "default",
+        TenantInput {
+            idp_initiated: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("tenant");
+    let a = t
+        .acs(
+            &Template {
+                assertion_id: "_second".into(),
+                ..unsolicited()
+            }
+            .signed_assertion(idp()),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.location.as_deref(), Some("https://sp.example.test/"));
+}
+
+#[tokio::test]
+async fn relay_targets_never_leave_the_portal() {
+    let t = TestApp::new(false).await;
+    admin::tenant_set(
+        t.store.as_ref(),
+        "default",
+        TenantInput {
+            idp_initiated: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("tenant");
+    let hostile = [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "https://sp.example.test.evil.example/",
+        "https://sp.example.testx/",
+        "/ok\r\nSet-Cookie: x=y",
+        "http://sp.example.test/",
+        "/saml/acs",
+    ];
+    for (i, relay) in hostile.iter().enumerate() {
+        let tmpl = Template {
+            assertion_id: format!("_relay-{i}"),
+            ..unsolicited()
+        };
+        let a = t
+            .post(
+                "/saml/acs",
+                &[
+                    ("SAMLResponse", &b64(&tmpl.signed_assertion(idp()))),
+                    ("RelayState", relay),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{relay}: {}", a.body);
+        assert_eq!(
+            a.location.as_deref(),
+            Some("https://sp.example.test/"),
+            "RelayState {relay:?}"
+        );
+    }
+    let fine = [
+        ("/queue/7?tab=2", "https://sp.example.test/queue/7?tab=2"),
+        (
+            "https://sp.example.test/desk",
+            "https://sp.example.test/desk",
+        ),
+    ];
+    for (i, (relay, want)) in fine.iter().enumerate() {
+        let tmpl = Template {
+            assertion_id: format!("_fine-{i}"),
+            ..unsolicited()
+        };
+        let a = t
+            .post(
+                "/saml/acs",
+                &[
+                    ("SAMLResponse", &b64(&tmpl.signed_assertion(idp()))),
+                    ("RelayState", relay),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(a.location.as_deref(), Some(*want), "RelayState {relay:?}");
+    }
+    // SP-initiated: the target given to /login is checked the same way.
+    let (id, binding) = t
+        .start_login("/login?target=https%3A%2F%2Fevil.example%2F")
+        .await;
+    let a = t
+        .acs(
+            &Template {
+                assertion_id: "_sp".into(),
+                ..answering(&id)
+            }
+            .signed_assertion(idp()),
+            &[&binding],
+        )
+        .await;
+    assert_eq!(a.location.as_deref(), Some("https://sp.example.test/"));
+}
+
+async fn set_password(t: &TestApp, tenant: &str, user: &str, pw: &str) {
+    admin::user_set(
+        t.store.as_ref(),
+        &SeededRng::new(3),
+        tenant,
+        user,
+        UserInput {
+            password: Some(Secret::new(pw.into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("password");
+}
+
+#[tokio::test]
+async fn local_password_login_for_a_tenant_without_sso() {
+    let t = TestApp::new(false).await;
+    admin::tenant_set(
+        t.store.as_ref(),
+        "default",
+        TenantInput {
+            sso_enabled: Some(false),
+            slo_enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sso off");
+    set_password(&t, "default", "jdoe", "correct horse").await;
+    let form = t.get("/login", &[]).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("type=\"password\""), "{}", form.body);
+
+    let bad = t
+        .post(
+            "/login",
+            &[("username", "jdoe"), ("password", "wrong horse")],
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.body.contains("The user name or password is wrong."));
+    assert_eq!(
+        t.last_failure().await.map(|f| f.0).as_deref(),
+        Some("password_refused")
+    );
+    let nobody = t
+        .post(
+            "/login",
+            &[("username", "nobody"), ("password", "correct horse")],
+            &[],
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        nobody.body.replace("nobody", "jdoe"),
+        bad.body.replace("wrong horse", "correct horse"),
+        "an unknown user must look like a wrong password"
+    );
+
+    // DOMAIN\user and different case reach the same user under the default rule.
+    let ok = t
+        .post(
+            "/login",
+            &[
+                ("username", "EXAMPLE\\JDoe"),
+                ("password", "correct horse"),
+                ("target", "/desk"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(ok.location.as_deref(), Some("https://sp.example.test/desk"));
+    let session = cookie(&ok, "ssogate_session").expect("session");
+    let c = t.get("/auth/check", &[&session]).await;
+    assert_eq!(
+        c.headers.get("x-auth-user").and_then(|v| v.to_str().ok()),
+        Some("jdoe")
+    );
+
+    // A form posted from another origin is refused (login CSRF).
+    let req = Request::post(format!("{HOST}/login"))
+        .header(header::HOST, "sp.example.test")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("username=jdoe&password=correct+horse"))
+        .expect("request");
+    let a = t.send(req).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(cookie(&a, "ssogate_session").is_none());
+
+    // Logout without SLO: the session ends here.
+    let out = t.get("/logout", &[&session]).await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert!(out.body.contains("signed out"));
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn tenants_resolve_from_path_login_domain_or_the_implicit_one() {
+    let t = TestApp::new(true).await;
+    let s: &dyn Store = t.store.as_ref();
+    let rng = SeededRng::new(5);
+    admin::tenant_add(
+        s,
+        "acme",
+        TenantInput {
+            login_domains: Some(vec!["acme.com".into(), "ACME".into()]),
+            sso_enabled: Some(true),
+            idp: Some("idp".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("acme");
+    admin::tenant_add(
+        s,
+        "beta",
+        TenantInput {
+            login_domains: Some(vec!["beta.org".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("beta");
+    admin::user_add(
+        s,
+        &rng,
+        "beta",
+        UserInput {
+            username: Some("bob".into()),
+            password: Some(Secret::new("bobs password".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("bob");
+
+    // Multi-tenant, no tenant in the path: ask for the login name.
+    let a = t.get("/login", &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("user@domain"), "{}", a.body);
+    // The login domain picks the tenant: acme has SSO, so off to the IdP.
+    let a = t
+        .post("/login", &[("username", "agent@ACME.com")], &[])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(
+        a.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("https://idp.example.test/sso?SAMLRequest="))
+    );
+    let a = t.post("/login", &[("username", "ACME\\agent")], &[]).await;
+    assert!(
+        a.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("https://idp.example.test/sso?"))
+    );
+    // beta has no SSO: its password.
+    let a = t
+        .post(
+            "/login",
+            &[("username", "bob@beta.org"), ("password", "bobs password")],
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let session = cookie(&a, "ssogate_session").expect("session");
+    let c = t.get("/auth/check", &[&session]).await;
+    assert_eq!(
+        c.headers.get("x-auth-tenant").and_then(|v| v.to_str().ok()),
+        Some("beta")
+    );
+    // An unknown domain: said on the form.
+    let a = t
+        .post(
+            "/login",
+            &[("username", "x@nowhere.net"), ("password", "whatever1")],
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body.contains("No organisation signs in with the domain"),
+        "{}",
+        a.body
+    );
+    // The path names the tenant.
+    let a = t.get("/t/acme/login", &[]).await;
+    assert!(
+        a.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("https://idp.example.test/sso?"))
+    );
+    let a = t.get("/t/beta/login", &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Sign in to beta"));
+    let a = t.get("/t/nope/login", &[]).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // The portal page of a tenant sends an unknown browser to that tenant's login.
+    let a = t.get("/t/beta/", &[]).await;
+    assert_eq!(
+        a.location.as_deref(),
+        Some("https://sp.example.test/t/beta/login")
+    );
+
+    // Single-tenant mode would use the implicit tenant: see the other tests.
+}
+
+#[tokio::test]
+async fn security_headers_and_a_database_that_is_down() {
+    let t = TestApp::new(false).await;
+    let a = t.get("/login", &[]).await;
+    for h in [
+        "content-security-policy",
+        "x-content-type-options",
+        "referrer-policy",
+        "x-frame-options",
+    ] {
+        assert!(a.headers.contains_key(h), "{h} missing");
+    }
+    assert!(
+        a.headers["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("frame-ancestors 'none'")
+    );
+    let m = t.get("/saml/metadata", &[]).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(
+        m.body.contains("entityID=\"https://sp.example.test/\"") && m.body.contains(ACS),
+        "{}",
+        m.body
+    );
+
+    t.store.close().await;
+    let a = t.acs(&unsolicited().signed_assertion(idp()), &[]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(a.body.contains("Reference: <code>SG-"), "{}", a.body);
+    let a = t.get("/auth/check", &["ssogate_session=abc"]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    let a = t.get("/login", &[]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+}
