@@ -198,6 +198,9 @@ impl TestApp {
     }
 }
 
+/// One field changed in a response template.
+type Change = Box<dyn Fn(Template) -> Template>;
+
 fn answering(id: &str) -> Template {
     Template {
         response_in_response_to: Some(id.into()),
@@ -399,7 +402,7 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
     .await;
 
     // Protocol checks, one field changed each (on fresh requests).
-    let cases: Vec<(&str, Box<dyn Fn(Template) -> Template>)> = vec![
+    let cases: Vec<(&str, Change)> = vec![
         (
             "audience_mismatch",
             Box::new(|t| Template {
