@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub mod generate;
+pub mod http;
 
 /// The team's shared folder (`../shared` beside the repository): `SSOGATE_SHARED_DIR`, or the first
 /// `shared/` with a corpus manifest found walking up from the package.
