@@ -110,18 +110,13 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let config = Arc::new(config);
-    let state = AppState {
-        store: store.clone(),
-        clock: clock.clone(),
-        rng,
-        config: config.clone(),
-    };
+    let state = AppState::new(store.clone(), clock.clone(), rng, config.clone());
 
-    // Expired pending requests, replay entries and sessions go once a minute.
+    // Expired pending requests, replay entries and sessions go every few seconds, in small batches.
     let purge_store = store.clone();
     let purge_clock = clock.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             match purge_store.purge_expired(purge_clock.now()).await {

@@ -20,12 +20,23 @@ fn ssogate() -> PathBuf {
 }
 
 fn cli(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(ssogate()).args(args).arg("--data-dir").arg(data).stdin(Stdio::null()).output().expect("ssogate runs")
+    Command::new(ssogate())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssogate runs")
 }
 
 fn serve(data: &Path, port: u16) -> Child {
     let child = Command::new(ssogate())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data)
         .env("SSOGATE_LOG", "warn")
         .stdout(Stdio::null())
@@ -34,7 +45,10 @@ fn serve(data: &Path, port: u16) -> Child {
         .expect("serve starts");
     let t = Instant::now();
     while request(port, "GET", "/auth/check", None, None).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20), "the server did not come up");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the server did not come up"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     child
@@ -67,18 +81,47 @@ fn login_response(user: &str, assertion_id: &str, sp: &str) -> String {
 fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
     let dir = common::scratch_dir("durability");
     let data = dir.join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
     let sp = format!("http://127.0.0.1:{port}");
     let cert = dir.join("idp.crt");
     std::fs::write(&cert, &idp().cert_pem).expect("cert");
     for args in [
         vec!["sp", "add", "--host-url", &sp],
-        vec!["idp", "add", "idp", "--entity-id", common::generate::IDP, "--sso-url", "https://idp.example.test/sso", "--username-claim", USER_ATTR, "--cert", cert.to_str().expect("utf-8")],
-        vec!["tenant", "set", "default", "--sso", "on", "--idp", "idp", "--idp-initiated", "on"],
+        vec![
+            "idp",
+            "add",
+            "idp",
+            "--entity-id",
+            common::generate::IDP,
+            "--sso-url",
+            "https://idp.example.test/sso",
+            "--username-claim",
+            USER_ATTR,
+            "--cert",
+            cert.to_str().expect("utf-8"),
+        ],
+        vec![
+            "tenant",
+            "set",
+            "default",
+            "--sso",
+            "on",
+            "--idp",
+            "idp",
+            "--idp-initiated",
+            "on",
+        ],
         vec!["user", "add", "agent0"],
     ] {
         let o = cli(&data, &args);
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     let mut server = serve(&data, port);
@@ -95,10 +138,15 @@ fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
                 let form = saml_form(&login_response("agent0", &format!("_w{w}-{i}"), &sp));
                 match request(port, "POST", "/saml/acs", None, Some(&form)) {
                     Ok(a) if a.status == 303 => {
-                        let c = a.cookie("ssogate_session").expect("a session cookie with the 303");
+                        let c = a
+                            .cookie("ssogate_session")
+                            .expect("a session cookie with the 303");
                         sessions.lock().expect("lock").push((c, form));
                     }
-                    Ok(a) => panic!("login refused while the server was up: {} {}", a.status, a.body),
+                    Ok(a) => panic!(
+                        "login refused while the server was up: {} {}",
+                        a.status, a.body
+                    ),
                     Err(_) => break, // killed
                 }
             }
@@ -111,7 +159,13 @@ fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
     while started.elapsed() < Duration::from_millis(1500) {
         n += 1;
         let name = format!("user{n}");
-        if cli(&data, &["user", "add", &name, "--display-name", &format!("User {n}")]).status.success() {
+        if cli(
+            &data,
+            &["user", "add", &name, "--display-name", &format!("User {n}")],
+        )
+        .status
+        .success()
+        {
             added.push(name);
         }
     }
@@ -127,13 +181,22 @@ fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
     added.push("after-kill".into());
 
     let sessions = sessions.lock().expect("lock").clone();
-    assert!(sessions.len() >= 20, "too few logins before the kill to prove anything: {}", sessions.len());
+    assert!(
+        sessions.len() >= 20,
+        "too few logins before the kill to prove anything: {}",
+        sessions.len()
+    );
     assert!(added.len() >= 3, "too few admin changes: {}", added.len());
 
     let mut server = serve(&data, port);
     let users = String::from_utf8(cli(&data, &["user", "list"]).stdout).expect("utf-8");
     for name in &added {
-        assert!(users.lines().any(|l| l.split('\t').nth(1) == Some(name.as_str())), "user {name} was reported added but is gone:\n{users}");
+        assert!(
+            users
+                .lines()
+                .any(|l| l.split('\t').nth(1) == Some(name.as_str())),
+            "user {name} was reported added but is gone:\n{users}"
+        );
     }
     for (cookie, _) in &sessions {
         let a = request(port, "GET", "/auth/check", Some(cookie), None).expect("server up");
@@ -143,10 +206,18 @@ fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
     // The replay cache survived too.
     let (_, form) = &sessions[sessions.len() / 2];
     let a = request(port, "POST", "/saml/acs", None, Some(form)).expect("server up");
-    assert_eq!(a.status, 403, "an assertion used before the kill was accepted again");
-    let failures = String::from_utf8(cli(&data, &["failures", "--limit", "1"]).stdout).expect("utf-8");
+    assert_eq!(
+        a.status, 403,
+        "an assertion used before the kill was accepted again"
+    );
+    let failures =
+        String::from_utf8(cli(&data, &["failures", "--limit", "1"]).stdout).expect("utf-8");
     assert!(failures.contains("\treplayed\t"), "{failures}");
-    println!("{} logins and {} admin changes committed before SIGKILL; all present after restart", sessions.len(), added.len());
+    println!(
+        "{} logins and {} admin changes committed before SIGKILL; all present after restart",
+        sessions.len(),
+        added.len()
+    );
     server.kill().expect("kill");
     let _ = server.wait();
 }

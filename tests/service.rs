@@ -124,12 +124,12 @@ impl TestApp {
             multi_tenant,
             ..Config::default()
         };
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            rng: Arc::new(SeededRng::new(11)),
-            config: Arc::new(config),
-        };
+        let state = AppState::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(SeededRng::new(11)),
+            Arc::new(config),
+        );
         TestApp {
             router: app(state, true),
             store,

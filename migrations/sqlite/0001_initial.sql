@@ -58,6 +58,7 @@ CREATE TABLE pending_requests (
     binding_hash TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX pending_requests_by_expiry ON pending_requests (expires_at);
 
 CREATE TABLE pending_logouts (
     id TEXT PRIMARY KEY,
@@ -69,6 +70,7 @@ CREATE TABLE replay_cache (
     key TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX replay_cache_by_expiry ON replay_cache (expires_at);
 
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
@@ -79,7 +81,7 @@ CREATE TABLE sessions (
     idp_id INTEGER,
     name_id TEXT,
     session_index TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX sessions_by_saml ON sessions (idp_id, name_id);
 CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 

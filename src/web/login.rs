@@ -411,19 +411,17 @@ async fn login_submit_for(
     }
 }
 
-fn sp_signing_key(sp: &ServiceProvider) -> Result<Option<SigningKey>, Failure> {
-    match &sp.private_key_pem {
-        None => Ok(None),
-        Some(k) => SigningKey::from_pem(k.secret().as_bytes())
-            .map(Some)
-            .map_err(|e| {
-                Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "sp_key_unusable",
-                    format!("the SP's stored private key cannot sign: {e}"),
-                )
-            }),
-    }
+fn sp_signing_key(
+    state: &AppState,
+    sp: &ServiceProvider,
+) -> Result<Option<std::sync::Arc<SigningKey>>, Failure> {
+    state.keys.sp_key(sp).map_err(|e| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sp_key_unusable",
+            format!("the SP's stored private key cannot sign: {e}"),
+        )
+    })
 }
 
 fn binding_cookie(state: &AppState, sp: &ServiceProvider, token: &str) -> HeaderValue {
@@ -516,12 +514,12 @@ pub async fn start_sso(
         }),
     }
     .build();
-    let key = sp_signing_key(sp)?;
+    let key = sp_signing_key(state, sp)?;
     let cookie = binding_cookie(state, sp, &token);
     tracing::info!(tenant = %tenant.name, idp = %idp.name, request_id = %id, binding = idp.sso_binding.as_str(), "AuthnRequest sent");
     let mut res = match idp.sso_binding {
         Binding::Redirect => {
-            let signer = key.as_ref().map(|k| (k, k.default_algorithm()));
+            let signer = key.as_deref().map(|k| (k, k.default_algorithm()));
             let url = encode_redirect(
                 &idp.sso_url,
                 MessageKind::Request,
@@ -595,11 +593,11 @@ pub async fn logout(
         }
         .build();
         state.store.pending_logout_put(&PendingLogout { id: id.clone(), idp_id: idp.id, expires_at: now.plus_secs(state.config.pending_request_secs) }).await?;
-        let key = sp_signing_key(&sp)?;
+        let key = sp_signing_key(&state, &sp)?;
         tracing::info!(tenant = %tenant.name, idp = %idp.name, request_id = %id, "LogoutRequest sent");
         Ok(match idp.slo_binding {
             Binding::Redirect => {
-                let signer = key.as_ref().map(|k| (k, k.default_algorithm()));
+                let signer = key.as_deref().map(|k| (k, k.default_algorithm()));
                 let url = encode_redirect(&slo_url, MessageKind::Request, &msg.xml, None, signer)
                     .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "sign_failed", e.to_string()))?;
                 see_other(&url)

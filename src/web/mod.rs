@@ -36,6 +36,84 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub config: Arc<Config>,
+    /// Parsed trust anchors and SP keys, so a request does not parse certificates again.
+    keys: Arc<KeyCache>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        config: Arc<Config>,
+    ) -> Self {
+        AppState {
+            store,
+            clock,
+            rng,
+            config,
+            keys: Arc::default(),
+        }
+    }
+}
+
+/// Certificates and keys parsed once per stored value (OpenSSL 3's decoders cost more than a
+/// whole signature check). An entry is used only while the stored value is the same.
+#[derive(Default)]
+struct KeyCache {
+    trust: std::sync::Mutex<
+        std::collections::HashMap<
+            crate::domain::IdpId,
+            (
+                crate::domain::TrustConfig,
+                Arc<crate::saml::xmldsig::IdpTrust>,
+            ),
+        >,
+    >,
+    sp_keys: std::sync::Mutex<
+        std::collections::HashMap<
+            crate::domain::SpId,
+            (String, Arc<crate::saml::xmldsig::SigningKey>),
+        >,
+    >,
+}
+
+impl KeyCache {
+    fn trust(
+        &self,
+        idp: &crate::domain::IdentityProvider,
+    ) -> Result<Arc<crate::saml::xmldsig::IdpTrust>, String> {
+        let mut m = self.trust.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cfg, t)) = m.get(&idp.id)
+            && *cfg == idp.trust
+        {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(idp.trust.to_trust()?);
+        m.insert(idp.id, (idp.trust.clone(), t.clone()));
+        Ok(t)
+    }
+
+    fn sp_key(
+        &self,
+        sp: &ServiceProvider,
+    ) -> Result<Option<Arc<crate::saml::xmldsig::SigningKey>>, String> {
+        let Some(pem) = &sp.private_key_pem else {
+            return Ok(None);
+        };
+        let mut m = self.sp_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((stored, k)) = m.get(&sp.id)
+            && stored == pem.secret()
+        {
+            return Ok(Some(k.clone()));
+        }
+        let k = Arc::new(
+            crate::saml::xmldsig::SigningKey::from_pem(pem.secret().as_bytes())
+                .map_err(|e| e.to_string())?,
+        );
+        m.insert(sp.id, (pem.secret().to_string(), k.clone()));
+        Ok(Some(k))
+    }
 }
 
 /// The session cookie's name.

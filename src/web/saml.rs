@@ -5,7 +5,7 @@
     reason = "a refusal is rare, and it carries its whole explanation to the log"
 )]
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -82,19 +82,14 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn sp_key(sp: &ServiceProvider) -> Result<Option<SigningKey>, Failure> {
-    match &sp.private_key_pem {
-        None => Ok(None),
-        Some(k) => SigningKey::from_pem(k.secret().as_bytes())
-            .map(Some)
-            .map_err(|e| {
-                Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "sp_key_unusable",
-                    format!("the SP's stored private key is unusable: {e}"),
-                )
-            }),
-    }
+fn sp_key(state: &AppState, sp: &ServiceProvider) -> Result<Option<Arc<SigningKey>>, Failure> {
+    state.keys.sp_key(sp).map_err(|e| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sp_key_unusable",
+            format!("the SP's stored private key is unusable: {e}"),
+        )
+    })
 }
 
 async fn idp_by_issuer(
@@ -121,8 +116,11 @@ async fn idp_by_issuer(
     }
 }
 
-fn trust_of(idp: &IdentityProvider) -> Result<crate::saml::xmldsig::IdpTrust, Failure> {
-    idp.trust.to_trust().map_err(|e| {
+fn trust_of(
+    state: &AppState,
+    idp: &IdentityProvider,
+) -> Result<Arc<crate::saml::xmldsig::IdpTrust>, Failure> {
+    state.keys.trust(idp).map_err(|e| {
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "idp_trust_unusable",
@@ -167,11 +165,11 @@ async fn acs_inner(
     let unverified =
         UnverifiedResponse::parse_owned(xml, &limits).map_err(|e| Failure::saml(&e))?;
     let idp = idp_by_issuer(state, unverified.issuer_hint(), "Response").await?;
-    let trust = trust_of(&idp)?;
+    let trust = trust_of(state, &idp)?;
     let opts = VerifyOptions {
         algorithms: idp.digest_policy(),
         limits,
-        decryption_key: sp_key(sp)?,
+        decryption_key: sp_key(state, sp)?.map(|k| (*k).clone()),
     };
     let verified = unverified
         .verify(&trust, &opts)
@@ -402,7 +400,7 @@ pub async fn slo_redirect(
         } else {
             msg
         };
-        let trust = trust_of(&idp)?;
+        let trust = trust_of(&state, &idp)?;
         let opts = VerifyOptions {
             algorithms: idp.digest_policy(),
             limits,
@@ -458,7 +456,7 @@ pub async fn slo_post(
         let limits = limits(&state);
         let xml = decode_post(value.as_bytes(), &limits).map_err(|e| Failure::saml(&e))?;
         let idp = idp_by_issuer(&state, issuer_of(&xml, &limits)?, "logout message").await?;
-        let trust = trust_of(&idp)?;
+        let trust = trust_of(&state, &idp)?;
         let opts = VerifyOptions {
             algorithms: idp.digest_policy(),
             limits,
@@ -537,10 +535,10 @@ async fn slo_handle(
                 status: STATUS_SUCCESS,
             }
             .build();
-            let key = sp_key(sp)?;
+            let key = sp_key(state, sp)?;
             Ok(match idp.slo_binding {
                 Binding::Redirect => {
-                    let signer = key.as_ref().map(|k| (k, k.default_algorithm()));
+                    let signer = key.as_deref().map(|k| (k, k.default_algorithm()));
                     let url = encode_redirect(
                         &dest,
                         MessageKind::Response,

@@ -13,7 +13,10 @@ pub struct HttpAnswer {
 
 impl HttpAnswer {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// `name=value` of a cookie this answer sets.
     pub fn cookie(&self, name: &str) -> Option<String> {
@@ -26,15 +29,25 @@ impl HttpAnswer {
 }
 
 /// Sends one request; `Err` when the connection fails (a server that is down).
-pub fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -> std::io::Result<HttpAnswer> {
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> std::io::Result<HttpAnswer> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: {c}\r\n"));
     }
     if let Some(f) = form {
-        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", f.len()));
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            f.len()
+        ));
     }
     req.push_str("\r\n");
     if let Some(f) = form {
@@ -44,20 +57,32 @@ pub fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, form: 
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("no status line"))?;
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
-    Ok(HttpAnswer { status, headers, body: body.to_string() })
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body: body.to_string(),
+    })
 }
 
 /// `SAMLResponse=<base64 of xml>` as a form body.
 pub fn saml_form(xml: &str) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
-    format!("SAMLResponse={}", percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC))
+    format!(
+        "SAMLResponse={}",
+        percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC)
+    )
 }

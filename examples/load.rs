@@ -1,0 +1,597 @@
+//! Load test of the ACS over loopback: `ssogate serve` on a fresh SQLite data directory, an IdP
+//! configured through the CLI, and distinct, freshly signed assertions POSTed to `/saml/acs`
+//! (IdP-initiated, so every one goes through signature verification, every protocol check, the
+//! replay cache, the user lookup and a new session).
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example load -- --rate 2000 --seconds 30
+//! cargo run --release --example load -- --soak-seconds 600 --rate 1000 --key ec
+//! ```
+//!
+//! Phases: (1) closed loop, `--connections` busy connections, to find the most logins per second;
+//! (2) open loop at `--rate` logins per second for `--seconds` (latency measured from each
+//! request's scheduled start, so a slow answer delays nothing it should not); (3) optionally a soak
+//! at `--rate` for `--soak-seconds` with assertions signed as they are sent, sampling the server's
+//! RSS. The server's RSS (VmRSS, VmHWM) comes from /proc. Prints a summary and one JSON line.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use openssl::asn1::Asn1Time;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::{X509, X509NameBuilder};
+use ssogate::clock::{Clock, SystemClock};
+use ssogate::saml::xmldsig::{SigningKey, sign_enveloped};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const IDP: &str = "https://idp.load.test/";
+const USERS: usize = 50;
+
+struct Args {
+    rate: u64,
+    seconds: u64,
+    connections: usize,
+    closed_seconds: u64,
+    soak_seconds: u64,
+    key: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rate: 2000,
+        seconds: 30,
+        connections: 8,
+        closed_seconds: 15,
+        soak_seconds: 0,
+        key: "rsa".into(),
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let val = v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--rate" => a.rate = val.parse().expect("--rate N"),
+            "--seconds" => a.seconds = val.parse().expect("--seconds N"),
+            "--connections" => a.connections = val.parse().expect("--connections N"),
+            "--closed-seconds" => a.closed_seconds = val.parse().expect("--closed-seconds N"),
+            "--soak-seconds" => a.soak_seconds = val.parse().expect("--soak-seconds N"),
+            "--key" => a.key = val,
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn keypair(kind: &str) -> (PKey<Private>, X509) {
+    let key = match kind {
+        "ec" => PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256"))
+                .expect("ec key"),
+        )
+        .expect("pkey"),
+        _ => PKey::from_rsa(Rsa::generate(2048).expect("rsa key")).expect("pkey"),
+    };
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", "load-test IdP")
+        .expect("cn");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+        .expect("na");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    (key, b.build())
+}
+
+/// One freshly signed, distinct, IdP-initiated Response (Assertion signed), as a form body.
+fn signed_form(key: &SigningKey, sp: &str, n: u64) -> String {
+    let now = SystemClock.now();
+    let acs = format!("{sp}/saml/acs");
+    let id = format!("_load-{}-{n}", now.millis());
+    let user = format!("agent{}", n as usize % USERS);
+    let (nb, nooa, snooa) = (now.plus_secs(-5), now.plus_secs(300), now.plus_secs(600));
+    let assertion = format!(
+        "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{id}\" IssueInstant=\"{now}\" Version=\"2.0\">\
+         <saml:Issuer>{IDP}</saml:Issuer><saml:Subject><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\">{user}-nameid</saml:NameID>\
+         <saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"><saml:SubjectConfirmationData NotOnOrAfter=\"{nooa}\" Recipient=\"{acs}\"/></saml:SubjectConfirmation></saml:Subject>\
+         <saml:Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{nooa}\"><saml:AudienceRestriction><saml:Audience>{sp}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
+         <saml:AuthnStatement AuthnInstant=\"{now}\" SessionIndex=\"_s{n}\" SessionNotOnOrAfter=\"{snooa}\"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
+         <saml:AttributeStatement><saml:Attribute Name=\"uid\"><saml:AttributeValue>{user}</saml:AttributeValue></saml:Attribute>\
+         <saml:Attribute Name=\"displayName\"><saml:AttributeValue>Agent {n}</saml:AttributeValue></saml:Attribute>\
+         <saml:Attribute Name=\"groups\"><saml:AttributeValue>agents</saml:AttributeValue><saml:AttributeValue>queue-{}</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion>",
+        n % 17
+    );
+    let at = assertion.find("</saml:Issuer>").expect("issuer") + "</saml:Issuer>".len();
+    let signed =
+        sign_enveloped(&assertion, &id, at, key, key.default_algorithm(), None).expect("sign");
+    let response = format!(
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_r{id}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{acs}\">\
+         <saml:Issuer>{IDP}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>{signed}</samlp:Response>"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(response.as_bytes());
+    format!(
+        "SAMLResponse={}",
+        percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+fn presign(key: &Arc<SigningKey>, sp: &str, from: u64, count: u64) -> Vec<String> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2) as u64;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (key, sp) = (key.clone(), sp.to_string());
+            std::thread::spawn(move || {
+                (from..from + count)
+                    .filter(|n| n % threads == t)
+                    .map(|n| (n, signed_form(&key, &sp, n)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<(u64, String)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("signer"))
+        .collect();
+    all.sort_by_key(|(n, _)| *n);
+    all.into_iter().map(|(_, f)| f).collect()
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A keep-alive HTTP/1.1 connection that POSTs forms to the ACS.
+struct Conn {
+    stream: TcpStream,
+    port: u16,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(port: u16) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            port,
+            buf: Vec::with_capacity(8192),
+        })
+    }
+
+    /// Returns (status, a session cookie was set).
+    async fn post(&mut self, form: &str) -> std::io::Result<(u16, bool)> {
+        let head = format!(
+            "POST /saml/acs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            self.port,
+            form.len()
+        );
+        self.stream.write_all(head.as_bytes()).await?;
+        self.stream.write_all(form.as_bytes()).await?;
+        self.buf.clear();
+        let header_end = loop {
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::Error::other("connection closed"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..header_end]).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut have = self.buf.len() - header_end;
+        while have < len {
+            let mut chunk = vec![0u8; len - have];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::Error::other("connection closed"));
+            }
+            have += n;
+        }
+        Ok((status, head.contains("set-cookie: ssogate_session=")))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u64>,
+    ok: u64,
+    refused: u64,
+    errors: u64,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Closed loop: each connection sends the next form as soon as the last answer arrives.
+async fn closed_loop(
+    port: u16,
+    forms: Arc<Vec<String>>,
+    connections: usize,
+    limit: Duration,
+) -> (Tally, Duration) {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (forms, next) = (forms.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut t = Tally::default();
+                let Ok(mut c) = Conn::open(port).await else {
+                    return t;
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= forms.len() || start.elapsed() > limit {
+                        break;
+                    }
+                    let s = Instant::now();
+                    match c.post(&forms[i]).await {
+                        Ok((303, true)) => t.ok += 1,
+                        Ok(_) => t.refused += 1,
+                        Err(_) => {
+                            t.errors += 1;
+                            match Conn::open(port).await {
+                                Ok(n) => c = n,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    t.latencies_us.push(s.elapsed().as_micros() as u64);
+                }
+                t
+            })
+        })
+        .collect();
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await.expect("task");
+        all.ok += t.ok;
+        all.refused += t.refused;
+        all.errors += t.errors;
+        all.latencies_us.extend(t.latencies_us);
+    }
+    (all, start.elapsed())
+}
+
+/// Open loop: request i is due at start + i/rate; its latency counts from then.
+async fn open_loop(
+    port: u16,
+    source: Arc<dyn Fn(u64) -> String + Send + Sync>,
+    rate: u64,
+    total: u64,
+    connections: usize,
+) -> (Tally, Duration) {
+    let start = Instant::now() + Duration::from_millis(50);
+    let tasks: Vec<_> = (0..connections as u64)
+        .map(|k| {
+            let source = source.clone();
+            let connections = connections as u64;
+            tokio::spawn(async move {
+                let mut t = Tally::default();
+                let Ok(mut c) = Conn::open(port).await else {
+                    return t;
+                };
+                let mut i = k;
+                while i < total {
+                    let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+                    let form = source(i);
+                    tokio::time::sleep_until(due.into()).await;
+                    match c.post(&form).await {
+                        Ok((303, true)) => t.ok += 1,
+                        Ok(_) => t.refused += 1,
+                        Err(_) => {
+                            t.errors += 1;
+                            if let Ok(n) = Conn::open(port).await {
+                                c = n;
+                            }
+                        }
+                    }
+                    t.latencies_us.push(due.elapsed().as_micros() as u64);
+                    i += connections;
+                }
+                t
+            })
+        })
+        .collect();
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await.expect("task");
+        all.ok += t.ok;
+        all.refused += t.refused;
+        all.errors += t.errors;
+        all.latencies_us.extend(t.latencies_us);
+    }
+    (all, start.elapsed())
+}
+
+fn report(name: &str, t: &mut Tally, elapsed: Duration) -> serde_json::Value {
+    t.latencies_us.sort_unstable();
+    let rate = t.ok as f64 / elapsed.as_secs_f64();
+    let (p50, p99, max) = (
+        percentile(&t.latencies_us, 0.50),
+        percentile(&t.latencies_us, 0.99),
+        percentile(&t.latencies_us, 1.0),
+    );
+    println!(
+        "{name}: {} logins in {:.1} s = {rate:.0} logins/s; p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms; refused {}, connection errors {}",
+        t.ok,
+        elapsed.as_secs_f64(),
+        t.refused,
+        t.errors
+    );
+    serde_json::json!({"logins": t.ok, "seconds": elapsed.as_secs_f64(), "logins_per_second": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "refused": t.refused, "errors": t.errors})
+}
+
+fn cli(bin: &Path, data: &Path, args: &[&str]) {
+    let o = Command::new(bin)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("ssogate runs");
+    assert!(
+        o.status.success(),
+        "ssogate {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let a = args();
+    let bin = std::env::var_os("SSOGATE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("exe");
+            exe.parent()
+                .and_then(|p| p.parent())
+                .expect("target dir")
+                .join("ssogate")
+        });
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build --release first (or set SSOGATE_BIN)",
+        bin.display()
+    );
+    let dir = std::env::temp_dir().join(format!("ssogate-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let data = dir.join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let sp = format!("http://127.0.0.1:{port}");
+
+    let (pkey, cert) = keypair(&a.key);
+    let cert_file = dir.join("idp.crt");
+    std::fs::write(&cert_file, cert.to_pem().expect("pem")).expect("cert");
+    let key = Arc::new(
+        SigningKey::from_pem(&pkey.private_key_to_pem_pkcs8().expect("pem")).expect("key"),
+    );
+    cli(&bin, &data, &["sp", "add", "--host-url", &sp]);
+    cli(
+        &bin,
+        &data,
+        &[
+            "idp",
+            "add",
+            "load",
+            "--entity-id",
+            IDP,
+            "--sso-url",
+            "https://idp.load.test/sso",
+            "--username-claim",
+            "uid",
+            "--cert",
+            cert_file.to_str().expect("utf-8"),
+        ],
+    );
+    cli(
+        &bin,
+        &data,
+        &[
+            "tenant",
+            "set",
+            "default",
+            "--sso",
+            "on",
+            "--idp",
+            "load",
+            "--idp-initiated",
+            "on",
+        ],
+    );
+    for u in 0..USERS {
+        cli(&bin, &data, &["user", "add", &format!("agent{u}")]);
+    }
+    let server = Server(
+        Command::new(&bin)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("SSOGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve"),
+    );
+    let pid = server.0.id();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid).0, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "ssogate {} on 127.0.0.1:{port}, IdP key {}, {USERS} users; RSS at start {} KiB",
+        bin.display(),
+        a.key,
+        rss_kib(pid).0
+    );
+    let _ = std::io::stdout().flush();
+
+    // Phase 1: closed loop.
+    let n_closed = (a.closed_seconds * 6000).max(1000);
+    let t = Instant::now();
+    let forms = Arc::new(presign(&key, &sp, 0, n_closed));
+    println!(
+        "signed {} assertions in {:.1} s",
+        forms.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let (mut closed, el) = rt.block_on(closed_loop(
+        port,
+        forms,
+        a.connections,
+        Duration::from_secs(a.closed_seconds),
+    ));
+    let closed_json = report(
+        &format!("closed loop, {} connections", a.connections),
+        &mut closed,
+        el,
+    );
+
+    // Phase 2: open loop at the target rate.
+    let total = a.rate * a.seconds;
+    let t = Instant::now();
+    let forms = Arc::new(presign(&key, &sp, 1_000_000, total));
+    println!(
+        "signed {} assertions in {:.1} s",
+        forms.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let source: Arc<dyn Fn(u64) -> String + Send + Sync> = {
+        let forms = forms.clone();
+        Arc::new(move |i| forms[i as usize].clone())
+    };
+    let (mut open, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
+    let open_json = report(
+        &format!("open loop at {} logins/s offered", a.rate),
+        &mut open,
+        el,
+    );
+    drop(forms);
+    let (rss, hwm) = rss_kib(pid);
+    println!("server RSS after the runs {rss} KiB, peak (VmHWM) {hwm} KiB");
+
+    // Phase 3: soak, signed as sent.
+    let mut soak_json = serde_json::Value::Null;
+    if a.soak_seconds > 0 {
+        let total = a.rate * a.soak_seconds;
+        let (k, s) = (key.clone(), sp.clone());
+        let source: Arc<dyn Fn(u64) -> String + Send + Sync> =
+            Arc::new(move |i| signed_form(&k, &s, 10_000_000 + i));
+        let rss_before = rss_kib(pid).0;
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let samples = samples.clone();
+            let secs = a.soak_seconds;
+            std::thread::spawn(move || {
+                for m in 0..=secs / 60 {
+                    samples.lock().expect("lock").push((m, rss_kib(pid).0));
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+            });
+        }
+        let (mut soak, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
+        let after = rss_kib(pid);
+        let r = report(
+            &format!("soak {} s at {} logins/s", a.soak_seconds, a.rate),
+            &mut soak,
+            el,
+        );
+        let per_minute = samples.lock().expect("lock").clone();
+        println!(
+            "soak RSS: before {rss_before} KiB, after {} KiB, peak {} KiB; per minute {:?}",
+            after.0, after.1, per_minute
+        );
+        soak_json = serde_json::json!({"result": r, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute});
+    }
+    sampling.store(false, Ordering::Relaxed);
+    let (rss, hwm) = rss_kib(pid);
+    let json = serde_json::json!({
+        "key": a.key,
+        "closed_loop": closed_json,
+        "open_loop": open_json,
+        "soak": soak_json,
+        "server_rss_kib": rss,
+        "server_peak_rss_kib": hwm.max(peak.load(Ordering::Relaxed)),
+        "database_bytes": std::fs::metadata(data.join("ssogate.db")).map(|m| m.len()).unwrap_or(0),
+    });
+    println!("{json}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
