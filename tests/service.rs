@@ -832,6 +832,15 @@ async fn tenants_resolve_from_path_login_domain_or_the_implicit_one() {
         "{}",
         a.body
     );
+    let a = t
+        .post(
+            "/login",
+            &[("username", "bob"), ("password", "bobs password")],
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("with its domain"), "{}", a.body);
     // The path names the tenant.
     let a = t.get("/t/acme/login", &[]).await;
     assert!(

@@ -350,8 +350,8 @@ async fn login_submit_for(
     }
     let result: Result<Response, Failure> = async {
         let Some(tenant) = resolve_tenant(&state, path_tenant.as_deref(), Some(&form.username)).await? else {
-            let msg = if form.username.trim().is_empty() {
-                "Enter your user name as user@domain.".to_string()
+            let msg = if split(&form.username).domain.is_none() {
+                "Enter your user name with its domain: user@domain or DOMAIN\\user.".to_string()
             } else {
                 format!("No organisation signs in with the domain of {:?}.", form.username.trim())
             };
