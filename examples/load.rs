@@ -232,6 +232,8 @@ impl Conn {
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
+    /// (request index, latency) for the open loop: latency by minute of the run.
+    by_index: Vec<(u64, u64)>,
     ok: u64,
     refused: u64,
     errors: u64,
@@ -329,7 +331,9 @@ async fn open_loop(
                             }
                         }
                     }
-                    t.latencies_us.push(due.elapsed().as_micros() as u64);
+                    let l = due.elapsed().as_micros() as u64;
+                    t.latencies_us.push(l);
+                    t.by_index.push((i, l));
                     i += connections;
                 }
                 t
@@ -343,8 +347,28 @@ async fn open_loop(
         all.refused += t.refused;
         all.errors += t.errors;
         all.latencies_us.extend(t.latencies_us);
+        all.by_index.extend(t.by_index);
     }
     (all, start.elapsed())
+}
+
+/// p99 (ms) of each minute of an open-loop run at `rate`.
+fn p99_by_minute(t: &Tally, rate: u64) -> Vec<f64> {
+    let mut minutes: Vec<Vec<u64>> = Vec::new();
+    for &(i, l) in &t.by_index {
+        let m = (i / (rate * 60)) as usize;
+        if minutes.len() <= m {
+            minutes.resize(m + 1, Vec::new());
+        }
+        minutes[m].push(l);
+    }
+    minutes
+        .into_iter()
+        .map(|mut v| {
+            v.sort_unstable();
+            percentile(&v, 0.99)
+        })
+        .collect()
 }
 
 fn report(name: &str, t: &mut Tally, elapsed: Duration) -> serde_json::Value {
@@ -578,7 +602,9 @@ fn main() {
             "soak RSS: before {rss_before} KiB, after {} KiB, peak {} KiB; per minute {:?}",
             after.0, after.1, per_minute
         );
-        soak_json = serde_json::json!({"result": r, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute});
+        let p99s = p99_by_minute(&soak, a.rate);
+        println!("soak p99 by minute (ms): {p99s:?}");
+        soak_json = serde_json::json!({"result": r, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute, "p99_ms_by_minute": p99s});
     }
     sampling.store(false, Ordering::Relaxed);
     let (rss, hwm) = rss_kib(pid);

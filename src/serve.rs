@@ -112,17 +112,27 @@ async fn serve(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
     let state = AppState::new(store.clone(), clock.clone(), rng, config.clone());
 
-    // Expired pending requests, replay entries and sessions go every few seconds, in small batches.
+    // Expired pending requests, replay entries and sessions go every second, in small batches
+    // with pauses between them: deleting is as much work as inserting, and a big delete would
+    // hold the writer (and every login behind it) for a long time.
     let purge_store = store.clone();
     let purge_clock = clock.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        const BATCH: u32 = 100;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            match purge_store.purge_expired(purge_clock.now()).await {
-                Ok(n) if n > 0 => tracing::debug!(rows = n, "purged expired state"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot purge expired state"),
+            loop {
+                match purge_store.purge_expired(purge_clock.now(), BATCH).await {
+                    Ok(n) if n >= u64::from(BATCH) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot purge expired state");
+                        break;
+                    }
+                }
             }
         }
     });

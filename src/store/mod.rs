@@ -233,6 +233,8 @@ pub trait Store: Send + Sync + 'static {
     async fn failure_record(&self, f: &SignInFailure) -> Result<()>;
     async fn failures_recent(&self, limit: u32) -> Result<Vec<SignInFailure>>;
 
-    /// Deletes expired pending requests, replay entries and sessions; returns how many rows went.
-    async fn purge_expired(&self, now: UnixTime) -> Result<u64>;
+    /// Deletes up to `batch` expired rows from each of pending requests, replay entries and
+    /// sessions (and trims the failure log); returns the most rows deleted from one of them, so a
+    /// result equal to `batch` means there is more to do.
+    async fn purge_expired(&self, now: UnixTime, batch: u32) -> Result<u64>;
 }

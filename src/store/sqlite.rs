@@ -196,7 +196,13 @@ impl SqliteStore {
                             .iter()
                             .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
                             .collect();
+                        let started = std::time::Instant::now();
                         let _ = c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+                        tracing::debug!(
+                            frames = log,
+                            ms = started.elapsed().as_millis() as u64,
+                            "WAL restarted"
+                        );
                     }
                 }
             })
@@ -965,11 +971,11 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn purge_expired(&self, now: UnixTime) -> Result<u64> {
+    async fn purge_expired(&self, now: UnixTime, batch: u32) -> Result<u64> {
         let mut c = self.writer()?;
         let tx = c.transaction().map_err(err)?;
         let mut n = 0;
-        // In bounded batches: the writer is held for a few milliseconds at most; the rest goes next time.
+        // At most `batch` rows per table: the writer is held for a few milliseconds.
         for (table, key) in [
             ("pending_requests", "id"),
             ("pending_logouts", "id"),
@@ -977,12 +983,19 @@ impl Store for SqliteStore {
             ("sessions", "id"),
         ] {
             let sql = format!(
-                "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT 2000)"
+                "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT ?)"
             );
-            n += tx.execute(&sql, [now.millis()]).map_err(err)? as u64;
+            n = n.max(
+                tx.execute(&sql, params![now.millis(), batch])
+                    .map_err(err)? as u64,
+            );
         }
         // The failure log keeps its newest 10,000 lines.
-        n += tx.execute("DELETE FROM signin_failures WHERE id <= (SELECT max(id) FROM signin_failures) - 10000", []).map_err(err)? as u64;
+        tx.execute(
+            "DELETE FROM signin_failures WHERE id <= (SELECT max(id) FROM signin_failures) - 10000",
+            [],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(n)
     }

@@ -1,0 +1,217 @@
+//! The store's login-state rules, on in-memory SQLite and on a file: pending requests are consumed
+//! once and expire; the replay cache refuses a live key and forgets an expired one; sessions are
+//! found by IdP, NameID and SessionIndex; purging goes in batches and keeps what is live.
+
+mod common;
+
+use ssogate::domain::{IdpId, SpId, TenantId, UserId};
+use ssogate::saml::UnixTime;
+use ssogate::store::sqlite::{Durability, SqliteStore};
+use ssogate::store::{
+    AgentSession, PendingRequest, SamlSessionRef, SessionRow, SignInMethod, Store,
+};
+
+fn t(secs: i64) -> UnixTime {
+    UnixTime::from_millis(1_790_000_000_000 + secs * 1000)
+}
+
+fn pending(id: &str, expires: UnixTime) -> PendingRequest {
+    PendingRequest {
+        id: id.into(),
+        sp_id: SpId(1),
+        tenant_id: TenantId(1),
+        idp_id: IdpId(1),
+        relay_target: "/".into(),
+        binding_hash: "ab".into(),
+        expires_at: expires,
+    }
+}
+
+fn session(id: &str, name_id: &str, index: &str, expires: UnixTime) -> SessionRow {
+    let agent = AgentSession {
+        tenant_id: TenantId(1),
+        tenant: "default".into(),
+        user_id: UserId(1),
+        username: "jdoe".into(),
+        display_name: "Jane".into(),
+        method: SignInMethod::Saml,
+        signed_in_at: t(0),
+        expires_at: expires,
+        saml: Some(SamlSessionRef {
+            idp_id: IdpId(7),
+            name_id: name_id.into(),
+            name_id_format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: Some(index.into()),
+        }),
+    };
+    SessionRow {
+        id: id.into(),
+        data: b"{}".to_vec(),
+        expires_at: expires,
+        agent: Some(agent),
+    }
+}
+
+async fn login_state_rules(s: &dyn Store) {
+    // Pending requests: consumed once; an expired one is gone.
+    s.pending_request_put(&pending("_a", t(600)))
+        .await
+        .expect("put");
+    s.pending_request_put(&pending("_b", t(5)))
+        .await
+        .expect("put");
+    assert_eq!(
+        s.pending_request_take("_a", t(10)).await.expect("take"),
+        Some(pending("_a", t(600)))
+    );
+    assert_eq!(
+        s.pending_request_take("_a", t(10)).await.expect("take"),
+        None,
+        "consumed once"
+    );
+    assert_eq!(
+        s.pending_request_take("_b", t(10)).await.expect("take"),
+        None,
+        "expired"
+    );
+    assert!(
+        s.pending_request_put(&pending("_a", t(600))).await.is_ok(),
+        "the ID may be reused once consumed"
+    );
+
+    // Replay cache.
+    assert!(
+        s.replay_remember("idp\u{1f}_x", t(100), t(0))
+            .await
+            .expect("remember")
+    );
+    assert!(
+        !s.replay_remember("idp\u{1f}_x", t(100), t(50))
+            .await
+            .expect("remember"),
+        "live: a replay"
+    );
+    assert!(
+        s.replay_remember("idp\u{1f}_x", t(300), t(100))
+            .await
+            .expect("remember"),
+        "expired: forgotten"
+    );
+    assert!(
+        !s.replay_remember("idp\u{1f}_x", t(300), t(200))
+            .await
+            .expect("remember")
+    );
+
+    // Sessions by IdP login.
+    for (id, name, idx) in [
+        ("s1", "alice", "i1"),
+        ("s2", "alice", "i2"),
+        ("s3", "bob", "i1"),
+    ] {
+        assert!(
+            s.session_create(&session(id, name, idx, t(1000)))
+                .await
+                .expect("create")
+        );
+    }
+    assert!(
+        !s.session_create(&session("s1", "alice", "i1", t(1000)))
+            .await
+            .expect("create"),
+        "an ID is never reused"
+    );
+    let mut all = s
+        .sessions_by_saml(IdpId(7), "alice", &[])
+        .await
+        .expect("find");
+    all.sort();
+    assert_eq!(all, ["s1", "s2"]);
+    assert_eq!(
+        s.sessions_by_saml(IdpId(7), "alice", &["i2".into()])
+            .await
+            .expect("find"),
+        ["s2"]
+    );
+    assert!(
+        s.sessions_by_saml(IdpId(8), "alice", &[])
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    assert!(s.session_load("s3", t(10)).await.expect("load").is_some());
+    assert!(
+        s.session_load("s3", t(1000)).await.expect("load").is_none(),
+        "expired sessions do not load"
+    );
+
+    // Purge, in batches, keeping what is live.
+    for i in 0..5 {
+        assert!(
+            s.replay_remember(&format!("old{i}"), t(400), t(0))
+                .await
+                .expect("remember")
+        );
+    }
+    assert!(
+        s.replay_remember("live", t(5000), t(0))
+            .await
+            .expect("remember")
+    );
+    let now = t(2000);
+    let first = s.purge_expired(now, 2).await.expect("purge");
+    assert_eq!(first, 2, "a full batch says there is more");
+    let mut rounds = 1;
+    while s.purge_expired(now, 2).await.expect("purge") == 2 {
+        rounds += 1;
+        assert!(rounds < 10, "purge does not end");
+    }
+    assert!(
+        !s.replay_remember("live", t(5000), now)
+            .await
+            .expect("remember"),
+        "a live entry survived the purge"
+    );
+    assert!(
+        s.sessions_by_saml(IdpId(7), "alice", &[])
+            .await
+            .expect("find")
+            .is_empty(),
+        "expired sessions were purged"
+    );
+    assert_eq!(s.purge_expired(now, 2).await.expect("purge"), 0);
+}
+
+#[tokio::test]
+async fn login_state_in_memory() {
+    login_state_rules(&SqliteStore::memory().await.expect("store")).await;
+}
+
+#[tokio::test]
+async fn login_state_in_a_file_and_after_reopening() {
+    let dir = common::scratch_dir("store");
+    let path = dir.join("ssogate.db");
+    let _ = std::fs::remove_file(&path);
+    let s = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("open");
+    login_state_rules(&s).await;
+    assert!(
+        s.replay_remember("kept", t(9000), t(0))
+            .await
+            .expect("remember")
+    );
+    drop(s);
+    let again = SqliteStore::open(&path, Durability::Full)
+        .await
+        .expect("reopen");
+    assert!(
+        !again
+            .replay_remember("kept", t(9000), t(1))
+            .await
+            .expect("remember"),
+        "the replay cache is on disk"
+    );
+}
