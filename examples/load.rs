@@ -105,7 +105,10 @@ fn signed_form(key: &SigningKey, sp: &str, n: u64) -> String {
     let acs = format!("{sp}/saml/acs");
     let id = format!("_load-{}-{n}", now.millis());
     let user = format!("agent{}", n as usize % USERS);
-    let (nb, nooa, snooa) = (now.plus_secs(-5), now.plus_secs(300), now.plus_secs(600));
+    // Sessions end after 4 minutes, so that most of a 10-minute soak runs in the steady state of
+    // a long-running service: sessions and replay entries expire (and are purged) as fast as
+    // logins create them.
+    let (nb, nooa, snooa) = (now.plus_secs(-5), now.plus_secs(300), now.plus_secs(240));
     let assertion = format!(
         "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{id}\" IssueInstant=\"{now}\" Version=\"2.0\">\
          <saml:Issuer>{IDP}</saml:Issuer><saml:Subject><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\">{user}-nameid</saml:NameID>\
@@ -488,7 +491,10 @@ fn main() {
                 "--data-dir",
             ])
             .arg(&data)
-            .env("SSOGATE_LOG", "warn")
+            .env(
+                "SSOGATE_LOG",
+                std::env::var("SSOGATE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
