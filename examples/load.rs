@@ -169,6 +169,28 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
+fn cpu_secs(pid: u32) -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let hz = *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz
+}
+
 /// A keep-alive HTTP/1.1 connection that POSTs forms to the ACS.
 struct Conn {
     stream: TcpStream,
@@ -374,9 +396,11 @@ fn p99_by_minute(t: &Tally, rate: u64) -> Vec<f64> {
         .collect()
 }
 
-fn report(name: &str, t: &mut Tally, elapsed: Duration) -> serde_json::Value {
+/// Prints and returns one phase's figures; `cpu` is the server's CPU seconds in the phase.
+fn report(name: &str, t: &mut Tally, elapsed: Duration, cpu: f64) -> serde_json::Value {
     t.latencies_us.sort_unstable();
     let rate = t.ok as f64 / elapsed.as_secs_f64();
+    let per_cpu = if cpu > 0.0 { t.ok as f64 / cpu } else { 0.0 };
     let (p50, p99, max) = (
         percentile(&t.latencies_us, 0.50),
         percentile(&t.latencies_us, 0.99),
@@ -389,7 +413,11 @@ fn report(name: &str, t: &mut Tally, elapsed: Duration) -> serde_json::Value {
         t.refused,
         t.errors
     );
-    serde_json::json!({"logins": t.ok, "seconds": elapsed.as_secs_f64(), "logins_per_second": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "refused": t.refused, "errors": t.errors})
+    println!(
+        "  server CPU {cpu:.1} s ({:.2} cores) = {per_cpu:.0} logins per CPU-second",
+        cpu / elapsed.as_secs_f64()
+    );
+    serde_json::json!({"server_cpu_seconds": cpu, "logins_per_cpu_second": per_cpu, "logins": t.ok, "seconds": elapsed.as_secs_f64(), "logins_per_second": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "refused": t.refused, "errors": t.errors})
 }
 
 fn cli(bin: &Path, data: &Path, args: &[&str]) {
@@ -542,6 +570,7 @@ fn main() {
         forms.len(),
         t.elapsed().as_secs_f64()
     );
+    let cpu0 = cpu_secs(pid);
     let (mut closed, el) = rt.block_on(closed_loop(
         port,
         forms,
@@ -552,6 +581,7 @@ fn main() {
         &format!("closed loop, {} connections", a.connections),
         &mut closed,
         el,
+        cpu_secs(pid) - cpu0,
     );
 
     // Phase 2: open loop at the target rate.
@@ -567,11 +597,13 @@ fn main() {
         let forms = forms.clone();
         Arc::new(move |i| forms[i as usize].clone())
     };
+    let cpu0 = cpu_secs(pid);
     let (mut open, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
     let open_json = report(
         &format!("open loop at {} logins/s offered", a.rate),
         &mut open,
         el,
+        cpu_secs(pid) - cpu0,
     );
     drop(forms);
     let (rss, hwm) = rss_kib(pid);
@@ -596,12 +628,14 @@ fn main() {
                 }
             });
         }
+        let cpu0 = cpu_secs(pid);
         let (mut soak, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
         let after = rss_kib(pid);
         let r = report(
             &format!("soak {} s at {} logins/s", a.soak_seconds, a.rate),
             &mut soak,
             el,
+            cpu_secs(pid) - cpu0,
         );
         let per_minute = samples.lock().expect("lock").clone();
         println!(
