@@ -215,3 +215,65 @@ async fn login_state_in_a_file_and_after_reopening() {
         "the replay cache is on disk"
     );
 }
+
+/// Under continuous writes (and reads) the WAL must start again from its beginning: a log that
+/// only grows takes the disk, and its shared-memory index (mapped into the process) the memory.
+/// The first 0.4 s (before the first restart, due after 1 s) give the bytes one commit adds; four
+/// seconds of commits in a log that never restarted would be that many times as long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_again_under_continuous_writes_and_reads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let dir = common::scratch_dir("store-wal");
+    let path = dir.join("ssogate.db");
+    let wal = dir.join("ssogate.db-wal");
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&wal);
+    let s = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("open");
+    let opened = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (s, stop) = (s.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                s.session_load("nobody", t(0)).await.expect("read");
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        })
+    };
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let (mut commits, mut early) = (0u64, None);
+    while opened.elapsed() < Duration::from_secs(4) {
+        assert!(
+            s.replay_remember(&format!("_assertion-{commits}"), t(9000), t(0))
+                .await
+                .expect("remember")
+        );
+        commits += 1;
+        if early.is_none() && opened.elapsed() >= Duration::from_millis(400) {
+            early = Some((commits, wal_len()));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.await.expect("reader");
+    let (early_commits, early_len) = early.expect("0.4 s passed");
+    let per_commit = early_len as f64 / early_commits as f64;
+    let never_restarted = per_commit * commits as f64;
+    let len = wal_len();
+    assert!(
+        per_commit >= 512.0,
+        "a commit adds at least one frame: {per_commit:.0} bytes"
+    );
+    assert!(
+        (len as f64) < 0.6 * never_restarted,
+        "the WAL is {len} bytes after {commits} commits and {reads} reads in 4 s; a log that never \
+         restarted would be {never_restarted:.0} ({per_commit:.0} bytes a commit)"
+    );
+}
