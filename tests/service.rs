@@ -898,3 +898,159 @@ async fn security_headers_and_a_database_that_is_down() {
     let a = t.get("/login", &[]).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// Bytes no IdP or browser would send, at every endpoint that reads a request: each gets an
+/// answer below 500 (a refusal, a redirect or a page), never a server error or a panic.
+#[tokio::test]
+async fn untrusted_bytes_never_reach_a_server_error() {
+    use base64::Engine as _;
+    use std::io::Write as _;
+
+    let t = TestApp::new(false).await;
+    let deflated = |b: &[u8]| {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).expect("deflate");
+        base64::engine::general_purpose::STANDARD.encode(e.finish().expect("deflate"))
+    };
+    let enc = |s: &str| serde_urlencoded::to_string([("v", s)]).expect("encode")[2..].to_string();
+    // A small xorshift: the same bytes on every run, so a failure can be replayed.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+
+    let mut payloads: Vec<String> = vec![
+        String::new(),
+        "A".into(),
+        "%%%".into(),
+        "====".into(),
+        b64("<x/>"),
+        b64("<!DOCTYPE x [<!ENTITY a SYSTEM \"file:///etc/passwd\">]><x>&a;</x>"),
+        b64("<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>"),
+        b64("<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_1\"/>"),
+        b64("<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" InResponseTo=\"_x\"/>"),
+        deflated(b"<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_1\"/>"),
+        deflated(&random(300)),
+        "A".repeat(400 * 1024),
+    ];
+    for n in [1, 7, 64, 1000] {
+        payloads.push(base64::engine::general_purpose::STANDARD.encode(random(n)));
+    }
+
+    let mut requests: Vec<(String, String, Vec<u8>)> = Vec::new(); // (method, path and query, body)
+    for p in &payloads {
+        let p = enc(p);
+        for field in ["SAMLResponse", "SAMLRequest"] {
+            for path in ["/saml/acs", "/saml/slo", "/login", "/logout"] {
+                requests.push((
+                    "POST".into(),
+                    path.into(),
+                    format!("{field}={p}&RelayState={p}").into_bytes(),
+                ));
+            }
+            if p.len() < 8 * 1024 {
+                for q in [
+                    format!("{field}={p}"),
+                    format!(
+                        "{field}={p}&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256"
+                    ),
+                    format!("{field}={p}&SigAlg=x&SigAlg=y&Signature={p}"),
+                    format!("{field}={p}&Signature={p}&Signature=AAAA"),
+                    format!("{field}={p}&{field}={p}"),
+                ] {
+                    requests.push(("GET".into(), format!("/saml/slo?{q}"), Vec::new()));
+                }
+            }
+        }
+    }
+    for body in [
+        random(200),
+        vec![0xff, 0xfe, 0x00, b'=', 0xc3],
+        b"SAMLResponse=%ff%fe%00".to_vec(),
+        b"username=&password=".to_vec(),
+        b"username=%00&password=%ff".to_vec(),
+        format!("username={}&password=x", "a".repeat(100_000)).into_bytes(),
+        b"tenant=..%2F..&username=a%40b&password=x".to_vec(),
+    ] {
+        for path in [
+            "/saml/acs",
+            "/saml/slo",
+            "/login",
+            "/t/default/login",
+            "/logout",
+        ] {
+            requests.push(("POST".into(), path.into(), body.clone()));
+        }
+    }
+    for q in [
+        "/login?target=%ff%fe",
+        "/login?target=%2F%2Fevil.example",
+        "/login?target=",
+        "/t/%ff/login",
+        "/t/..%2F..%2Fetc/login",
+        "/t/a%00b/",
+        "/saml/slo?",
+        "/saml/slo?SAMLRequest",
+        "/saml/slo?=&=&&",
+        "/saml/slo?SAMLRequest=%zz",
+        "/signed-out?x=%ff",
+    ] {
+        requests.push(("GET".into(), q.into(), Vec::new()));
+    }
+
+    let long = "x".repeat(8000);
+    let cookie_sets: [&[&str]; 3] = [
+        &[],
+        &["ssogate_session=not-a-session-id", "ssogate_binding=%ff%00"],
+        &[&format!("ssogate_session={long}")],
+    ];
+    let mut answered = 0;
+    for (method, path, body) in &requests {
+        for cookies in cookie_sets {
+            let mut b = Request::builder()
+                .method(method.as_str())
+                .uri(format!("{HOST}{path}"))
+                .header(header::HOST, "sp.example.test")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            if !cookies.is_empty() {
+                b = b.header(header::COOKIE, cookies.join("; "));
+            }
+            let a = t
+                .send(b.body(Body::from(body.clone())).expect("request"))
+                .await;
+            assert!(
+                !a.status.is_server_error(),
+                "{method} {path} with {} body bytes and cookies {:?}: {} {}",
+                body.len(),
+                cookies
+                    .iter()
+                    .map(|c| &c[..c.len().min(40)])
+                    .collect::<Vec<_>>(),
+                a.status,
+                &a.body[..a.body.len().min(300)]
+            );
+            answered += 1;
+        }
+    }
+    for path in ["/auth/check", "/auth/session", "/", "/saml/metadata"] {
+        for cookies in cookie_sets {
+            let a = t.get(path, cookies).await;
+            assert!(!a.status.is_server_error(), "GET {path}: {}", a.status);
+            answered += 1;
+        }
+    }
+    assert!(answered > 500, "{answered} requests");
+    // The refusals at the SAML endpoints were recorded with a reason.
+    let (reason, detail) = t.last_failure().await.expect("a failure record");
+    assert!(
+        !reason.is_empty() && !detail.is_empty(),
+        "{reason}: {detail}"
+    );
+}
