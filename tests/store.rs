@@ -193,7 +193,6 @@ async fn login_state_in_memory() {
 async fn login_state_in_a_file_and_after_reopening() {
     let dir = common::scratch_dir("store");
     let path = dir.join("ssogate.db");
-    let _ = std::fs::remove_file(&path);
     let s = SqliteStore::open(&path, Durability::Normal)
         .await
         .expect("open");
@@ -231,8 +230,6 @@ async fn the_wal_starts_again_under_continuous_writes_and_reads() {
     let dir = common::scratch_dir("store-wal");
     let path = dir.join("ssogate.db");
     let wal = dir.join("ssogate.db-wal");
-    let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_file(&wal);
     let s = SqliteStore::open(&path, Durability::Normal)
         .await
         .expect("open");
