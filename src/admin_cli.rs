@@ -145,9 +145,16 @@ pub enum IdpCommand {
 
 #[derive(Args, Debug, Default)]
 pub struct TenantFields {
-    /// Login domain (user@domain or DOMAIN\user); repeat; replaces the list. "" clears it.
+    /// Login domain (UPN suffix of user@domain, or NetBIOS name of DOMAIN\user); repeat;
+    /// replaces the list. "" clears it. An identity naming another domain is refused.
     #[arg(long = "login-domain", value_name = "DOMAIN")]
     login_domains: Vec<String>,
+    /// Adds a login domain to the list; repeat.
+    #[arg(long = "add-login-domain", value_name = "DOMAIN")]
+    add_login_domains: Vec<String>,
+    /// Takes a login domain off the list; repeat.
+    #[arg(long = "remove-login-domain", value_name = "DOMAIN")]
+    remove_login_domains: Vec<String>,
     /// Single sign-on: on or off.
     #[arg(long, value_name = "on|off")]
     sso: Option<String>,
@@ -329,6 +336,8 @@ fn tenant_input(f: TenantFields) -> Result<TenantInput, Refused> {
     };
     Ok(TenantInput {
         login_domains: domains,
+        add_login_domains: f.add_login_domains,
+        remove_login_domains: f.remove_login_domains,
         sso_enabled: on_off("sso", &f.sso)?,
         idp: f.idp,
         slo_enabled: on_off("slo", &f.slo)?,

@@ -32,6 +32,43 @@ pub struct Config {
     pub secure_cookies: Option<bool>,
     /// Log lines as `text` (default) or `json`.
     pub log_format: LogFormat,
+
+    // Limits against hostile clients (README, "Deploying safely").
+    /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or blocks
+    /// (`["10.0.0.0/8", "::1"]`). Default none: the client is the TCP peer.
+    pub trusted_proxies: Vec<String>,
+    /// Open connections at most, in total. Default 4096 (lowered to fit the open-files limit).
+    pub max_connections: usize,
+    /// Open connections at most from one client address (a trusted proxy counts only against the
+    /// total). Default 256.
+    pub max_connections_per_client: usize,
+    /// Seconds a request's header may take to arrive, counted from the connection's start or the
+    /// previous response (so also how long a kept-alive connection may idle). Default 10.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a whole request, body included, may take. Default 30.
+    pub request_timeout_secs: u64,
+    /// Seconds without a byte moving either way before a connection is closed. Default 60.
+    pub idle_timeout_secs: u64,
+    /// Threads verifying signatures at once. Default: the number of cores.
+    pub verify_workers: Option<usize>,
+    /// Messages waiting for a verifier beyond those; more are answered 503 at once. Default 64.
+    pub verify_queue: usize,
+    /// argon2 password checks at once (19 MiB each). Default: the number of cores.
+    pub password_workers: Option<usize>,
+    /// Password checks waiting beyond those; more are answered 503 at once. Default 1024.
+    pub password_queue: usize,
+    /// Seconds a password check may wait for its turn before 503. Default 15.
+    pub password_wait_secs: u64,
+    /// Wrong passwords for one user from one address before each further attempt waits
+    /// (1 s, 2 s, 4 s, …). Default 5.
+    pub password_free_attempts: u32,
+    /// The longest such wait, in seconds. Default 900.
+    pub password_max_delay_secs: i64,
+    /// Failure records one client address may create per minute; its further refusals are
+    /// counted in its latest record. Default 20.
+    pub failure_records_per_minute: u32,
+    /// Bytes the failure log may take (each record is at most 2 KiB). Default 16 MiB.
+    pub failure_log_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -55,6 +92,21 @@ impl Default for Config {
             max_message_bytes: 256 * 1024,
             secure_cookies: None,
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
+            max_connections: 4096,
+            max_connections_per_client: 256,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            verify_workers: None,
+            verify_queue: 64,
+            password_workers: None,
+            password_queue: 1024,
+            password_wait_secs: 15,
+            password_free_attempts: 5,
+            password_max_delay_secs: 900,
+            failure_records_per_minute: 20,
+            failure_log_max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -70,6 +122,21 @@ const FIELDS: &[&str] = &[
     "max_message_bytes",
     "secure_cookies",
     "log_format",
+    "trusted_proxies",
+    "max_connections",
+    "max_connections_per_client",
+    "header_read_timeout_secs",
+    "request_timeout_secs",
+    "idle_timeout_secs",
+    "verify_workers",
+    "verify_queue",
+    "password_workers",
+    "password_queue",
+    "password_wait_secs",
+    "password_free_attempts",
+    "password_max_delay_secs",
+    "failure_records_per_minute",
+    "failure_log_max_bytes",
 ];
 
 impl Config {
@@ -91,7 +158,16 @@ impl Config {
         for field in FIELDS {
             let var = format!("SSOGATE_{}", field.to_ascii_uppercase());
             if let Some(v) = env(&var) {
-                let value = if let Ok(b) = v.parse::<bool>() {
+                let value = if *field == "trusted_proxies" {
+                    // A comma-separated list in the environment.
+                    toml::Value::Array(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| toml::Value::String(s.to_string()))
+                            .collect(),
+                    )
+                } else if let Ok(b) = v.parse::<bool>() {
                     toml::Value::Boolean(b)
                 } else if let Ok(i) = v.parse::<i64>() {
                     toml::Value::Integer(i)
@@ -127,6 +203,37 @@ impl Config {
                 self.pending_request_secs
             ));
         }
+        for p in &self.trusted_proxies {
+            crate::web::client::Cidr::parse(p).map_err(|e| format!("trusted_proxies: {e}"))?;
+        }
+        let positive = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_client", self.max_connections_per_client as u64),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("password_wait_secs", self.password_wait_secs),
+            ("failure_records_per_minute", u64::from(self.failure_records_per_minute)),
+            ("verify_workers", self.verify_workers.unwrap_or(1) as u64),
+            ("password_workers", self.password_workers.unwrap_or(1) as u64),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} is 0; it must be at least 1"));
+            }
+        }
+        if self.password_max_delay_secs < 1 {
+            return Err(format!(
+                "password_max_delay_secs is {}; it must be at least 1",
+                self.password_max_delay_secs
+            ));
+        }
+        if self.failure_log_max_bytes < 1024 * 1024 {
+            return Err(format!(
+                "failure_log_max_bytes is {}; it must be at least 1048576 (1 MiB)",
+                self.failure_log_max_bytes
+            ));
+        }
         if self.max_message_bytes < 4096 {
             return Err(format!(
                 "max_message_bytes is {}; it must be at least 4096",
@@ -134,6 +241,19 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The trusted proxies, parsed (checked when the configuration was loaded).
+    pub fn trusted_proxy_blocks(&self) -> Vec<crate::web::client::Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| crate::web::client::Cidr::parse(p).ok())
+            .collect()
+    }
+
+    /// How many failure records the log keeps.
+    pub fn failure_rows(&self) -> u64 {
+        self.failure_log_max_bytes / crate::web::refusal::MAX_RECORD_BYTES as u64
     }
 
     pub fn database_path(&self) -> PathBuf {

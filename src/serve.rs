@@ -117,13 +117,17 @@ async fn serve(config: Config) -> Result<(), String> {
     // hold the writer (and every login behind it) for a long time.
     let purge_store = store.clone();
     let purge_clock = clock.clone();
+    let failure_rows = config.failure_rows();
     tokio::spawn(async move {
         const BATCH: u32 = 100;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             loop {
-                match purge_store.purge_expired(purge_clock.now(), BATCH).await {
+                match purge_store
+                    .purge_expired(purge_clock.now(), BATCH, failure_rows)
+                    .await
+                {
                     Ok(n) if n >= u64::from(BATCH) => {
                         tokio::time::sleep(Duration::from_millis(10)).await
                     }
@@ -142,10 +146,32 @@ async fn serve(config: Config) -> Result<(), String> {
         "ssogate listening on http://{addr} (data in {})",
         config.data_dir.display()
     );
-    axum::serve(listener, app(state, secure))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| e.to_string())
+    // Connections need a file descriptor each: the cap stays below the open-files limit (with
+    // room for the database and the log).
+    let max_connections = match crate::web::server::raise_fd_limit() {
+        Some(n) if (n as usize) < config.max_connections + 64 => {
+            let cap = (n as usize).saturating_sub(64).max(16);
+            tracing::warn!(open_files_limit = n, max_connections = cap, "max_connections lowered to fit the open-files limit");
+            cap
+        }
+        _ => config.max_connections,
+    };
+    let limits = crate::web::server::ServerLimits {
+        max_connections,
+        max_connections_per_client: config.max_connections_per_client,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        trusted_proxies: Arc::from(config.trusted_proxy_blocks()),
+    };
+    crate::web::server::serve(
+        listener,
+        app(state, secure),
+        limits,
+        Arc::default(),
+        shutdown(),
+    )
+    .await;
+    Ok(())
 }
 
 async fn shutdown() {

@@ -43,7 +43,7 @@ fn check_with(
     now: UnixTime,
 ) -> Result<Assertion, Error> {
     let v = UnverifiedResponse::parse(xml.as_bytes(), &opts.limits)?.verify(trust, opts)?;
-    v.accept(ctx, now, &InMemoryReplayCache::new())
+    v.accept(ctx, now).and_then(|u| u.redeem(&InMemoryReplayCache::new(), now))
 }
 
 fn check(xml: &str) -> Result<Assertion, Error> {
@@ -932,8 +932,10 @@ fn f3_f4_f6_depth_attributes_and_size() {
         &t.unsigned(),
         "<samlp:Status>",
         &format!(
-            "{}{}<samlp:Status>",
-            "<x:a xmlns:x=\"urn:x\">".repeat(100_000),
+            "<x:a xmlns:x=\"urn:x\">{}{}<samlp:Status>",
+            // One declaration: this is about depth (a declaration per level would reach the
+            // in-scope namespace limit first).
+            "<x:a>".repeat(99_999),
             "</x:a>".repeat(100_000)
         ),
     );
@@ -1130,7 +1132,7 @@ fn g1_replay_is_refused_once_remembered() {
     let once = |r: &InMemoryReplayCache| {
         UnverifiedResponse::parse(xml.as_bytes(), &opts.limits)
             .and_then(|u| u.verify(&trust(), &opts))
-            .and_then(|v| v.accept(&ctx(), now(), r))
+            .and_then(|v| v.accept(&ctx(), now()).and_then(|u| u.redeem(r, now())))
     };
     once(&replay).expect("first use");
     assert_eq!(once(&replay).err().map(|e| e.code()), Some("replayed"));
@@ -1141,7 +1143,7 @@ fn g1_replay_is_refused_once_remembered() {
     let bad_xml = bad.signed_both(idp());
     let r = UnverifiedResponse::parse(bad_xml.as_bytes(), &opts.limits)
         .and_then(|u| u.verify(&trust(), &opts))
-        .and_then(|v| v.accept(&ctx(), now(), &fresh));
+        .and_then(|v| v.accept(&ctx(), now()).and_then(|u| u.redeem(&fresh, now())));
     assert_eq!(r.err().map(|e| e.code()), Some("audience_mismatch"));
     assert!(fresh.is_empty());
 }

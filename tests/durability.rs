@@ -113,6 +113,9 @@ fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
             "idp",
             "--idp-initiated",
             "on",
+            // The IdP asserts EXAMPLE\agentN: its domain must be the tenant's.
+            "--login-domain",
+            "example",
         ],
         vec!["user", "add", "agent0"],
     ] {

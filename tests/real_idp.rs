@@ -156,7 +156,7 @@ fn validate(
         clock_skew_secs: 180,
         username: UsernameSource::Attribute(WINDOWS_ACCOUNT),
     };
-    verified.accept(&ctx, now(), &InMemoryReplayCache::new())
+    verified.accept(&ctx, now()).and_then(|u| u.redeem(&InMemoryReplayCache::new(), now()))
 }
 
 fn now() -> UnixTime {

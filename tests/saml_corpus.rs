@@ -466,7 +466,7 @@ fn judge(c: &Corpus, row: &Row, allow_sha1: bool, trust: &IdpTrust) -> Outcome {
     let replay = InMemoryReplayCache::new();
     Outcome {
         verify: Ok(()),
-        accept: Some(verified.accept(&ctx, now, &replay)),
+        accept: Some(verified.accept(&ctx, now).and_then(|u| u.redeem(&replay, now))),
     }
 }
 

@@ -1,29 +1,39 @@
-//! The store's login-state rules, on in-memory SQLite and on a file: pending requests are consumed
-//! once and expire; the replay cache refuses a live key and forgets an expired one; sessions are
+//! The store's login-state rules, on in-memory SQLite and on a file: pending logouts are consumed
+//! once and expire; the service's secret is made once and then kept; the replay cache refuses a live key and forgets an expired one; sessions are
 //! found by IdP, NameID and SessionIndex; purging goes in batches and keeps what is live.
 
 mod common;
 
-use ssogate::domain::{IdpId, SpId, TenantId, UserId};
+use ssogate::domain::{IdpId, TenantId, UserId};
 use ssogate::saml::UnixTime;
 use ssogate::store::sqlite::{Durability, SqliteStore};
 use ssogate::store::{
-    AgentSession, PendingRequest, SamlSessionRef, SessionRow, SignInMethod, Store,
+    AgentSession, PendingLogout, SamlSessionRef, SessionRow, SignInFailure, SignInMethod, Store,
 };
 
 fn t(secs: i64) -> UnixTime {
     UnixTime::from_millis(1_790_000_000_000 + secs * 1000)
 }
 
-fn pending(id: &str, expires: UnixTime) -> PendingRequest {
-    PendingRequest {
+fn pending(id: &str, expires: UnixTime) -> PendingLogout {
+    PendingLogout {
         id: id.into(),
-        sp_id: SpId(1),
-        tenant_id: TenantId(1),
         idp_id: IdpId(1),
-        relay_target: "/".into(),
-        binding_hash: "ab".into(),
         expires_at: expires,
+    }
+}
+
+fn failure(reference: &str) -> SignInFailure {
+    SignInFailure {
+        at: t(1),
+        reference: reference.into(),
+        endpoint: "acs".into(),
+        tenant: None,
+        idp: None,
+        reason: "unknown_idp".into(),
+        detail: "d".into(),
+        client: Some("192.0.2.1".into()),
+        repeats: 0,
     }
 }
 
@@ -55,31 +65,54 @@ fn session(id: &str, name_id: &str, index: &str, expires: UnixTime) -> SessionRo
 }
 
 async fn login_state_rules(s: &dyn Store) {
-    // Pending requests: consumed once; an expired one is gone.
-    s.pending_request_put(&pending("_a", t(600)))
+    // Pending logouts: consumed once; an expired one is gone.
+    s.pending_logout_put(&pending("_a", t(600)))
         .await
         .expect("put");
-    s.pending_request_put(&pending("_b", t(5)))
+    s.pending_logout_put(&pending("_b", t(5)))
         .await
         .expect("put");
     assert_eq!(
-        s.pending_request_take("_a", t(10)).await.expect("take"),
+        s.pending_logout_take("_a", t(10)).await.expect("take"),
         Some(pending("_a", t(600)))
     );
     assert_eq!(
-        s.pending_request_take("_a", t(10)).await.expect("take"),
+        s.pending_logout_take("_a", t(10)).await.expect("take"),
         None,
         "consumed once"
     );
     assert_eq!(
-        s.pending_request_take("_b", t(10)).await.expect("take"),
+        s.pending_logout_take("_b", t(10)).await.expect("take"),
         None,
         "expired"
     );
-    assert!(
-        s.pending_request_put(&pending("_a", t(600))).await.is_ok(),
-        "the ID may be reused once consumed"
-    );
+
+    // The service's secret: the first candidate is kept, later ones are ignored.
+    let first = s.server_secret("k", b"one").await.expect("secret");
+    assert_eq!(first, b"one");
+    assert_eq!(s.server_secret("k", b"two").await.expect("secret"), b"one");
+    assert_eq!(s.server_secret("other", b"two").await.expect("secret"), b"two");
+
+    // Failure records: folded refusals counted on their record; the log trimmed to its cap.
+    for i in 0..5 {
+        s.failure_record(&failure(&format!("SG-{i}")))
+            .await
+            .expect("record");
+    }
+    s.failure_repeats("SG-4", 8).await.expect("repeats");
+    let recent = s.failures_recent(10).await.expect("recent");
+    assert_eq!(recent.len(), 5);
+    assert_eq!((recent[0].reference.as_str(), recent[0].repeats), ("SG-4", 8));
+    assert_eq!(recent[0].client.as_deref(), Some("192.0.2.1"));
+    s.purge_expired(t(2), 100, 3).await.expect("purge");
+    let kept: Vec<String> = s
+        .failures_recent(10)
+        .await
+        .expect("recent")
+        .into_iter()
+        .map(|f| f.reference)
+        .collect();
+    assert_eq!(kept, ["SG-4", "SG-3", "SG-2"], "the newest 3 are kept");
 
     // Replay cache.
     assert!(
@@ -161,10 +194,10 @@ async fn login_state_rules(s: &dyn Store) {
             .expect("remember")
     );
     let now = t(2000);
-    let first = s.purge_expired(now, 2).await.expect("purge");
+    let first = s.purge_expired(now, 2, 10_000).await.expect("purge");
     assert_eq!(first, 2, "a full batch says there is more");
     let mut rounds = 1;
-    while s.purge_expired(now, 2).await.expect("purge") == 2 {
+    while s.purge_expired(now, 2, 10_000).await.expect("purge") == 2 {
         rounds += 1;
         assert!(rounds < 10, "purge does not end");
     }
@@ -181,7 +214,7 @@ async fn login_state_rules(s: &dyn Store) {
             .is_empty(),
         "expired sessions were purged"
     );
-    assert_eq!(s.purge_expired(now, 2).await.expect("purge"), 0);
+    assert_eq!(s.purge_expired(now, 2, 10_000).await.expect("purge"), 0);
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(u) = UnverifiedResponse::parse(&xml, &opts.limits) {
         if let Ok(v) = u.verify(&trust, &opts) {
-            let _ = v.accept(&ctx, UnixTime::from_secs(1_800_000_000), &NoReplayCheck);
+            let _ = v.accept(&ctx, UnixTime::from_secs(1_800_000_000)).and_then(|u| u.redeem(&NoReplayCheck, UnixTime::from_secs(1_800_000_000)));
         }
     }
 });

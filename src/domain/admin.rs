@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::username::{check_username, normalise};
+use super::username::{check_username, circuit_norm, normalise};
 use super::*;
 use crate::rng::Rng;
 use crate::saml::metadata::idp::{BINDING_POST, BINDING_REDIRECT, parse_idp_metadata};
@@ -402,7 +402,15 @@ pub async fn idp_add(store: &dyn Store, input: IdpInput) -> Result<IdentityProvi
         allow_sha1: input.allow_sha1.unwrap_or(false),
         name_id_format: input.name_id_format.clone().filter(|s| !s.is_empty()),
         authn_context: input.authn_context.clone().filter(|s| !s.is_empty()),
+        endpoints: IdpEndpoints::default(),
     };
+    // By hand, the IdP offers what was given: one location per service, for its binding.
+    let mut new = new;
+    new.endpoints.set_sso(new.sso_binding, &new.sso_url);
+    if let Some(u) = &new.slo_url {
+        new.endpoints
+            .set_slo(new.slo_binding, u, new.slo_response_url.as_deref());
+    }
     insert_idp(store, new).await
 }
 
@@ -489,6 +497,28 @@ pub async fn idp_import(
             TrustConfig::Certificates(d.signing_certificates.iter().map(|c| c.base64()).collect())
         }
     };
+    // Every location the metadata offers, by binding (DESIGN §1): switching the binding later
+    // switches to the IdP's own location for it.
+    let mut endpoints = IdpEndpoints::default();
+    for b in [Binding::Redirect, Binding::Post] {
+        if let Some(u) = d.sso_location(uri(b)) {
+            endpoints.set_sso(b, &check_http_url("SSO URL from metadata", u)?);
+        }
+        if let Some(e) = d.slo_endpoint(uri(b)) {
+            let loc = check_http_url("SLO URL from metadata", &e.location)?;
+            let resp = e
+                .response_location
+                .as_deref()
+                .map(|u| check_http_url("SLO response URL from metadata", u))
+                .transpose()?;
+            endpoints.set_slo(b, &loc, resp.as_deref());
+        }
+    }
+    // Locations given by hand override the metadata's for the binding in use.
+    endpoints.set_sso(sso_binding, &sso_url);
+    if let Some(u) = &slo_url {
+        endpoints.set_slo(slo_binding, u, slo_response_url.as_deref());
+    }
     let new = NewIdentityProvider {
         name,
         entity_id: check_entity_id("IdP entity ID from metadata", &d.entity_id)?,
@@ -502,6 +532,7 @@ pub async fn idp_import(
         allow_sha1: input.allow_sha1.unwrap_or(false),
         name_id_format: input.name_id_format.clone().filter(|s| !s.is_empty()),
         authn_context: input.authn_context.clone().filter(|s| !s.is_empty()),
+        endpoints,
     };
     insert_idp(store, new).await
 }
@@ -529,21 +560,65 @@ pub async fn idp_set(
     if let Some(e) = &input.entity_id {
         idp.entity_id = check_entity_id("IdP entity ID", e)?;
     }
-    if let Some(u) = &input.sso_url {
-        idp.sso_url = check_http_url("SSO URL", u)?;
+    // SSO: a new binding brings its own location (the one the IdP offers for it), unless a
+    // location is given with it; a binding the IdP offers no location for is refused.
+    let sso_binding = match &input.sso_binding {
+        Some(b) => binding_of("SSO binding", b)?,
+        None => idp.sso_binding,
+    };
+    match &input.sso_url {
+        Some(u) => {
+            idp.sso_url = check_http_url("SSO URL", u)?;
+            idp.endpoints.set_sso(sso_binding, &idp.sso_url.clone());
+        }
+        None if sso_binding != idp.sso_binding => {
+            let Some(u) = idp.endpoints.sso_location(sso_binding) else {
+                return invalid(format!(
+                    "identity provider {:?} offers single sign-on by the {} binding only; it has no {} location \
+                     (give one with --sso-url URL, or import its metadata again)",
+                    idp.name,
+                    idp.endpoints.sso_bindings(),
+                    sso_binding.as_str()
+                ));
+            };
+            idp.sso_url = u.to_string();
+        }
+        None => {}
     }
-    if let Some(b) = &input.sso_binding {
-        idp.sso_binding = binding_of("SSO binding", b)?;
+    idp.sso_binding = sso_binding;
+    // SLO: the same, with the response location that belongs to the binding.
+    let slo_binding = match &input.slo_binding {
+        Some(b) => binding_of("SLO binding", b)?,
+        None => idp.slo_binding,
+    };
+    if input.slo_url.is_some() || input.slo_response_url.is_some() {
+        if input.slo_url.is_some() {
+            idp.slo_url = opt_url("SLO URL", &input.slo_url)?;
+        }
+        if input.slo_response_url.is_some() {
+            idp.slo_response_url = opt_url("SLO response URL", &input.slo_response_url)?;
+        }
+        match &idp.slo_url {
+            Some(u) => {
+                let (u, r) = (u.clone(), idp.slo_response_url.clone());
+                idp.endpoints.set_slo(slo_binding, &u, r.as_deref());
+            }
+            None => idp.endpoints.slo.retain(|e| e.binding != slo_binding),
+        }
+    } else if slo_binding != idp.slo_binding && idp.slo_url.is_some() {
+        let Some(e) = idp.endpoints.slo_endpoint(slo_binding) else {
+            return invalid(format!(
+                "identity provider {:?} offers single logout by the {} binding only; it has no {} location \
+                 (give one with --slo-url URL, or import its metadata again)",
+                idp.name,
+                idp.endpoints.slo_bindings(),
+                slo_binding.as_str()
+            ));
+        };
+        idp.slo_url = Some(e.location.clone());
+        idp.slo_response_url = e.response_location.clone();
     }
-    if input.slo_url.is_some() {
-        idp.slo_url = opt_url("SLO URL", &input.slo_url)?;
-    }
-    if input.slo_response_url.is_some() {
-        idp.slo_response_url = opt_url("SLO response URL", &input.slo_response_url)?;
-    }
-    if let Some(b) = &input.slo_binding {
-        idp.slo_binding = binding_of("SLO binding", b)?;
-    }
+    idp.slo_binding = slo_binding;
     if let Some(u) = &input.username {
         idp.username = username_mapping(u)?;
     }
@@ -574,7 +649,12 @@ pub async fn idp_set(
 /// Tenant fields (`tenant add` / `tenant set`).
 #[derive(Debug, Default, Clone)]
 pub struct TenantInput {
+    /// Replaces the list.
     pub login_domains: Option<Vec<String>>,
+    /// Added to the list (after any replacement).
+    pub add_login_domains: Vec<String>,
+    /// Taken off the list.
+    pub remove_login_domains: Vec<String>,
     pub sso_enabled: Option<bool>,
     /// IdP name ("" to clear).
     pub idp: Option<String>,
@@ -608,20 +688,30 @@ fn check_domains(domains: &[String]) -> Result<Vec<String>> {
 async fn apply_tenant(store: &dyn Store, t: &mut Tenant, input: &TenantInput) -> Result<()> {
     if let Some(d) = &input.login_domains {
         t.login_domains = check_domains(d)?;
-        for other in store.tenant_list().await? {
-            if other.id == t.id {
-                continue;
-            }
-            if let Some(d) = other
-                .login_domains
-                .iter()
-                .find(|d| t.login_domains.contains(d))
-            {
-                return Err(AdminError::Conflict(format!(
-                    "login domain {d:?} already belongs to tenant {:?}",
-                    other.name
-                )));
-            }
+    }
+    for d in check_domains(&input.add_login_domains)? {
+        if !t.login_domains.contains(&d) {
+            t.login_domains.push(d);
+        }
+    }
+    let remove = check_domains(&input.remove_login_domains)?;
+    t.login_domains.retain(|d| !remove.contains(d));
+    let others: Vec<Tenant> = store
+        .tenant_list()
+        .await?
+        .into_iter()
+        .filter(|o| o.id != t.id)
+        .collect();
+    for other in &others {
+        if let Some(d) = other
+            .login_domains
+            .iter()
+            .find(|d| t.login_domains.contains(d))
+        {
+            return Err(AdminError::Conflict(format!(
+                "login domain {d:?} already belongs to tenant {:?}",
+                other.name
+            )));
         }
     }
     if let Some(i) = &input.idp {
@@ -654,6 +744,36 @@ async fn apply_tenant(store: &dyn Store, t: &mut Tenant, input: &TenantInput) ->
     }
     if t.slo_enabled && !t.sso_enabled {
         return invalid(format!("tenant {:?}: single logout needs SSO on", t.name));
+    }
+    // DESIGN §1: an IdP shared by several tenants routes each identity by the domain it names,
+    // so every tenant that shares it needs login domains (and no two share one: checked above).
+    if let Some(idp) = t.idp_id
+        && let Some(other) = others.iter().find(|o| o.idp_id == Some(idp))
+    {
+        let idp_name = store
+            .idp_get(idp)
+            .await?
+            .map(|i| i.name)
+            .unwrap_or_else(|| idp.to_string());
+        if t.login_domains.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "identity provider {idp_name:?} is also used by tenant {:?}; a shared identity provider \
+                 needs login domains on every tenant that uses it, so that each identity goes to one tenant: \
+                 give tenant {:?} its domains (--login-domain DOMAIN, repeated)",
+                other.name, t.name
+            )));
+        }
+        if let Some(bare) = others
+            .iter()
+            .find(|o| o.idp_id == Some(idp) && o.login_domains.is_empty())
+        {
+            return Err(AdminError::Conflict(format!(
+                "identity provider {idp_name:?} is also used by tenant {:?}, which has no login domains; \
+                 a shared identity provider needs login domains on every tenant that uses it: first \
+                 `ssogate tenant set {} --login-domain DOMAIN`",
+                bare.name, bare.name
+            )));
+        }
     }
     Ok(())
 }
@@ -699,8 +819,28 @@ pub async fn tenant_find(store: &dyn Store, name: &str) -> Result<Tenant> {
 
 pub async fn tenant_set(store: &dyn Store, name: &str, input: TenantInput) -> Result<Tenant> {
     let mut t = tenant_find(store, name).await?;
+    let old_rule = t.username_rule;
     apply_tenant(store, &mut t, &input).await?;
-    store.tenant_update(&t).await?;
+    // A changed username rule changes every user's compared form: computed here, all of them
+    // checked before anything is written.
+    let mut renormalised = Vec::new();
+    if t.username_rule != old_rule {
+        let users = store.user_list(Some(t.id)).await?;
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for u in &users {
+            let norm = normalise(&u.username, t.username_rule).map_err(|e| {
+                AdminError::Invalid(format!("under the new username rule, user {e}"))
+            })?;
+            if let Some(prev) = seen.insert(norm.clone(), u.username.clone()) {
+                return Err(AdminError::Conflict(format!(
+                    "under the new username rule, users {prev:?} and {:?} of tenant {:?} would have the same name",
+                    u.username, t.name
+                )));
+            }
+            renormalised.push((u.id, norm));
+        }
+    }
+    store.tenant_update(&t, &renormalised).await?;
     Ok(t)
 }
 
@@ -776,7 +916,8 @@ fn roles_of(v: &[String]) -> Result<Vec<Role>> {
     Ok(out)
 }
 
-fn check_circuit(c: &str) -> Result<Option<String>> {
+/// A Circuit user and its compared form (RFC 8265 UsernameCaseMapped, as user names).
+fn check_circuit(c: &str) -> Result<Option<(String, String)>> {
     let c = c.trim();
     if c.is_empty() {
         return Ok(None);
@@ -786,7 +927,8 @@ fn check_circuit(c: &str) -> Result<Option<String>> {
             "Circuit user {c:?} must be an e-mail address or URI without white space"
         ));
     }
-    Ok(Some(c.to_string()))
+    let norm = circuit_norm(c).map_err(|e| AdminError::Invalid(format!("Circuit user: {e}")))?;
+    Ok(Some((c.to_string(), norm)))
 }
 
 pub async fn user_add(
@@ -798,13 +940,11 @@ pub async fn user_add(
     let t = tenant_find(store, tenant).await?;
     let username = input.username.unwrap_or_default();
     check_username(&username).map_err(AdminError::Invalid)?;
-    let norm = normalise(&username, t.username_rule);
-    if norm.is_empty() {
-        return invalid(format!(
-            "user name {username:?} has nothing left after the tenant's username rule"
-        ));
-    }
-    let circuit_user = check_circuit(input.circuit_user.as_deref().unwrap_or(""))?;
+    let norm = normalise(&username, t.username_rule).map_err(|e| {
+        AdminError::Invalid(format!("{e} (after the tenant's username rule)"))
+    })?;
+    let circuit = check_circuit(input.circuit_user.as_deref().unwrap_or(""))?;
+    let (circuit_user, circuit_user_norm) = circuit.unzip();
     let roles = roles_of(&input.roles.unwrap_or_else(|| vec!["agent".into()]))?;
     let password_hash = match &input.password {
         Some(p) => Some(hash_password(p.secret(), rng)?),
@@ -827,6 +967,7 @@ pub async fn user_add(
             username_norm: norm,
             display_name,
             circuit_user,
+            circuit_user_norm,
             password_hash,
             roles,
         })
@@ -842,7 +983,8 @@ pub async fn user_add(
 
 pub async fn user_find(store: &dyn Store, tenant: &str, username: &str) -> Result<(Tenant, User)> {
     let t = tenant_find(store, tenant).await?;
-    let norm = normalise(username, t.username_rule);
+    let norm = normalise(username, t.username_rule)
+        .map_err(|e| AdminError::NotFound(format!("tenant {:?} has no user: {e}", t.name)))?;
     let u = store.user_by_norm(t.id, &norm).await?.ok_or_else(|| {
         AdminError::NotFound(format!(
             "tenant {:?} has no user {username:?} (see `ssogate user list`)",
@@ -871,7 +1013,7 @@ pub async fn user_set(
         u.display_name = d.clone();
     }
     if let Some(c) = &input.circuit_user {
-        u.circuit_user = check_circuit(c)?;
+        u.circuit_user = check_circuit(c)?.map(|(c, _)| c);
     }
     if input.clear_password && input.password.is_some() {
         return invalid("give a new password or --no-password, not both");
@@ -894,7 +1036,9 @@ pub async fn user_set(
         }
         u.roles = roles;
     }
-    let norm = normalise(&u.username, t.username_rule);
+    let norm = normalise(&u.username, t.username_rule).map_err(|e| {
+        AdminError::Invalid(format!("{e} (after the tenant's username rule)"))
+    })?;
     if let Some(other) = store.user_by_norm(t.id, &norm).await?
         && other.id != u.id
     {
@@ -903,7 +1047,13 @@ pub async fn user_set(
             t.name, other.username
         )));
     }
-    store.user_update(&u, &norm).await.map_err(|e| match e {
+    let cnorm = match &u.circuit_user {
+        Some(c) => Some(
+            circuit_norm(c).map_err(|e| AdminError::Invalid(format!("Circuit user: {e}")))?,
+        ),
+        None => None,
+    };
+    store.user_update(&u, &norm, cnorm.as_deref()).await.map_err(|e| match e {
         StoreError::Conflict(_) => AdminError::Conflict(format!(
             "tenant {:?} already has a user with that name or Circuit user",
             t.name

@@ -193,6 +193,75 @@ impl TrustConfig {
     }
 }
 
+/// Every SingleSignOnService and SingleLogoutService location an IdP offers, by binding (from
+/// its metadata, or as given by hand). Shibboleth and others publish a different URL per
+/// binding: the location in use always belongs to the binding in use.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IdpEndpoints {
+    #[serde(default)]
+    pub sso: Vec<SsoEndpoint>,
+    #[serde(default)]
+    pub slo: Vec<SloEndpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoEndpoint {
+    pub binding: Binding,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SloEndpoint {
+    pub binding: Binding,
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_location: Option<String>,
+}
+
+impl IdpEndpoints {
+    pub fn sso_location(&self, b: Binding) -> Option<&str> {
+        self.sso
+            .iter()
+            .find(|e| e.binding == b)
+            .map(|e| e.location.as_str())
+    }
+    pub fn slo_endpoint(&self, b: Binding) -> Option<&SloEndpoint> {
+        self.slo.iter().find(|e| e.binding == b)
+    }
+    /// Records `location` as the SSO location for `b` (replacing the one known for it).
+    pub fn set_sso(&mut self, b: Binding, location: &str) {
+        self.sso.retain(|e| e.binding != b);
+        self.sso.push(SsoEndpoint {
+            binding: b,
+            location: location.to_string(),
+        });
+    }
+    pub fn set_slo(&mut self, b: Binding, location: &str, response_location: Option<&str>) {
+        self.slo.retain(|e| e.binding != b);
+        self.slo.push(SloEndpoint {
+            binding: b,
+            location: location.to_string(),
+            response_location: response_location.map(str::to_string),
+        });
+    }
+    /// "redirect and post", for messages.
+    pub fn sso_bindings(&self) -> String {
+        names(self.sso.iter().map(|e| e.binding))
+    }
+    pub fn slo_bindings(&self) -> String {
+        names(self.slo.iter().map(|e| e.binding))
+    }
+}
+
+fn names(it: impl Iterator<Item = Binding>) -> String {
+    let v: Vec<&str> = it.map(Binding::as_str).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(" and ")
+    }
+}
+
 /// An identity provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityProvider {
@@ -215,6 +284,9 @@ pub struct IdentityProvider {
     pub name_id_format: Option<String>,
     /// AuthnContextClassRef to request (Comparison exact); omitted when empty (ADFS, Entra MFA).
     pub authn_context: Option<String>,
+    /// Every location the IdP offers, by binding (`sso_url`/`slo_url` are those of the bindings
+    /// in use).
+    pub endpoints: IdpEndpoints,
 }
 
 impl IdentityProvider {

@@ -253,8 +253,16 @@ pub fn decode_redirect(
     })
 }
 
-/// Inflates raw DEFLATE, refusing output beyond `limit` bytes (decompression bombs).
+/// How many times its compressed size a DEFLATEd message may inflate to (above a 16 KiB floor).
+/// XML compresses by a factor of 3 to 20; more than this is a bomb, refused before it costs the
+/// parser anything.
+pub const MAX_INFLATE_RATIO: usize = 64;
+
+/// Inflates raw DEFLATE, refusing output beyond `limit` bytes or beyond [`MAX_INFLATE_RATIO`]
+/// times the input (decompression bombs).
 pub fn inflate_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+    let by_ratio = data.len().saturating_mul(MAX_INFLATE_RATIO).max(16 * 1024);
+    let limit = limit.min(by_ratio);
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
     let mut dec = DeflateDecoder::new(data).take(limit as u64 + 1);
     dec.read_to_end(&mut out)

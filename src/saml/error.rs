@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::echo::{Echo, EchoList};
 use super::time::UnixTime;
 use super::xml::{Malformed, MalformedKind};
 
@@ -116,6 +117,7 @@ impl MessageError {
                 MalformedKind::TooDeep { .. } => "too_deep",
                 MalformedKind::TooManyAttributes { .. } => "too_many_attributes",
                 MalformedKind::TooManyNodes { .. } => "too_many_nodes",
+                MalformedKind::TooManyNamespaces { .. } => "too_many_namespaces",
                 MalformedKind::NotUtf8 => "not_utf8",
                 MalformedKind::UnknownEntity(_) => "entity_forbidden",
                 _ => "malformed_xml",
@@ -141,11 +143,11 @@ impl fmt::Display for MessageError {
         use MessageError::*;
         match self {
             Xml(m) => write!(f, "{m}"),
-            Base64(s) => write!(f, "not valid base64: {s}"),
-            Inflate(s) => write!(f, "HTTP-Redirect payload does not inflate: {s}"),
-            WrongRoot { expected, got } => write!(f, "root element is {got}, expected {expected}"),
+            Base64(s) => write!(f, "not valid base64: {}", Echo(s)),
+            Inflate(s) => write!(f, "HTTP-Redirect payload does not inflate: {}", Echo(s)),
+            WrongRoot { expected, got } => write!(f, "root element is {}, expected {expected}", Echo(got)),
             UnsupportedVersion { element, version } => {
-                write!(f, "{element} has Version=\"{version}\", expected \"2.0\"")
+                write!(f, "{element} has Version=\"{}\", expected \"2.0\"", Echo(version))
             }
             MissingElement { element, parent } => write!(f, "{parent} has no {element}"),
             DuplicateElement {
@@ -162,7 +164,8 @@ impl fmt::Display for MessageError {
                 value,
             } => write!(
                 f,
-                "{element}/@{attribute} is not an xs:dateTime: \"{value}\""
+                "{element}/@{attribute} is not an xs:dateTime: \"{}\"",
+                Echo(value)
             ),
             NoAssertion => write!(f, "the Response holds no Assertion or EncryptedAssertion"),
             MultipleAssertions { count } => {
@@ -171,8 +174,8 @@ impl fmt::Display for MessageError {
                     "the document holds {count} assertions; exactly one, as a child of the Response, is accepted"
                 )
             }
-            DuplicateId { id } => write!(f, "ID \"{id}\" appears on more than one element"),
-            BadQuery(s) => write!(f, "bad HTTP-Redirect query: {s}"),
+            DuplicateId { id } => write!(f, "ID \"{}\" appears on more than one element", Echo(id)),
+            BadQuery(s) => write!(f, "bad HTTP-Redirect query: {}", Echo(s)),
         }
     }
 }
@@ -219,6 +222,14 @@ pub enum SignatureError {
     },
     CanonicalizationMethod {
         algorithm: String,
+    },
+    /// More than one InclusiveNamespaces, or a PrefixList that is too long or not prefixes.
+    InclusiveNamespaces {
+        why: String,
+    },
+    /// More X509Certificate elements in KeyInfo than any IdP sends.
+    KeyInfoCertificates {
+        count: usize,
     },
     /// An algorithm this IdP may not use (SHA-1 without the legacy switch, HMAC, DSA, MD5).
     AlgorithmForbidden {
@@ -284,6 +295,8 @@ impl SignatureError {
             ReferenceTarget { .. } => "reference_not_enveloping",
             Transform { .. } => "transform_forbidden",
             CanonicalizationMethod { .. } => "c14n_method_forbidden",
+            InclusiveNamespaces { .. } => "inclusive_namespaces_refused",
+            KeyInfoCertificates { .. } => "key_info_too_many_certificates",
             AlgorithmForbidden { .. } => "algorithm_forbidden",
             AlgorithmUnknown { .. } => "algorithm_unknown",
             KeyInfoForbidden { .. } => "key_info_forbidden",
@@ -307,14 +320,15 @@ impl fmt::Display for SignatureError {
             Unsigned { what } => write!(f, "{what}"),
             Misplaced { parent } => write!(
                 f,
-                "a ds:Signature inside {parent} is not the enveloped signature of the Response or the Assertion \
-                 (it must be their direct child, right after Issuer)"
+                "a ds:Signature inside {} is not the enveloped signature of the Response or the Assertion \
+                 (it must be their direct child, right after Issuer)",
+                Echo(parent)
             ),
             MultipleSignatures { parent } => {
-                write!(f, "{parent} carries more than one ds:Signature")
+                write!(f, "{} carries more than one ds:Signature", Echo(parent))
             }
             UnexpectedElement { element, parent } => {
-                write!(f, "{parent} contains {element}, which is not allowed")
+                write!(f, "{parent} contains {}, which is not allowed", Echo(element))
             }
             MissingElement { element } => write!(f, "ds:Signature lacks {element}"),
             ReferenceCount { count } => write!(
@@ -323,38 +337,51 @@ impl fmt::Display for SignatureError {
             ),
             ReferenceUri { uri } => write!(
                 f,
-                "Reference URI \"{uri}\" is refused: only \"#ID\" of the signed element is accepted (no XPointer, \
-                 no empty URI, nothing outside the document)"
+                "Reference URI \"{}\" is refused: only \"#ID\" of the signed element is accepted (no XPointer, \
+                 no empty URI, nothing outside the document)",
+                Echo(uri)
             ),
             ReferenceTarget { uri, expected } => {
                 write!(
                     f,
-                    "Reference URI \"{uri}\" does not point to the element the signature sits in (ID \"{expected}\")"
+                    "Reference URI \"{}\" does not point to the element the signature sits in (ID \"{}\")",
+                    Echo(uri),
+                    Echo(expected)
                 )
             }
             Transform { algorithm } => write!(
                 f,
-                "transform {algorithm} is refused: only enveloped-signature followed by exclusive c14n is accepted"
+                "transform {} is refused: only enveloped-signature followed by exclusive c14n is accepted",
+                Echo(algorithm)
             ),
             CanonicalizationMethod { algorithm } => write!(
                 f,
-                "CanonicalizationMethod {algorithm} is refused: only exclusive c14n (with or without comments) is accepted"
+                "CanonicalizationMethod {} is refused: only exclusive c14n (with or without comments) is accepted",
+                Echo(algorithm)
+            ),
+            InclusiveNamespaces { why } => write!(f, "InclusiveNamespaces refused: {why}"),
+            KeyInfoCertificates { count } => write!(
+                f,
+                "KeyInfo carries {count} X509Certificate elements; at most {} are read",
+                crate::saml::xmldsig::MAX_KEY_INFO_CERTIFICATES
             ),
             AlgorithmForbidden { algorithm, why } => {
-                write!(f, "algorithm {algorithm} is refused: {why}")
+                write!(f, "algorithm {} is refused: {why}", Echo(algorithm))
             }
-            AlgorithmUnknown { algorithm } => write!(f, "algorithm {algorithm} is not supported"),
+            AlgorithmUnknown { algorithm } => write!(f, "algorithm {} is not supported", Echo(algorithm)),
             KeyInfoForbidden { element } => write!(
                 f,
-                "KeyInfo contains {element}, which is refused (nothing is ever fetched)"
+                "KeyInfo contains {}, which is refused (nothing is ever fetched)",
+                Echo(element)
             ),
-            BadValue { element, why } => write!(f, "{element} is unusable: {why}"),
+            BadValue { element, why } => write!(f, "{element} is unusable: {}", Echo(why)),
             DigestMismatch {
                 reference,
                 algorithm,
             } => write!(
                 f,
-                "the {algorithm} digest of the element {reference} does not match DigestValue: the content changed after signing"
+                "the {algorithm} digest of the element {} does not match DigestValue: the content changed after signing",
+                Echo(reference)
             ),
             Invalid {
                 element,
@@ -362,19 +389,21 @@ impl fmt::Display for SignatureError {
                 carried,
             } => write!(
                 f,
-                "the {element} signature does not verify with {expected}; the message's KeyInfo carried {carried}"
+                "the {element} signature does not verify with {expected}; the message's KeyInfo carried {}",
+                Echo(carried)
             ),
             FingerprintMismatch { expected, got } => {
                 write!(
                     f,
-                    "the certificate in KeyInfo has fingerprint {got}, expected {expected}"
+                    "the certificate in KeyInfo has fingerprint {}, expected {expected}",
+                    Echo(got)
                 )
             }
             FingerprintCertificateCount { count } => write!(
                 f,
                 "fingerprint trust needs exactly one X509Certificate in the signature's KeyInfo, found {count}"
             ),
-            Certificate { why } => write!(f, "certificate unusable: {why}"),
+            Certificate { why } => write!(f, "certificate unusable: {}", Echo(why)),
             KeyMismatch { algorithm, key } => write!(
                 f,
                 "signature algorithm {algorithm} cannot be verified with a {key} key"
@@ -384,8 +413,9 @@ impl fmt::Display for SignatureError {
                 carried,
             } => write!(
                 f,
-                "the signature verifies with the configured {verified_with}, but the message's KeyInfo carries {carried}, \
-                 none of which holds that key"
+                "the signature verifies with the configured {verified_with}, but the message's KeyInfo carries {}, \
+                 none of which holds that key",
+                Echo(carried)
             ),
             NoTrustedKey => write!(
                 f,
@@ -527,12 +557,12 @@ impl fmt::Display for Rejection {
                 sub_code,
                 message,
             } => {
-                write!(f, "the IdP answered StatusCode {code}")?;
+                write!(f, "the IdP answered StatusCode {}", Echo(code))?;
                 if let Some(s) = sub_code {
-                    write!(f, " / {s}")?;
+                    write!(f, " / {}", Echo(s))?;
                 }
                 if let Some(m) = message {
-                    write!(f, " (StatusMessage: \"{m}\")")?;
+                    write!(f, " (StatusMessage: \"{}\")", Echo(m))?;
                 }
                 Ok(())
             }
@@ -540,11 +570,16 @@ impl fmt::Display for Rejection {
                 element,
                 expected,
                 got,
-            } => write!(f, "{element}/Issuer is \"{got}\", expected \"{expected}\""),
+            } => write!(
+                f,
+                "{element}/Issuer is \"{}\", expected \"{expected}\"",
+                Echo(got)
+            ),
             IssuerMissing { element } => write!(f, "{element} has no Issuer"),
             DestinationMismatch { expected, got } => write!(
                 f,
-                "Response/@Destination is \"{got}\", expected our ACS URL \"{expected}\""
+                "Response/@Destination is \"{}\", expected our ACS URL \"{expected}\"",
+                Echo(got)
             ),
             DestinationMissing => write!(
                 f,
@@ -552,7 +587,8 @@ impl fmt::Display for Rejection {
             ),
             RecipientMismatch { expected, got } => write!(
                 f,
-                "SubjectConfirmationData/@Recipient is \"{got}\", expected our ACS URL \"{expected}\""
+                "SubjectConfirmationData/@Recipient is \"{}\", expected our ACS URL \"{expected}\"",
+                Echo(got)
             ),
             AudienceMissing => write!(
                 f,
@@ -561,7 +597,8 @@ impl fmt::Display for Rejection {
             AudienceMismatch { expected, got } => {
                 write!(
                     f,
-                    "AudienceRestriction lists {got:?}, which does not include our entity ID \"{expected}\""
+                    "AudienceRestriction lists {}, which does not include our entity ID \"{expected}\"",
+                    EchoList(got)
                 )
             }
             NotYetValid {
@@ -607,12 +644,14 @@ impl fmt::Display for Rejection {
             } => {
                 write!(
                     f,
-                    "{element}/@InResponseTo is \"{got}\", expected our request \"{expected}\""
+                    "{element}/@InResponseTo is \"{}\", expected our request \"{expected}\"",
+                    Echo(got)
                 )
             }
             UnsolicitedNotExpected { got } => write!(
                 f,
-                "the response answers request \"{got}\", but no request of ours is pending for it"
+                "the response answers request \"{}\", but no request of ours is pending for it",
+                Echo(got)
             ),
             UsernameMissing { source } => write!(f, "the Assertion has no {source}"),
             UsernameAmbiguous { source, count } => write!(
@@ -620,7 +659,7 @@ impl fmt::Display for Rejection {
                 "the Assertion has {count} values for {source}; exactly one is accepted"
             ),
             UsernameNotSimple { source } => write!(f, "{source} holds elements, not plain text"),
-            Replayed { id } => write!(f, "assertion \"{id}\" was already used"),
+            Replayed { id } => write!(f, "assertion \"{}\" was already used", Echo(id)),
             SessionExpired {
                 session_not_on_or_after,
                 now,
@@ -634,10 +673,11 @@ impl fmt::Display for Rejection {
             ),
             DecryptionFailed { why } => write!(
                 f,
-                "the EncryptedAssertion could not be decrypted with the SP key: {why}"
+                "the EncryptedAssertion could not be decrypted with the SP key: {}",
+                Echo(why)
             ),
             EncryptionAlgorithmForbidden { algorithm } => {
-                write!(f, "encryption algorithm {algorithm} is refused")
+                write!(f, "encryption algorithm {} is refused", Echo(algorithm))
             }
             LogoutNameIdMissing => write!(f, "the LogoutRequest has no NameID"),
         }

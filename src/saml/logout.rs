@@ -194,15 +194,14 @@ pub fn verify_logout(
     }
 
     // Every ID unique; the only ds:Signature allowed is the root's, right after Issuer.
-    let mut ids: Vec<&str> = Vec::new();
+    // A hash set: the check is linear in the number of IDs, however many there are.
+    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut sig = None;
+    doc.add_work(u64::from(doc.descendants(root).end - root));
     for n in doc.descendants(root).filter(|&n| doc.is_element(n)) {
         for a in doc.attributes(n) {
-            if a.ns.is_empty() && (a.local == "ID" || a.local == "Id") {
-                if ids.contains(&a.value) {
-                    return Err(msg(MessageError::DuplicateId { id: a.value.into() }));
-                }
-                ids.push(a.value);
+            if a.ns.is_empty() && (a.local == "ID" || a.local == "Id") && !ids.insert(a.value) {
+                return Err(msg(MessageError::DuplicateId { id: a.value.into() }));
             }
         }
         if doc.is(n, ns::DS, "Signature") {

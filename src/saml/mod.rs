@@ -3,6 +3,7 @@
 
 pub mod authn_request;
 pub mod bindings;
+pub mod echo;
 pub mod error;
 pub mod logout;
 pub mod metadata;
@@ -15,7 +16,7 @@ pub mod xmlenc;
 
 pub use error::{Error, MessageError, Rejection, SignatureError};
 pub use response::{
-    Assertion, ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifiedResponse,
-    VerifyOptions,
+    Assertion, ExpectedContext, Solicitation, UnredeemedAssertion, UnverifiedResponse, UsernameSource,
+    VerifiedResponse, VerifyOptions,
 };
 pub use time::UnixTime;

@@ -64,6 +64,49 @@ pub struct NameId {
     pub sp_name_qualifier: Option<String>,
 }
 
+/// An assertion that passed every check but one: whether it was seen before. It becomes an
+/// [`Assertion`] only by being redeemed against a replay cache, so no caller can use an assertion
+/// without that check, or check it before everything else has passed.
+#[must_use = "an assertion is usable only once redeemed against the replay cache"]
+#[derive(Debug)]
+pub struct UnredeemedAssertion {
+    assertion: Assertion,
+    replay_key: String,
+    replay_until: UnixTime,
+}
+
+impl UnredeemedAssertion {
+    /// The key to record in the replay cache (the issuer and the assertion ID).
+    pub fn replay_key(&self) -> &str {
+        &self.replay_key
+    }
+    /// Until when the key must be remembered: the assertion's last valid instant plus the skew.
+    pub fn replay_until(&self) -> UnixTime {
+        self.replay_until
+    }
+    /// The assertion's ID, for messages.
+    pub fn id(&self) -> &str {
+        &self.assertion.id
+    }
+    /// Records the key in `cache`; the assertion if it was not there yet.
+    pub fn redeem(self, cache: &dyn ReplayCache, now: UnixTime) -> Result<Assertion, Error> {
+        let fresh = cache.check_and_remember(&self.replay_key, self.replay_until, now);
+        self.redeem_recorded(fresh)
+    }
+    /// The assertion, given the answer of a replay cache that was asked elsewhere (an
+    /// asynchronous store): `newly_recorded` is whether the key was recorded by this call.
+    pub fn redeem_recorded(self, newly_recorded: bool) -> Result<Assertion, Error> {
+        if newly_recorded {
+            Ok(self.assertion)
+        } else {
+            Err(Rejection::Replayed {
+                id: self.assertion.id,
+            }
+            .into())
+        }
+    }
+}
+
 /// An accepted assertion: everything the service needs to sign the agent in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assertion {
@@ -329,7 +372,10 @@ fn check_document(
     root: NodeId,
     assertion: NodeId,
 ) -> Result<FoundSignatures, Error> {
-    let mut ids: Vec<&str> = Vec::with_capacity(4);
+    // A hash set: the check is linear in the number of IDs, however many there are.
+    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::with_capacity(4);
+    // Work: one step per node, and the ancestor walks of inside_advice (depth-bounded).
+    let mut steps = u64::from(doc.descendants(root).end - root);
     let mut found = FoundSignatures {
         response: None,
         assertion: None,
@@ -341,10 +387,9 @@ fn check_document(
             continue;
         }
         for id in doc.id_attrs(n) {
-            if ids.contains(&id) {
+            if !ids.insert(id) {
                 return Err(msg(MessageError::DuplicateId { id: id.to_string() }));
             }
-            ids.push(id);
         }
         // One look at the local name decides whether the element matters here at all.
         if !matches!(
@@ -353,6 +398,7 @@ fn check_document(
         ) {
             continue;
         }
+        steps += 64;
         let in_advice = || inside_advice(doc, n, assertion);
         if (doc.is(n, ns::SAML, "Assertion") || doc.is(n, ns::SAML, "EncryptedAssertion"))
             && n != assertion
@@ -399,6 +445,7 @@ fn check_document(
             }
         }
     }
+    doc.add_work(steps);
     if stray_assertion {
         return Err(msg(MessageError::MultipleAssertions { count: assertions }));
     }
@@ -576,8 +623,7 @@ impl VerifiedResponse {
         &self,
         ctx: &ExpectedContext<'_>,
         now: UnixTime,
-        replay: &dyn ReplayCache,
-    ) -> Result<Assertion, Error> {
+    ) -> Result<UnredeemedAssertion, Error> {
         let skew = ctx.clock_skew_secs;
         let rdoc = &self.doc;
         let root = rdoc.root();
@@ -775,17 +821,19 @@ impl VerifiedResponse {
             UsernameSource::Attribute(name) => read_username_attribute(d, a, name)?,
         };
 
-        // Replay: remembered until it could no longer be accepted anyway.
+        // Replay: remembered until it could no longer be accepted anyway. The check itself is
+        // the caller's (its cache may be asynchronous and shared): the assertion is handed over
+        // only in a form that has to be redeemed against it.
         let key = format!("{}\u{1f}{}", ctx.idp_entity_id, id);
-        if !replay.check_and_remember(&key, not_on_or_after.plus_secs(skew), now) {
-            return Err(Rejection::Replayed { id: id.to_string() }.into());
-        }
 
         let in_response_to = match ctx.solicitation {
             Solicitation::Request(r) => Some(r.to_string()),
             Solicitation::Unsolicited => None,
         };
-        Ok(Assertion {
+        Ok(UnredeemedAssertion {
+            replay_key: key,
+            replay_until: not_on_or_after.plus_secs(skew),
+            assertion: Assertion {
             id: id.to_string(),
             issuer: ctx.idp_entity_id.to_string(),
             username,
@@ -798,6 +846,7 @@ impl VerifiedResponse {
             response_signed: self.response_signed,
             assertion_signed: self.assertion_signed,
             signing_certificate_sha256: self.signing_cert.sha256_hex(),
+            },
         })
     }
 

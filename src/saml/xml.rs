@@ -19,6 +19,8 @@
 use std::fmt;
 
 use quick_xml::events::{BytesStart, Event};
+
+use super::echo::Echo;
 use quick_xml::reader::Reader;
 
 /// Namespace URIs used by the SAML core.
@@ -67,6 +69,10 @@ pub struct Limits {
     pub max_attributes: usize,
     /// Most nodes of any kind in one document (default 200,000).
     pub max_nodes: usize,
+    /// Most namespace declarations in scope at any element, its own and its ancestors' together
+    /// (default 64; real messages have about ten). Resolving a prefix and canonicalising scan
+    /// this scope, so it bounds their cost per element.
+    pub max_namespaces_in_scope: usize,
 }
 
 impl Default for Limits {
@@ -76,6 +82,7 @@ impl Default for Limits {
             max_depth: 64,
             max_attributes: 64,
             max_nodes: 200_000,
+            max_namespaces_in_scope: 64,
         }
     }
 }
@@ -96,6 +103,7 @@ pub enum MalformedKind {
     TooDeep { limit: usize },
     TooManyAttributes { limit: usize },
     TooManyNodes { limit: usize },
+    TooManyNamespaces { limit: usize },
     UnknownEntity(String),
     BadCharacterReference(String),
     ForbiddenCharacter(u32),
@@ -126,19 +134,23 @@ impl fmt::Display for Malformed {
             TooDeep { limit } => write!(f, "elements nest deeper than {limit} levels"),
             TooManyAttributes { limit } => write!(f, "an element has more than {limit} attributes"),
             TooManyNodes { limit } => write!(f, "document has more than {limit} nodes"),
-            UnknownEntity(e) => write!(f, "undeclared entity reference &{e};"),
-            BadCharacterReference(r) => write!(f, "invalid character reference &{r};"),
+            TooManyNamespaces { limit } => write!(
+                f,
+                "more than {limit} namespace declarations are in scope at one element"
+            ),
+            UnknownEntity(e) => write!(f, "undeclared entity reference &{};", Echo(e)),
+            BadCharacterReference(r) => write!(f, "invalid character reference &{};", Echo(r)),
             ForbiddenCharacter(c) => write!(f, "character U+{c:04X} is not allowed in XML 1.0"),
-            UnboundPrefix(p) => write!(f, "namespace prefix '{p}' is not declared"),
-            DuplicateAttribute(a) => write!(f, "attribute '{a}' appears twice on one element"),
-            BadNamespaceDeclaration(d) => write!(f, "invalid namespace declaration {d}"),
-            BadName(n) => write!(f, "invalid XML name '{n}'"),
-            BadDeclaration(d) => write!(f, "unsupported XML declaration: {d}"),
+            UnboundPrefix(p) => write!(f, "namespace prefix '{}' is not declared", Echo(p)),
+            DuplicateAttribute(a) => write!(f, "attribute '{}' appears twice on one element", Echo(a)),
+            BadNamespaceDeclaration(d) => write!(f, "invalid namespace declaration {}", Echo(d)),
+            BadName(n) => write!(f, "invalid XML name '{}'", Echo(n)),
+            BadDeclaration(d) => write!(f, "unsupported XML declaration: {}", Echo(d)),
             ContentOutsideRoot => write!(f, "text outside the root element"),
             MultipleRoots => write!(f, "more than one root element"),
             NoRoot => write!(f, "no root element"),
             Unclosed => write!(f, "document ends inside an element"),
-            Syntax(s) => write!(f, "XML syntax error: {s}"),
+            Syntax(s) => write!(f, "XML syntax error: {}", Echo(s)),
         }?;
         write!(f, " (at byte {})", self.offset)
     }
@@ -250,6 +262,29 @@ pub struct Document {
     /// it replaced). Consulted after the root's own declarations.
     pub(crate) context_ns: Vec<(String, String)>,
     root: NodeId,
+    /// Work done on this document so far (see [`Document::work`]).
+    work: WorkMeter,
+}
+
+/// A count of elementary steps (a byte read, a node visited, one comparison in a namespace
+/// lookup, a byte of canonical output). Every routine that walks a document adds what it did, so
+/// tests can check that no input makes the work grow faster than its size.
+#[derive(Debug, Default)]
+pub(crate) struct WorkMeter(std::sync::atomic::AtomicU64);
+
+impl WorkMeter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clone for WorkMeter {
+    fn clone(&self) -> Self {
+        WorkMeter(self.get().into())
+    }
 }
 
 impl fmt::Debug for Document {
@@ -335,7 +370,19 @@ impl Document {
             ns_decls: parts.ns_decls,
             context_ns: parts.context_ns,
             root: parts.root,
+            work: WorkMeter(parts.work.into()),
         })
+    }
+
+    /// The elementary steps spent on this document so far: parsing, and every walk, lookup and
+    /// canonicalisation done on it since. Bounded by a constant times the input's size for any
+    /// input (`tests/hostile_cost.rs`).
+    pub fn work(&self) -> u64 {
+        self.work.get()
+    }
+
+    pub(crate) fn add_work(&self, n: u64) {
+        self.work.add(n);
     }
 
     /// The size of the parsed text, in bytes.
@@ -672,6 +719,7 @@ struct Parts {
     ns_decls: Vec<NsDecl>,
     context_ns: Vec<(String, String)>,
     root: NodeId,
+    work: u64,
 }
 
 struct Builder<'s> {
@@ -699,6 +747,8 @@ struct Builder<'s> {
     seen_decl_or_content: bool,
     /// Whether the input holds a carriage return at all (most do not: no line-end work then).
     has_cr: bool,
+    /// Steps beyond one per byte: namespace lookups and duplicate checks (see `WorkMeter`).
+    work: std::cell::Cell<u64>,
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -1009,6 +1059,7 @@ impl<'s> Builder<'s> {
             root: None,
             seen_decl_or_content: false,
             has_cr: pre.has_cr,
+            work: std::cell::Cell::new(src.len() as u64),
         }
     }
 
@@ -1161,20 +1212,20 @@ impl<'s> Builder<'s> {
 
     fn resolve(&self, prefix: &str, elem_decls: (u32, u32)) -> Option<(Span, u8)> {
         // Innermost first: this element's declarations, then those in scope from the open elements.
-        let matches =
-            |d: &&NsDecl| d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix;
-        if let Some(d) = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize]
+        // Every declaration looked at is a step of work (bounded by max_namespaces_in_scope).
+        let steps = std::cell::Cell::new(1u64);
+        let matches = |d: &&NsDecl| {
+            steps.set(steps.get() + 1);
+            d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix
+        };
+        let found = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize]
             .iter()
             .rev()
             .find(matches)
-        {
-            return Some((d.uri, d.known));
-        }
-        self.scope
-            .iter()
-            .rev()
-            .find(matches)
-            .map(|d| (d.uri, d.known))
+            .or_else(|| self.scope.iter().rev().find(matches))
+            .map(|d| (d.uri, d.known));
+        self.work.set(self.work.get() + steps.get());
+        found
     }
 
     fn resolve_or_context(&mut self, prefix: &str, elem_decls: (u32, u32)) -> Option<(Span, u8)> {
@@ -1279,6 +1330,8 @@ impl<'s> Builder<'s> {
                     ));
                 }
                 let dps = self.span_of(dp);
+                self.work
+                    .set(self.work.get() + (self.ns_decls.len() - decl_start as usize) as u64);
                 if self.ns_decls[decl_start as usize..]
                     .iter()
                     .any(|d| self.span_str(d.prefix) == dp)
@@ -1327,6 +1380,8 @@ impl<'s> Builder<'s> {
                 ns: ans,
                 value,
             };
+            self.work
+                .set(self.work.get() + (self.attrs.len() - attr_start as usize) as u64 + 1);
             let dup = self.attrs[attr_start as usize..]
                 .iter()
                 .any(|b| self.span_str(b.local) == al && self.span_str(b.ns) == self.span_str(ans));
@@ -1375,6 +1430,23 @@ impl<'s> Builder<'s> {
                 self.scope
                     .extend_from_slice(&self.ns_decls[decls.0 as usize..decls.1 as usize]);
             }
+        }
+        // The scope every lookup below this element scans (an empty element's own declarations
+        // count too: its attributes were resolved against them).
+        let in_scope = self.scope.len()
+            + self.context_ns.len()
+            + if empty {
+                (decls.1 - decls.0) as usize
+            } else {
+                0
+            };
+        if in_scope > self.limits.max_namespaces_in_scope {
+            return Err(self.err(
+                MalformedKind::TooManyNamespaces {
+                    limit: self.limits.max_namespaces_in_scope,
+                },
+                offset,
+            ));
         }
         Ok(())
     }
@@ -1561,6 +1633,7 @@ impl<'s> Builder<'s> {
         let Some(root) = self.root else {
             return Err(self.err(MalformedKind::NoRoot, self.src.len()));
         };
+        let work = self.work.get() + self.nodes.len() as u64;
         Ok(Parts {
             decoded: self.decoded,
             nodes: self.nodes,
@@ -1570,6 +1643,7 @@ impl<'s> Builder<'s> {
             ns_decls: self.ns_decls,
             context_ns: self.context_ns,
             root,
+            work,
         })
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Binding, IdentityProvider, IdpId, Role, Secret, ServiceProvider, SpId, Tenant, TenantId,
+    Binding, IdentityProvider, IdpEndpoints, IdpId, Role, Secret, ServiceProvider, SpId, Tenant, TenantId,
     TrustConfig, User, UserId, UsernameMapping, UsernameRule,
 };
 use crate::saml::UnixTime;
@@ -53,6 +53,7 @@ pub struct NewIdentityProvider {
     pub allow_sha1: bool,
     pub name_id_format: Option<String>,
     pub authn_context: Option<String>,
+    pub endpoints: IdpEndpoints,
 }
 
 impl NewIdentityProvider {
@@ -71,6 +72,7 @@ impl NewIdentityProvider {
             allow_sha1: self.allow_sha1,
             name_id_format: self.name_id_format,
             authn_context: self.authn_context,
+            endpoints: self.endpoints,
         }
     }
 }
@@ -94,22 +96,10 @@ pub struct NewUser {
     pub username_norm: String,
     pub display_name: String,
     pub circuit_user: Option<String>,
+    /// The Circuit user as it is compared (see `domain::username::circuit_norm`).
+    pub circuit_user_norm: Option<String>,
     pub password_hash: Option<Secret>,
     pub roles: Vec<Role>,
-}
-
-/// An AuthnRequest we sent and expect an answer to.
-#[derive(Debug, PartialEq, Eq)]
-pub struct PendingRequest {
-    pub id: String,
-    pub sp_id: SpId,
-    pub tenant_id: TenantId,
-    pub idp_id: IdpId,
-    /// Same-origin path to go to after the login.
-    pub relay_target: String,
-    /// SHA-256 (hex) of the browser-binding token in the browser's cookie.
-    pub binding_hash: String,
-    pub expires_at: UnixTime,
 }
 
 /// A LogoutRequest we sent.
@@ -152,7 +142,8 @@ pub struct SamlSessionRef {
     pub session_index: Option<String>,
 }
 
-/// One line of the "recent sign-in failures" view.
+/// One line of the "recent sign-in failures" view. Every field is bounded by the web layer
+/// before it gets here (see `web::refusal`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignInFailure {
     pub at: UnixTime,
@@ -163,15 +154,30 @@ pub struct SignInFailure {
     pub idp: Option<String>,
     pub reason: String,
     pub detail: String,
+    /// The client address the refused request came from.
+    pub client: Option<String>,
+    /// How many more refusals from that client were folded into this record (rate limit).
+    pub repeats: u64,
 }
 
 /// A stored session record (tower-sessions' data, serialized), with the columns that find it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionRow {
     pub id: String,
     pub data: Vec<u8>,
     pub expires_at: UnixTime,
     pub agent: Option<AgentSession>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The ID is the session cookie's value: a bearer secret.
+        f.debug_struct("SessionRow")
+            .field("id", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
@@ -192,25 +198,29 @@ pub trait Store: Send + Sync + 'static {
 
     // Tenants.
     async fn tenant_insert(&self, t: NewTenant) -> Result<Tenant>;
-    async fn tenant_update(&self, t: &Tenant) -> Result<()>;
+    /// `renormalised`: every user of the tenant with the compared form of its name under the
+    /// tenant's (new) username rule, when the rule changed; all or nothing.
+    async fn tenant_update(&self, t: &Tenant, renormalised: &[(UserId, String)]) -> Result<()>;
     async fn tenant_list(&self) -> Result<Vec<Tenant>>;
     async fn tenant_get(&self, id: TenantId) -> Result<Option<Tenant>>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
 
     // Users.
     async fn user_insert(&self, u: NewUser) -> Result<User>;
-    /// `username_norm` is recomputed by the caller whenever the name or the tenant's rule changes.
-    async fn user_update(&self, u: &User, username_norm: &str) -> Result<()>;
+    /// `username_norm` and `circuit_norm` are computed by the caller (`domain::username`).
+    async fn user_update(
+        &self,
+        u: &User,
+        username_norm: &str,
+        circuit_norm: Option<&str>,
+    ) -> Result<()>;
     async fn user_list(&self, tenant: Option<TenantId>) -> Result<Vec<User>>;
     async fn user_by_norm(&self, tenant: TenantId, username_norm: &str) -> Result<Option<User>>;
     async fn user_delete(&self, id: UserId) -> Result<bool>;
     async fn user_count_with_role(&self, role: Role) -> Result<u64>;
 
-    // Login state.
-    async fn pending_request_put(&self, p: &PendingRequest) -> Result<()>;
-    /// Removes and returns the request (consumed once), if it exists and has not expired.
-    async fn pending_request_take(&self, id: &str, now: UnixTime)
-    -> Result<Option<PendingRequest>>;
+    // Login state. (A pending AuthnRequest is kept by the browser, in a MAC'd cookie: nothing is
+    // stored before the IdP answers. See `web::pending`.)
     async fn pending_logout_put(&self, p: &PendingLogout) -> Result<()>;
     async fn pending_logout_take(&self, id: &str, now: UnixTime) -> Result<Option<PendingLogout>>;
     /// Records `key` until `expires`; `false` if it is already recorded and not expired (a replay).
@@ -231,10 +241,16 @@ pub trait Store: Send + Sync + 'static {
 
     // Failures.
     async fn failure_record(&self, f: &SignInFailure) -> Result<()>;
+    /// Sets how many later refusals were folded into the record `reference`.
+    async fn failure_repeats(&self, reference: &str, repeats: u64) -> Result<()>;
     async fn failures_recent(&self, limit: u32) -> Result<Vec<SignInFailure>>;
 
-    /// Deletes up to `batch` expired rows from each of pending requests, replay entries and
-    /// sessions (and trims the failure log); returns the most rows deleted from one of them, so a
-    /// result equal to `batch` means there is more to do.
-    async fn purge_expired(&self, now: UnixTime, batch: u32) -> Result<u64>;
+    /// A secret of the service (a MAC key), the same for every instance: the stored one, or
+    /// `candidate` stored now when there is none yet.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
+
+    /// Deletes up to `batch` expired rows from each of pending logouts, replay entries and
+    /// sessions, and trims the failure log to its newest `failure_rows` records; returns the most
+    /// rows deleted from one of them, so a result equal to `batch` means there is more to do.
+    async fn purge_expired(&self, now: UnixTime, batch: u32, failure_rows: u64) -> Result<u64>;
 }

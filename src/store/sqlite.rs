@@ -23,7 +23,10 @@ use super::*;
 /// Every 10 checkpoint ticks of 100 ms (1 s), the WAL is restarted (see the checkpointer).
 const RESTART_TICKS: u64 = 10;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_hostile_clients.sql")),
+];
 
 /// Durability of commits against power loss (a process crash loses nothing either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -101,10 +104,15 @@ impl SqliteStore {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            create_private_dir(dir).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        // The database holds keys and password hashes: owner-only. SQLite gives its -wal and -shm
+        // files the database file's permissions, so creating (or tightening) it first covers all.
+        make_private_file(path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+        })?;
         let write = Connection::open(path).map_err(err)?;
         // 1 KiB pages (taken only when the file is created): a login changes a handful of pages
         // in random places (replay entry, session id, indexes), and each commit writes every page
@@ -265,6 +273,45 @@ impl SqliteStore {
     }
 }
 
+/// Creates `dir` (and its parents) readable by the owner only (0700 on Unix).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Creates the file at `path` if it does not exist, and makes it owner-only (0600 on Unix).
+fn make_private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let f = o.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = f.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            if let Ok(m) = std::fs::metadata(&side)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(
+                    &side,
+                    std::fs::Permissions::from_mode(m.permissions().mode() & 0o700),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn migrate(c: &Connection) -> Result<()> {
     c.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
@@ -305,6 +352,7 @@ fn sp_from_row(r: &Row<'_>) -> rusqlite::Result<ServiceProvider> {
 /// An IdP row with its JSON columns still as text (decoded outside rusqlite's closure).
 struct IdpRow {
     idp: IdentityProvider,
+    endpoints: String,
     sso_binding: String,
     slo_binding: String,
     username: String,
@@ -327,7 +375,9 @@ fn idp_row(r: &Row<'_>) -> rusqlite::Result<IdpRow> {
             allow_sha1: r.get("allow_sha1")?,
             name_id_format: r.get("name_id_format")?,
             authn_context: r.get("authn_context")?,
+            endpoints: IdpEndpoints::default(),
         },
+        endpoints: r.get("endpoints")?,
         sso_binding: r.get("sso_binding")?,
         slo_binding: r.get("slo_binding")?,
         username: r.get("username_mapping")?,
@@ -344,6 +394,20 @@ fn idp_finish(row: IdpRow) -> Result<IdentityProvider> {
     idp.username =
         serde_json::from_str(&row.username).map_err(|e| corrupt("username mapping", e))?;
     idp.trust = serde_json::from_str(&row.trust).map_err(|e| corrupt("trust", e))?;
+    idp.endpoints =
+        serde_json::from_str(&row.endpoints).map_err(|e| corrupt("IdP endpoints", e))?;
+    // A store from before schema 2 knows only the locations in use.
+    if idp.endpoints.sso.is_empty() {
+        let url = idp.sso_url.clone();
+        idp.endpoints.set_sso(idp.sso_binding, &url);
+    }
+    if idp.endpoints.slo.is_empty()
+        && let Some(url) = idp.slo_url.clone()
+    {
+        let resp = idp.slo_response_url.clone();
+        idp.endpoints
+            .set_slo(idp.slo_binding, &url, resp.as_deref());
+    }
     Ok(idp)
 }
 
@@ -396,10 +460,6 @@ fn user_finish((mut u, roles): (User, String)) -> Result<User> {
 fn json<T: serde::Serialize>(v: &T) -> String {
     // Serializing our own plain data types to JSON cannot fail.
     serde_json::to_string(v).expect("invariant: plain data serializes")
-}
-
-fn circuit_norm(c: &Option<String>) -> Option<String> {
-    c.as_ref().map(|c| c.trim().to_lowercase())
 }
 
 fn all<T>(
@@ -478,32 +538,7 @@ impl Store for SqliteStore {
         let id: i64 = c
             .query_row(
                 "INSERT INTO identity_providers (name, entity_id, sso_url, sso_binding, slo_url, slo_response_url, slo_binding, \
-                 username_mapping, trust, allow_sha1, name_id_format, authn_context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                params![
-                    idp.name,
-                    idp.entity_id,
-                    idp.sso_url,
-                    idp.sso_binding.as_str(),
-                    idp.slo_url,
-                    idp.slo_response_url,
-                    idp.slo_binding.as_str(),
-                    json(&idp.username),
-                    json(&idp.trust),
-                    idp.allow_sha1,
-                    idp.name_id_format,
-                    idp.authn_context
-                ],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
-        Ok(idp.with_id(IdpId(id)))
-    }
-
-    async fn idp_update(&self, idp: &IdentityProvider) -> Result<()> {
-        self.writer()?
-            .execute(
-                "UPDATE identity_providers SET name = ?, entity_id = ?, sso_url = ?, sso_binding = ?, slo_url = ?, slo_response_url = ?, \
-                 slo_binding = ?, username_mapping = ?, trust = ?, allow_sha1 = ?, name_id_format = ?, authn_context = ? WHERE id = ?",
+                 username_mapping, trust, allow_sha1, name_id_format, authn_context, endpoints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 params![
                     idp.name,
                     idp.entity_id,
@@ -517,6 +552,33 @@ impl Store for SqliteStore {
                     idp.allow_sha1,
                     idp.name_id_format,
                     idp.authn_context,
+                    json(&idp.endpoints)
+                ],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        Ok(idp.with_id(IdpId(id)))
+    }
+
+    async fn idp_update(&self, idp: &IdentityProvider) -> Result<()> {
+        self.writer()?
+            .execute(
+                "UPDATE identity_providers SET name = ?, entity_id = ?, sso_url = ?, sso_binding = ?, slo_url = ?, slo_response_url = ?, \
+                 slo_binding = ?, username_mapping = ?, trust = ?, allow_sha1 = ?, name_id_format = ?, authn_context = ?, endpoints = ? WHERE id = ?",
+                params![
+                    idp.name,
+                    idp.entity_id,
+                    idp.sso_url,
+                    idp.sso_binding.as_str(),
+                    idp.slo_url,
+                    idp.slo_response_url,
+                    idp.slo_binding.as_str(),
+                    json(&idp.username),
+                    json(&idp.trust),
+                    idp.allow_sha1,
+                    idp.name_id_format,
+                    idp.authn_context,
+                    json(&idp.endpoints),
                     idp.id.0
                 ],
             )
@@ -611,17 +673,9 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn tenant_update(&self, t: &Tenant) -> Result<()> {
+    async fn tenant_update(&self, t: &Tenant, renormalised: &[(UserId, String)]) -> Result<()> {
         let mut c = self.writer()?;
         let tx = c.transaction().map_err(err)?;
-        let old: Option<(bool, bool)> = tx
-            .query_row(
-                "SELECT strip_domain, case_insensitive FROM tenants WHERE id = ?",
-                [t.id.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(err)?;
         tx.execute(
             "UPDATE tenants SET name = ?, login_domains = ?, sso_enabled = ?, idp_id = ?, slo_enabled = ?, idp_initiated = ?, \
              strip_domain = ?, case_insensitive = ? WHERE id = ?",
@@ -638,30 +692,20 @@ impl Store for SqliteStore {
             ],
         )
         .map_err(err)?;
-        // A changed username rule changes every user's compared form; two users that now compare
-        // equal make the whole change fail (unique index), and nothing is changed then.
-        if old.is_some_and(|(s, c)| {
-            s != t.username_rule.strip_domain || c != t.username_rule.case_insensitive
-        }) {
-            let users = all(
-                &tx,
-                "SELECT id, username FROM users WHERE tenant_id = ?",
-                [t.id.0],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-            )?;
+        // New compared forms: cleared first, so that a swap of two names is no conflict; two
+        // users that now compare equal make the whole change fail (unique index).
+        if !renormalised.is_empty() {
             tx.execute(
                 "UPDATE users SET username_norm = '#' || id WHERE tenant_id = ?",
                 [t.id.0],
             )
             .map_err(err)?;
-            for (id, name) in users {
-                let norm = crate::domain::username::normalise(&name, t.username_rule);
-                tx.execute("UPDATE users SET username_norm = ? WHERE id = ?", params![norm, id]).map_err(|e| match err(e) {
-                    StoreError::Conflict(_) => {
-                        StoreError::Conflict(format!("under the new username rule, user \"{name}\" would have the same name as another user of the tenant"))
-                    }
-                    other => other,
-                })?;
+            for (id, norm) in renormalised {
+                tx.execute(
+                    "UPDATE users SET username_norm = ? WHERE id = ? AND tenant_id = ?",
+                    params![norm, id.0, t.id.0],
+                )
+                .map_err(err)?;
             }
         }
         tx.commit().map_err(err)?;
@@ -714,7 +758,7 @@ impl Store for SqliteStore {
                     u.username_norm,
                     u.display_name,
                     u.circuit_user,
-                    circuit_norm(&u.circuit_user),
+                    u.circuit_user_norm,
                     u.password_hash.as_ref().map(|h| h.secret()),
                     json(&u.roles)
                 ],
@@ -732,7 +776,12 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn user_update(&self, u: &User, username_norm: &str) -> Result<()> {
+    async fn user_update(
+        &self,
+        u: &User,
+        username_norm: &str,
+        circuit_norm: Option<&str>,
+    ) -> Result<()> {
         self.writer()?
             .execute(
                 "UPDATE users SET tenant_id = ?, username = ?, username_norm = ?, display_name = ?, circuit_user = ?, circuit_user_norm = ?, \
@@ -743,7 +792,7 @@ impl Store for SqliteStore {
                     username_norm,
                     u.display_name,
                     u.circuit_user,
-                    circuit_norm(&u.circuit_user),
+                    circuit_norm,
                     u.password_hash.as_ref().map(|h| h.secret()),
                     json(&u.roles),
                     u.id.0
@@ -805,40 +854,6 @@ impl Store for SqliteStore {
             )
             .map_err(err)?;
         Ok(n.max(0) as u64)
-    }
-
-    async fn pending_request_put(&self, p: &PendingRequest) -> Result<()> {
-        self.writer()?
-            .prepare_cached("INSERT INTO pending_requests (id, sp_id, tenant_id, idp_id, relay_target, binding_hash, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .map_err(err)?
-            .execute(params![p.id, p.sp_id.0, p.tenant_id.0, p.idp_id.0, p.relay_target, p.binding_hash, p.expires_at.millis()])
-            .map_err(err)?;
-        Ok(())
-    }
-
-    async fn pending_request_take(
-        &self,
-        id: &str,
-        now: UnixTime,
-    ) -> Result<Option<PendingRequest>> {
-        let p = self
-            .writer()?
-            .prepare_cached("DELETE FROM pending_requests WHERE id = ? RETURNING id, sp_id, tenant_id, idp_id, relay_target, binding_hash, expires_at")
-            .map_err(err)?
-            .query_row([id], |r| {
-                Ok(PendingRequest {
-                    id: r.get(0)?,
-                    sp_id: SpId(r.get(1)?),
-                    tenant_id: TenantId(r.get(2)?),
-                    idp_id: IdpId(r.get(3)?),
-                    relay_target: r.get(4)?,
-                    binding_hash: r.get(5)?,
-                    expires_at: UnixTime::from_millis(r.get(6)?),
-                })
-            })
-            .optional()
-            .map_err(err)?;
-        Ok(p.filter(|p| p.expires_at > now))
     }
 
     async fn pending_logout_put(&self, p: &PendingLogout) -> Result<()> {
@@ -974,9 +989,18 @@ impl Store for SqliteStore {
 
     async fn failure_record(&self, f: &SignInFailure) -> Result<()> {
         self.writer()?
-            .prepare_cached("INSERT INTO signin_failures (at, reference, endpoint, tenant, idp, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .prepare_cached("INSERT INTO signin_failures (at, reference, endpoint, tenant, idp, reason, detail, client, repeats) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .map_err(err)?
-            .execute(params![f.at.millis(), f.reference, f.endpoint, f.tenant, f.idp, f.reason, f.detail])
+            .execute(params![f.at.millis(), f.reference, f.endpoint, f.tenant, f.idp, f.reason, f.detail, f.client, f.repeats as i64])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn failure_repeats(&self, reference: &str, repeats: u64) -> Result<()> {
+        self.writer()?
+            .prepare_cached("UPDATE signin_failures SET repeats = ? WHERE reference = ?")
+            .map_err(err)?
+            .execute(params![repeats as i64, reference])
             .map_err(err)?;
         Ok(())
     }
@@ -984,7 +1008,7 @@ impl Store for SqliteStore {
     async fn failures_recent(&self, limit: u32) -> Result<Vec<SignInFailure>> {
         all(
             &*self.reader()?,
-            "SELECT at, reference, endpoint, tenant, idp, reason, detail FROM signin_failures ORDER BY id DESC LIMIT ?",
+            "SELECT at, reference, endpoint, tenant, idp, reason, detail, client, repeats FROM signin_failures ORDER BY id DESC LIMIT ?",
             [limit as i64],
             |r| {
                 Ok(SignInFailure {
@@ -995,18 +1019,31 @@ impl Store for SqliteStore {
                     idp: r.get(4)?,
                     reason: r.get(5)?,
                     detail: r.get(6)?,
+                    client: r.get(7)?,
+                    repeats: r.get::<_, i64>(8)?.max(0) as u64,
                 })
             },
         )
     }
 
-    async fn purge_expired(&self, now: UnixTime, batch: u32) -> Result<u64> {
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
+        let c = self.writer()?;
+        c.prepare_cached("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .map_err(err)?
+            .execute(params![name, candidate])
+            .map_err(err)?;
+        c.prepare_cached("SELECT value FROM server_secrets WHERE name = ?")
+            .map_err(err)?
+            .query_row([name], |r| r.get(0))
+            .map_err(err)
+    }
+
+    async fn purge_expired(&self, now: UnixTime, batch: u32, failure_rows: u64) -> Result<u64> {
         let mut c = self.writer()?;
         let tx = c.transaction().map_err(err)?;
         let mut n = 0;
         // At most `batch` rows per table: the writer is held for a few milliseconds.
         for (table, key) in [
-            ("pending_requests", "id"),
             ("pending_logouts", "id"),
             ("replay_cache", "key"),
             ("sessions", "id"),
@@ -1019,10 +1056,10 @@ impl Store for SqliteStore {
                     .map_err(err)? as u64,
             );
         }
-        // The failure log keeps its newest 10,000 lines.
+        // The failure log keeps its newest `failure_rows` records (each one bounded in bytes).
         tx.execute(
-            "DELETE FROM signin_failures WHERE id <= (SELECT max(id) FROM signin_failures) - 10000",
-            [],
+            "DELETE FROM signin_failures WHERE id <= (SELECT max(id) FROM signin_failures) - ?",
+            [failure_rows as i64],
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;

@@ -1,39 +1,42 @@
 //! The agent's side: portal landing page, login (SSO start or local password), logout, and the
 //! forward-auth endpoints for the portal or its reverse proxy.
-#![expect(
-    clippy::result_large_err,
-    reason = "a refusal is rare, and it carries its whole explanation to the log"
-)]
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use base64::Engine;
 use serde::Deserialize;
-use sha2::Digest;
 use tower_sessions::Session;
 
-use super::error::{Failure, refuse};
-use super::{AppState, BINDING_COOKIE, CurrentSp, pages};
+use super::client::ClientAddr;
+use super::pending::{self, PendingRequest};
+use super::refusal::{Reason, Refusal};
+use super::send::{Outgoing, send};
+use super::{AppState, CurrentSp, pages};
+use crate::clock::Clock;
 use crate::domain::admin::{DEFAULT_TENANT, ensure_default_tenant, verify_password};
-use crate::domain::username::{normalise, split};
-use crate::domain::{Binding, ServiceProvider, Tenant};
+use crate::domain::username::{IdentityError, claim_identity, domain_key, split};
+use crate::domain::{ServiceProvider, Tenant};
 use crate::saml::UnixTime;
 use crate::saml::authn_request::{AuthnRequest, NameIdPolicy, RequestedAuthnContext, request_id};
-use crate::saml::bindings::{MessageKind, encode_redirect};
+use crate::saml::bindings::MessageKind;
+use crate::saml::echo::Echo;
 use crate::saml::logout::LogoutRequestParams;
 use crate::saml::response::NameId;
 use crate::saml::xmldsig::SigningKey;
 use crate::store::sessions::AGENT_KEY;
-use crate::store::{AgentSession, PendingLogout, PendingRequest, SignInMethod};
+use crate::store::{AgentSession, PendingLogout, SignInMethod, StoreError};
+
+type Answer = Result<Response, Refusal>;
 
 #[derive(Debug, Deserialize, Default)]
 pub struct TargetQuery {
     pub target: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Deserialize, Default)]
 pub struct LoginForm {
     #[serde(default)]
     pub username: String,
@@ -42,8 +45,19 @@ pub struct LoginForm {
     pub target: Option<String>,
 }
 
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
 /// A same-origin portal path to go to after login, or `/` (DESIGN §3.1 step 5: no open
-/// redirect). Absolute URLs are accepted only below the SP's own host URL.
+/// redirect). Absolute URLs are accepted only below the SP's own host URL; at most
+/// [`pending::MAX_RELAY_TARGET`] bytes.
 pub fn safe_target(sp: &ServiceProvider, target: Option<&str>) -> String {
     let Some(t) = target.map(str::trim).filter(|t| !t.is_empty()) else {
         return "/".into();
@@ -61,7 +75,7 @@ pub fn safe_target(sp: &ServiceProvider, target: Option<&str>) -> String {
     };
     let ok = path.starts_with('/')
         && !path.starts_with("//")
-        && path.len() <= 1024
+        && path.len() <= pending::MAX_RELAY_TARGET
         && !path
             .chars()
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
@@ -83,40 +97,74 @@ pub fn see_other(location: &str) -> Response {
     }
 }
 
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
-}
-
-pub fn binding_hash(token: &str) -> String {
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+fn session_error(e: tower_sessions::session::Error) -> Refusal {
+    Refusal::store(&StoreError::Unavailable(e.to_string()))
 }
 
 /// The signed-in agent, if the session holds one that has not expired.
 pub async fn current_agent(
     session: &Session,
     now: UnixTime,
-) -> Result<Option<AgentSession>, Failure> {
-    let agent: Option<AgentSession> = session
-        .get(AGENT_KEY)
-        .await
-        .map_err(|e| Failure::store(&crate::store::StoreError::Unavailable(e.to_string())))?;
+) -> Result<Option<AgentSession>, Refusal> {
+    let agent: Option<AgentSession> = session.get(AGENT_KEY).await.map_err(session_error)?;
     Ok(agent.filter(|a| a.expires_at > now))
 }
 
 /// Starts a fresh session for `agent` (a new session ID: no fixation).
-pub async fn sign_in(session: &Session, agent: &AgentSession) -> Result<(), Failure> {
-    let err = |e: tower_sessions::session::Error| {
-        Failure::store(&crate::store::StoreError::Unavailable(e.to_string()))
+pub async fn sign_in(session: &Session, agent: &AgentSession) -> Result<(), Refusal> {
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(AGENT_KEY, agent)
+        .await
+        .map_err(session_error)?;
+    Ok(())
+}
+
+/// `scheme://host[:port]` of a URL, lower case, without the scheme's default port: an origin as
+/// browsers send it in `Origin`.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let authority = match (scheme.as_str(), authority.rsplit_once(':')) {
+        ("https", Some((h, "443"))) | ("http", Some((h, "80"))) => h.to_string(),
+        _ => authority,
     };
-    session.cycle_id().await.map_err(err)?;
-    session.insert(AGENT_KEY, agent).await.map_err(err)?;
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// Login CSRF (and logout CSRF): a state-changing POST must come from the SP's own origin,
+/// compared exactly (scheme, host, port). `Origin: null` (sandboxed frames, data: URLs) is
+/// refused. Without `Origin`, a `Referer` is held to the same; without either (no browser
+/// sends a form POST so), the request is let through.
+pub fn check_origin(headers: &HeaderMap, sp: &ServiceProvider) -> Result<(), Refusal> {
+    let expected = origin_of(&sp.host_url);
+    let refuse = |what: &str, got: &str| {
+        Refusal::new(
+            Reason::CrossOrigin,
+            format!(
+                "the form was posted from {what} \"{}\", not from this service's origin \"{}\"",
+                Echo(got),
+                expected.as_deref().unwrap_or("?")
+            ),
+        )
+    };
+    if let Some(o) = headers.get(header::ORIGIN) {
+        let got = o.to_str().unwrap_or("(not ASCII)");
+        if got == "null" || origin_of(got).is_none() || origin_of(got) != expected {
+            return Err(refuse("origin", got));
+        }
+        return Ok(());
+    }
+    if let Some(r) = headers.get(header::REFERER) {
+        let got = r.to_str().unwrap_or("(not ASCII)");
+        if origin_of(got) != expected {
+            return Err(refuse("page", got));
+        }
+    }
     Ok(())
 }
 
@@ -131,22 +179,31 @@ fn tenant_base(sp: &ServiceProvider, path_tenant: Option<&str>) -> String {
     }
 }
 
+fn form_action(path_tenant: Option<&str>) -> String {
+    match path_tenant {
+        Some(t) => format!(
+            "/t/{}/login",
+            percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        None => "/login".into(),
+    }
+}
+
 /// The tenant a request is for: from the path, the implicit one (single-tenant), or the domain of
 /// the login name (multi-tenant). `Ok(None)`: not known yet (ask for the login name).
 async fn resolve_tenant(
     state: &AppState,
     path_tenant: Option<&str>,
     login_name: Option<&str>,
-) -> Result<Option<Tenant>, Failure> {
+) -> Result<Option<Tenant>, Refusal> {
     if let Some(name) = path_tenant {
         return match state.store.tenant_by_name(name).await? {
             Some(t) => Ok(Some(t)),
-            None => Err(Failure::new(
-                StatusCode::NOT_FOUND,
-                "unknown_tenant",
-                format!("no tenant is named {name:?}"),
+            None => Err(Refusal::new(
+                Reason::UnknownTenant,
+                format!("no tenant is named \"{}\"", Echo(name)),
             )
-            .with_public(
+            .with_page(
                 "Unknown organisation",
                 "This sign-in address names no organisation.",
             )),
@@ -156,17 +213,11 @@ async fn resolve_tenant(
         return ensure_default_tenant(state.store.as_ref())
             .await
             .map(Some)
-            .map_err(|e| {
-                Failure::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    e.to_string(),
-                )
-            });
+            .map_err(|e| Refusal::new(Reason::StoreUnavailable, e.to_string()));
     }
     let Some(domain) = login_name
         .and_then(|n| split(n).domain)
-        .map(str::to_lowercase)
+        .and_then(domain_key)
     else {
         return Ok(None);
     };
@@ -176,7 +227,7 @@ async fn resolve_tenant(
         .find(|t| t.login_domains.contains(&domain)))
 }
 
-pub async fn portal(State(state): State<AppState>, sp: CurrentSp, session: Session) -> Response {
+pub async fn portal(State(state): State<AppState>, sp: CurrentSp, session: Session) -> Answer {
     portal_for(state, sp, session, None).await
 }
 
@@ -185,7 +236,7 @@ pub async fn tenant_portal(
     sp: CurrentSp,
     session: Session,
     Path(tenant): Path<String>,
-) -> Response {
+) -> Answer {
     portal_for(state, sp, session, Some(tenant)).await
 }
 
@@ -194,28 +245,27 @@ async fn portal_for(
     CurrentSp(sp): CurrentSp,
     session: Session,
     tenant: Option<String>,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
-    match current_agent(&session, now).await {
-        Ok(Some(a)) => {
-            let body = format!(
-                "<h1>Agent portal</h1><p>Signed in as <strong>{}</strong> (<code>{}</code>, tenant <code>{}</code>) by {}.</p>\
-                 <p><a href=\"{}/logout\">Sign out</a></p>",
-                esc(&a.display_name),
-                esc(&a.username),
-                esc(&a.tenant),
-                if a.method == SignInMethod::Saml {
-                    "single sign-on"
-                } else {
-                    "password"
-                },
-                esc(&sp.host_url)
-            );
-            Html(pages::layout(Some(&sp), "Agent portal", &body)).into_response()
-        }
-        Ok(None) => see_other(&format!("{}/login", tenant_base(&sp, tenant.as_deref()))),
-        Err(f) => refuse(&state, Some(&sp), "portal", now, f).await,
-    }
+    let Some(a) = current_agent(&session, now).await? else {
+        return Ok(see_other(&format!(
+            "{}/login",
+            tenant_base(&sp, tenant.as_deref())
+        )));
+    };
+    let body = format!(
+        "<h1>Agent portal</h1><p>Signed in as <strong>{}</strong> (<code>{}</code>, tenant <code>{}</code>) by {}.</p>{}",
+        esc(&a.display_name),
+        esc(&a.username),
+        esc(&a.tenant),
+        if a.method == SignInMethod::Saml {
+            "single sign-on"
+        } else {
+            "password"
+        },
+        pages::logout_button(&sp)
+    );
+    Ok(Html(pages::layout(Some(&sp), "Agent portal", &body)).into_response())
 }
 
 fn esc(s: &str) -> String {
@@ -228,7 +278,7 @@ pub async fn login_page(
     session: Session,
     headers: HeaderMap,
     Query(q): Query<TargetQuery>,
-) -> Response {
+) -> Answer {
     login_page_for(state, sp, session, headers, None, q).await
 }
 
@@ -239,7 +289,7 @@ pub async fn tenant_login_page(
     headers: HeaderMap,
     Path(tenant): Path<String>,
     Query(q): Query<TargetQuery>,
-) -> Response {
+) -> Answer {
     login_page_for(state, sp, session, headers, Some(tenant), q).await
 }
 
@@ -250,47 +300,34 @@ async fn login_page_for(
     headers: HeaderMap,
     path_tenant: Option<String>,
     q: TargetQuery,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
     let target = safe_target(&sp, q.target.as_deref());
-    let result: Result<Response, Failure> = async {
-        let tenant = resolve_tenant(&state, path_tenant.as_deref(), None).await?;
-        if let Some(a) = current_agent(&session, now).await?
-            && tenant.as_ref().is_none_or(|t| t.id == a.tenant_id)
-        {
-            return Ok(see_other(&format!("{}{target}", sp.host_url)));
-        }
-        let action = match &path_tenant {
-            Some(t) => format!(
-                "/t/{}/login",
-                percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
-            ),
-            None => "/login".into(),
-        };
-        match tenant {
-            Some(t) if t.sso_enabled => start_sso(&state, &sp, &t, &target, &headers, now).await,
-            Some(t) => Ok(pages::login_form(
-                &sp,
-                &action,
-                &target,
-                Some(&t.name),
-                None,
-                StatusCode::OK,
-            )),
-            None => Ok(pages::login_form(
-                &sp,
-                &action,
-                &target,
-                None,
-                None,
-                StatusCode::OK,
-            )),
-        }
+    let tenant = resolve_tenant(&state, path_tenant.as_deref(), None).await?;
+    if let Some(a) = current_agent(&session, now).await?
+        && tenant.as_ref().is_none_or(|t| t.id == a.tenant_id)
+    {
+        return Ok(see_other(&format!("{}{target}", sp.host_url)));
     }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(f) => refuse(&state, Some(&sp), "login", now, f).await,
+    let action = form_action(path_tenant.as_deref());
+    match tenant {
+        Some(t) if t.sso_enabled => start_sso(&state, &sp, &t, &target, &headers, now).await,
+        Some(t) => Ok(pages::login_form(
+            &sp,
+            &action,
+            &target,
+            Some(&t.name),
+            None,
+            StatusCode::OK,
+        )),
+        None => Ok(pages::login_form(
+            &sp,
+            &action,
+            &target,
+            None,
+            None,
+            StatusCode::OK,
+        )),
     }
 }
 
@@ -298,21 +335,23 @@ pub async fn login_submit(
     State(state): State<AppState>,
     sp: CurrentSp,
     session: Session,
+    client: Option<axum::Extension<ClientAddr>>,
     headers: HeaderMap,
     form: axum::extract::Form<LoginForm>,
-) -> Response {
-    login_submit_for(state, sp, session, headers, None, form.0).await
+) -> Answer {
+    login_submit_for(state, sp, session, client, headers, None, form.0).await
 }
 
 pub async fn tenant_login_submit(
     State(state): State<AppState>,
     sp: CurrentSp,
     session: Session,
+    client: Option<axum::Extension<ClientAddr>>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     form: axum::extract::Form<LoginForm>,
-) -> Response {
-    login_submit_for(state, sp, session, headers, Some(tenant), form.0).await
+) -> Answer {
+    login_submit_for(state, sp, session, client, headers, Some(tenant), form.0).await
 }
 
 /// A password hash to check against when the user does not exist, so that the answer takes as
@@ -323,108 +362,157 @@ async fn login_submit_for(
     state: AppState,
     CurrentSp(sp): CurrentSp,
     session: Session,
+    client: Option<axum::Extension<ClientAddr>>,
     headers: HeaderMap,
     path_tenant: Option<String>,
     form: LoginForm,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
     let target = safe_target(&sp, form.target.as_deref());
-    let action = match &path_tenant {
-        Some(t) => format!(
-            "/t/{}/login",
-            percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
-        ),
-        None => "/login".into(),
+    let action = form_action(path_tenant.as_deref());
+    check_origin(&headers, &sp)?;
+    let Some(tenant) = resolve_tenant(&state, path_tenant.as_deref(), Some(&form.username)).await?
+    else {
+        let msg = if split(&form.username).domain.is_none() {
+            "Enter your user name with its domain: user@domain or DOMAIN\\user.".to_string()
+        } else {
+            "No organisation signs in with the domain of this user name.".to_string()
+        };
+        return Ok(pages::login_form(
+            &sp,
+            &action,
+            &target,
+            None,
+            Some(&msg),
+            StatusCode::BAD_REQUEST,
+        ));
     };
-    // Login CSRF: a browser that says where the form came from must say it came from us.
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-        && origin != "null"
-        && !sp.host_url.starts_with(origin)
+    if tenant.sso_enabled {
+        return start_sso(&state, &sp, &tenant, &target, &headers, now).await;
+    }
+    let client = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0);
+    let wrong = |detail: String| {
+        Refusal::new(Reason::PasswordRefused, detail)
+            .tenant(&tenant.name)
+            .login_form(
+                &action,
+                &target,
+                Some(&tenant.name),
+                "The user name or password is wrong.",
+            )
+    };
+    // The name as the tenant compares it; a name of another domain, or no valid name, is a
+    // wrong user name (checked against the dummy hash all the same).
+    let norm = claim_identity(&form.username, &tenant, &[]);
+    let throttle_key = match &norm {
+        Ok(n) => n.clone(),
+        Err(_) => crate::web::refusal::bounded(&form.username, 256),
+    };
+    if let Err(wait) = state
+        .guards
+        .throttle
+        .check(tenant.id.0, &throttle_key, client, now)
     {
-        let f = Failure::new(
-            StatusCode::FORBIDDEN,
-            "cross_origin_login",
-            format!("login form posted from origin {origin:?}"),
+        let r = Refusal::new(
+            Reason::PasswordThrottled,
+            format!(
+                "{} wrong passwords for \"{}\" from {client}: the next attempt is checked in {wait} s",
+                state.config.password_free_attempts,
+                Echo(&form.username)
+            ),
+        )
+        .tenant(&tenant.name)
+        .login_form(
+            &action,
+            &target,
+            Some(&tenant.name),
+            format!("Too many wrong passwords. Please wait {wait} seconds and try again."),
         );
-        return refuse(&state, Some(&sp), "login", now, f).await;
+        return Ok((
+            [(header::RETRY_AFTER, HeaderValue::from(wait.max(1) as u64))],
+            r,
+        )
+            .into_response());
     }
-    let result: Result<Response, Failure> = async {
-        let Some(tenant) = resolve_tenant(&state, path_tenant.as_deref(), Some(&form.username)).await? else {
-            let msg = if split(&form.username).domain.is_none() {
-                "Enter your user name with its domain: user@domain or DOMAIN\\user.".to_string()
-            } else {
-                format!("No organisation signs in with the domain of {:?}.", form.username.trim())
-            };
-            return Ok(pages::login_form(&sp, &action, &target, None, Some(&msg), StatusCode::BAD_REQUEST));
+    let user = match &norm {
+        Ok(n) => state.store.user_by_norm(tenant.id, n).await?,
+        Err(_) => None,
+    };
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| crate::domain::Secret::new(DUMMY_HASH.into()));
+    let has_password = user.as_ref().is_some_and(|u| u.password_hash.is_some());
+    let password = form.password.clone();
+    let checked = state
+        .guards
+        .passwords
+        .run(move || verify_password(&password, &hash))
+        .await
+        .map_err(|b| {
+            Refusal::new(
+                Reason::Overloaded,
+                format!("no password checker free ({b:?})"),
+            )
+        })?
+        && has_password;
+    let Some(user) = user.filter(|_| checked) else {
+        let wait = state
+            .guards
+            .throttle
+            .failed(tenant.id.0, &throttle_key, client, now);
+        let why = match &norm {
+            Err(IdentityError::ForeignDomain { domain }) => format!(
+                "; its domain \"{}\" is not a login domain of the tenant",
+                Echo(domain)
+            ),
+            Err(IdentityError::Invalid(e)) => format!("; {e}"),
+            _ => String::new(),
         };
-        if tenant.sso_enabled {
-            return start_sso(&state, &sp, &tenant, &target, &headers, now).await;
-        }
-        let norm = normalise(&form.username, tenant.username_rule);
-        let user = if norm.is_empty() { None } else { state.store.user_by_norm(tenant.id, &norm).await? };
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let password = form.password.clone();
-        let checked = match hash {
-            Some(h) => tokio::task::spawn_blocking(move || verify_password(&password, &h)).await.unwrap_or(false),
-            None => {
-                let dummy = crate::domain::Secret::new(DUMMY_HASH.into());
-                let _ = tokio::task::spawn_blocking(move || verify_password(&password, &dummy)).await;
-                false
-            }
+        let then = if wait > 0 {
+            format!(" (from {client}; the next attempt waits {wait} s)")
+        } else {
+            String::new()
         };
-        let Some(user) = user.filter(|_| checked) else {
-            let r = super::reference(state.rng.as_ref());
-            tracing::warn!(reference = %r, tenant = %tenant.name, username = %form.username, "password sign-in refused");
-            let rec = crate::store::SignInFailure {
-                at: now,
-                reference: r.clone(),
-                endpoint: "login".into(),
-                tenant: Some(tenant.name.clone()),
-                idp: None,
-                reason: "password_refused".into(),
-                detail: format!("wrong user name or password for {:?} (normalised {:?})", form.username, norm),
-            };
-            if let Err(e) = state.store.failure_record(&rec).await {
-                tracing::error!(error = %e, "cannot record the sign-in failure");
-            }
-            return Ok(pages::login_form(&sp, &action, &target, Some(&tenant.name), Some("The user name or password is wrong."), StatusCode::UNAUTHORIZED));
-        };
-        let agent = AgentSession {
-            tenant_id: tenant.id,
-            tenant: tenant.name.clone(),
-            user_id: user.id,
-            username: user.username.clone(),
-            display_name: user.display_name.clone(),
-            method: SignInMethod::Password,
-            signed_in_at: now,
-            expires_at: now.plus_secs(state.config.session_max_secs),
-            saml: None,
-        };
-        sign_in(&session, &agent).await?;
-        tracing::info!(tenant = %tenant.name, user = %user.username, method = "password", "signed in");
-        Ok(see_other(&format!("{}{target}", sp.host_url)))
-    }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(f) => refuse(&state, Some(&sp), "login", now, f).await,
-    }
+        return Err(wrong(format!(
+            "wrong user name or password for \"{}\"{why}{then}",
+            Echo(&form.username)
+        )));
+    };
+    state
+        .guards
+        .throttle
+        .succeeded(tenant.id.0, &throttle_key, client);
+    let agent = AgentSession {
+        tenant_id: tenant.id,
+        tenant: tenant.name.clone(),
+        user_id: user.id,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        method: SignInMethod::Password,
+        signed_in_at: now,
+        expires_at: now.plus_secs(state.config.session_max_secs),
+        saml: None,
+    };
+    sign_in(&session, &agent).await?;
+    tracing::info!(tenant = %tenant.name, user = %user.username, method = "password", "signed in");
+    Ok(see_other(&format!("{}{target}", sp.host_url)))
 }
 
-fn sp_signing_key(
+pub(crate) fn sp_signing_key(
     state: &AppState,
     sp: &ServiceProvider,
-) -> Result<Option<std::sync::Arc<SigningKey>>, Failure> {
+) -> Result<Option<Arc<SigningKey>>, Refusal> {
     state.keys.sp_key(sp).map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "sp_key_unusable",
-            format!("the SP's stored private key cannot sign: {e}"),
+        Refusal::new(
+            Reason::SpKeyUnusable,
+            format!("the SP's stored private key cannot be used: {e}"),
         )
     })
 }
 
-fn binding_cookie(state: &AppState, sp: &ServiceProvider, token: &str) -> HeaderValue {
+/// A pending-request cookie (see `web::pending`).
+fn pending_cookie(state: &AppState, sp: &ServiceProvider, name: &str, value: &str, max_age: i64) -> HeaderValue {
     // SameSite=None: the IdP's answer arrives as a cross-site POST, on which a Lax or Strict
     // cookie is not sent. Browsers accept None only with Secure, so on plain http (a test or
     // development setup, where IdP and SP are usually the same site) it falls back to Lax.
@@ -434,17 +522,13 @@ fn binding_cookie(state: &AppState, sp: &ServiceProvider, token: &str) -> Header
     } else {
         "SameSite=Lax"
     };
-    let v = format!(
-        "{BINDING_COOKIE}={token}; Path=/; HttpOnly; {attrs}; Max-Age={}",
-        state.config.pending_request_secs
-    );
-    // The token is base64url, so the header value is visible ASCII.
-    HeaderValue::from_str(&v)
-        .unwrap_or_else(|_| HeaderValue::from_static("ssogate_binding=; Max-Age=0"))
+    let v = format!("{name}={value}; Path=/; HttpOnly; {attrs}; Max-Age={max_age}");
+    // Names and values are base64url and hex: visible ASCII.
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("ssogate_rq_=; Max-Age=0"))
 }
 
-/// Sends the browser to the tenant's IdP with an AuthnRequest, remembering it as pending and
-/// bound to this browser.
+/// Sends the browser to the tenant's IdP with an AuthnRequest, the request itself kept in a
+/// cookie of this browser (nothing stored here).
 pub async fn start_sso(
     state: &AppState,
     sp: &ServiceProvider,
@@ -452,22 +536,17 @@ pub async fn start_sso(
     target: &str,
     headers: &HeaderMap,
     now: UnixTime,
-) -> Result<Response, Failure> {
+) -> Answer {
     let Some(idp_id) = tenant.idp_id else {
-        return Err(Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "idp_missing",
-            format!(
-                "tenant {:?} has SSO on but no identity provider",
-                tenant.name
-            ),
+        return Err(Refusal::new(
+            Reason::IdpMissing,
+            format!("tenant {:?} has SSO on but no identity provider", tenant.name),
         )
         .tenant(&tenant.name));
     };
     let Some(idp) = state.store.idp_get(idp_id).await? else {
-        return Err(Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "idp_missing",
+        return Err(Refusal::new(
+            Reason::IdpMissing,
             format!(
                 "tenant {:?} uses identity provider {idp_id}, which does not exist",
                 tenant.name
@@ -476,25 +555,22 @@ pub async fn start_sso(
         .tenant(&tenant.name));
     };
     let id = request_id(state.rng.bytes16());
-    let token = cookie_value(headers, BINDING_COOKIE)
-        .filter(|t| {
-            t.len() == 43
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .unwrap_or_else(|| state.rng.token());
-    state
-        .store
-        .pending_request_put(&PendingRequest {
-            id: id.clone(),
-            sp_id: sp.id,
-            tenant_id: tenant.id,
-            idp_id: idp.id,
-            relay_target: target.to_string(),
-            binding_hash: binding_hash(&token),
-            expires_at: now.plus_secs(state.config.pending_request_secs),
-        })
-        .await?;
+    let pending = PendingRequest {
+        id: id.clone(),
+        sp_id: sp.id,
+        tenant_id: tenant.id,
+        idp_id: idp.id,
+        relay_target: target.to_string(),
+        expires_at: now.plus_secs(state.config.pending_request_secs),
+    };
+    let key = state.pending_key().await?;
+    let Some(name) = pending::cookie_name(&id) else {
+        return Err(Refusal::new(
+            Reason::SignFailed,
+            format!("request ID {id} does not name a cookie"),
+        ));
+    };
+    let sealed = pending.seal(key);
     let acs = sp.acs_url();
     let request = AuthnRequest {
         id: &id,
@@ -514,109 +590,133 @@ pub async fn start_sso(
         }),
     }
     .build();
-    let key = sp_signing_key(state, sp)?;
-    let cookie = binding_cookie(state, sp, &token);
+    let sp_key = sp_signing_key(state, sp)?;
     tracing::info!(tenant = %tenant.name, idp = %idp.name, request_id = %id, binding = idp.sso_binding.as_str(), "AuthnRequest sent");
-    let mut res = match idp.sso_binding {
-        Binding::Redirect => {
-            let signer = key.as_deref().map(|k| (k, k.default_algorithm()));
-            let url = encode_redirect(
-                &idp.sso_url,
-                MessageKind::Request,
-                &request.xml,
-                None,
-                signer,
-            )
-            .map_err(|e| {
-                Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "sign_failed",
-                    e.to_string(),
-                )
-            })?;
-            see_other(&url)
-        }
-        Binding::Post => {
-            let xml = match &key {
-                Some(k) => request
-                    .signed(k, k.default_algorithm(), None)
-                    .map_err(|e| {
-                        Failure::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "sign_failed",
-                            e.to_string(),
-                        )
-                    })?,
-                None => request.xml.clone(),
-            };
-            let b64 = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
-            pages::saml_post(sp, &idp.sso_url, "SAMLRequest", &b64, None)
-        }
-    };
-    res.headers_mut().append(header::SET_COOKIE, cookie);
+    let mut res = send(
+        sp,
+        sp_key.as_deref(),
+        Outgoing {
+            binding: idp.sso_binding,
+            destination: &idp.sso_url,
+            kind: MessageKind::Request,
+            message: &request,
+            relay_state: None,
+        },
+    )?;
+    // A browser keeps a few pending requests (several tabs); starting more drops the oldest.
+    let mut older: Vec<(UnixTime, String)> = pending::cookies_of(headers)
+        .into_iter()
+        .map(|(n, v)| {
+            let exp = PendingRequest::open(&v, key, now)
+                .map(|p| p.expires_at)
+                .unwrap_or(UnixTime::from_millis(0));
+            (exp, n)
+        })
+        .collect();
+    older.sort();
+    let excess = older.len().saturating_sub(pending::MAX_PER_BROWSER - 1);
+    for (_, n) in older.iter().take(excess) {
+        res.headers_mut()
+            .append(header::SET_COOKIE, pending_cookie(state, sp, n, "", 0));
+    }
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        pending_cookie(state, sp, &name, &sealed, state.config.pending_request_secs),
+    );
     Ok(res)
 }
 
-/// SP-initiated logout: the session ends here at once; with single logout on, the IdP is asked
-/// to end its session too (DESIGN §3.3).
+/// The cookie that clears a pending request once answered.
+pub fn clear_pending(state: &AppState, sp: &ServiceProvider, name: &str) -> HeaderValue {
+    pending_cookie(state, sp, name, "", 0)
+}
+
+/// `GET /logout`: changes nothing (a link or an image on another site must not sign anyone
+/// out); a signed-in agent gets a one-button form that POSTs.
+pub async fn logout_page(
+    State(state): State<AppState>,
+    CurrentSp(sp): CurrentSp,
+    session: Session,
+) -> Answer {
+    let now = state.clock.now();
+    match current_agent(&session, now).await? {
+        Some(a) => {
+            let body = format!(
+                "<h1>Sign out</h1><p>Signed in as <strong>{}</strong>.</p>{}",
+                esc(&a.display_name),
+                pages::logout_button(&sp)
+            );
+            Ok(Html(pages::layout(Some(&sp), "Sign out", &body)).into_response())
+        }
+        None => Ok(signed_out(&sp, None)),
+    }
+}
+
+/// SP-initiated logout (`POST /logout`): the session ends here at once; with single logout on,
+/// the IdP is asked to end its session too (DESIGN §3.3).
 pub async fn logout(
     State(state): State<AppState>,
     CurrentSp(sp): CurrentSp,
     session: Session,
-) -> Response {
+    headers: HeaderMap,
+) -> Answer {
     let now = state.clock.now();
-    let result: Result<Response, Failure> = async {
-        let agent = current_agent(&session, now).await?;
-        session.flush().await.map_err(|e| Failure::store(&crate::store::StoreError::Unavailable(e.to_string())))?;
-        let Some(agent) = agent else { return Ok(signed_out(&sp, None)) };
-        tracing::info!(tenant = %agent.tenant, user = %agent.username, "signed out");
-        let Some(saml) = agent.saml.as_ref() else { return Ok(signed_out(&sp, Some(&agent))) };
-        let tenant = state.store.tenant_get(agent.tenant_id).await?;
-        let idp = state.store.idp_get(saml.idp_id).await?;
-        let (Some(tenant), Some(idp)) = (tenant, idp) else { return Ok(signed_out(&sp, Some(&agent))) };
-        let Some(slo_url) = idp.slo_url.clone().filter(|_| tenant.slo_enabled) else { return Ok(signed_out(&sp, Some(&agent))) };
-        let id = request_id(state.rng.bytes16());
-        let name_id = NameId {
-            value: saml.name_id.clone(),
-            format: saml.name_id_format.clone(),
-            name_qualifier: saml.name_qualifier.clone(),
-            sp_name_qualifier: saml.sp_name_qualifier.clone(),
-        };
-        let msg = LogoutRequestParams {
-            id: &id,
-            issue_instant: now,
-            destination: &slo_url,
-            sp_entity_id: &sp.entity_id,
-            name_id: &name_id,
-            session_index: saml.session_index.as_deref(),
-            not_on_or_after: Some(now.plus_secs(state.config.pending_request_secs)),
-        }
-        .build();
-        state.store.pending_logout_put(&PendingLogout { id: id.clone(), idp_id: idp.id, expires_at: now.plus_secs(state.config.pending_request_secs) }).await?;
-        let key = sp_signing_key(&state, &sp)?;
-        tracing::info!(tenant = %tenant.name, idp = %idp.name, request_id = %id, "LogoutRequest sent");
-        Ok(match idp.slo_binding {
-            Binding::Redirect => {
-                let signer = key.as_deref().map(|k| (k, k.default_algorithm()));
-                let url = encode_redirect(&slo_url, MessageKind::Request, &msg.xml, None, signer)
-                    .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "sign_failed", e.to_string()))?;
-                see_other(&url)
-            }
-            Binding::Post => {
-                let xml = match &key {
-                    Some(k) => msg.signed(k, k.default_algorithm(), None).map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "sign_failed", e.to_string()))?,
-                    None => msg.xml.clone(),
-                };
-                let b64 = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
-                pages::saml_post(&sp, &slo_url, "SAMLRequest", &b64, None)
-            }
+    check_origin(&headers, &sp)?;
+    let agent = current_agent(&session, now).await?;
+    session.flush().await.map_err(session_error)?;
+    let Some(agent) = agent else {
+        return Ok(signed_out(&sp, None));
+    };
+    tracing::info!(tenant = %agent.tenant, user = %agent.username, "signed out");
+    let Some(saml) = agent.saml.as_ref() else {
+        return Ok(signed_out(&sp, Some(&agent)));
+    };
+    let tenant = state.store.tenant_get(agent.tenant_id).await?;
+    let idp = state.store.idp_get(saml.idp_id).await?;
+    let (Some(tenant), Some(idp)) = (tenant, idp) else {
+        return Ok(signed_out(&sp, Some(&agent)));
+    };
+    let Some(slo_url) = idp.slo_url.clone().filter(|_| tenant.slo_enabled) else {
+        return Ok(signed_out(&sp, Some(&agent)));
+    };
+    let id = request_id(state.rng.bytes16());
+    let name_id = NameId {
+        value: saml.name_id.clone(),
+        format: saml.name_id_format.clone(),
+        name_qualifier: saml.name_qualifier.clone(),
+        sp_name_qualifier: saml.sp_name_qualifier.clone(),
+    };
+    let msg = LogoutRequestParams {
+        id: &id,
+        issue_instant: now,
+        destination: &slo_url,
+        sp_entity_id: &sp.entity_id,
+        name_id: &name_id,
+        session_index: saml.session_index.as_deref(),
+        not_on_or_after: Some(now.plus_secs(state.config.pending_request_secs)),
+    }
+    .build();
+    state
+        .store
+        .pending_logout_put(&PendingLogout {
+            id: id.clone(),
+            idp_id: idp.id,
+            expires_at: now.plus_secs(state.config.pending_request_secs),
         })
-    }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(f) => refuse(&state, Some(&sp), "logout", now, f).await,
-    }
+        .await?;
+    let key = sp_signing_key(&state, &sp)?;
+    tracing::info!(tenant = %tenant.name, idp = %idp.name, request_id = %id, "LogoutRequest sent");
+    send(
+        &sp,
+        key.as_deref(),
+        Outgoing {
+            binding: idp.slo_binding,
+            destination: &slo_url,
+            kind: MessageKind::Request,
+            message: &msg,
+            relay_state: None,
+        },
+    )
 }
 
 /// A page that needs no session: where an IdP's logout may send the browser back to.
@@ -648,9 +748,8 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// Forward auth: 200 with the agent in headers, or 401.
-pub async fn auth_check(State(state): State<AppState>, session: Session) -> Response {
-    let now = state.clock.now();
-    match current_agent(&session, now).await {
+pub async fn auth_check(State(clock): State<Arc<dyn Clock>>, session: Session) -> Response {
+    match current_agent(&session, clock.now()).await {
         Ok(Some(a)) => {
             let mut res = StatusCode::OK.into_response();
             let h = res.headers_mut();
@@ -660,17 +759,16 @@ pub async fn auth_check(State(state): State<AppState>, session: Session) -> Resp
             res
         }
         Ok(None) => StatusCode::UNAUTHORIZED.into_response(),
-        Err(f) => {
-            tracing::error!(detail = %f.detail, "auth check cannot read the session");
+        Err(r) => {
+            tracing::error!(detail = %r.detail, "auth check cannot read the session");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
 }
 
 /// The session as JSON (for the portal).
-pub async fn auth_session(State(state): State<AppState>, session: Session) -> Response {
-    let now = state.clock.now();
-    match current_agent(&session, now).await {
+pub async fn auth_session(State(clock): State<Arc<dyn Clock>>, session: Session) -> Response {
+    match current_agent(&session, clock.now()).await {
         Ok(Some(a)) => Json(serde_json::json!({
             "authenticated": true,
             "user": a.username,
@@ -691,5 +789,82 @@ pub async fn auth_session(State(state): State<AppState>, session: Session) -> Re
             Json(serde_json::json!({"authenticated": false, "error": "store_unavailable"})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(url: &str) -> ServiceProvider {
+        ServiceProvider {
+            id: crate::domain::SpId(1),
+            entity_id: url.into(),
+            host_url: url.into(),
+            certificate_pem: None,
+            private_key_pem: None,
+        }
+    }
+
+    fn origin(o: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        h
+    }
+
+    #[test]
+    fn origins_compare_exactly() {
+        let s = sp("https://portal.acme.com/agentportal");
+        assert!(check_origin(&origin("https://portal.acme.com"), &s).is_ok());
+        assert!(check_origin(&origin("https://PORTAL.acme.com:443"), &s).is_ok());
+        for bad in [
+            "null",
+            "https://portal.acme.co",
+            "https://portal.acme.com.evil.example",
+            "http://portal.acme.com",
+            "https://portal.acme.com:8443",
+            "garbage",
+        ] {
+            let r = check_origin(&origin(bad), &s).expect_err(bad);
+            assert_eq!(r.reason, Reason::CrossOrigin, "{bad}");
+        }
+        let local = sp("http://127.0.0.1:8080");
+        assert!(check_origin(&origin("http://127.0.0.1:8080"), &local).is_ok());
+        assert!(check_origin(&origin("http://127.0.0.1"), &local).is_err());
+        // Without Origin, the Referer must be ours; without either, nothing to compare.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("https://evil.example/x"),
+        );
+        assert!(check_origin(&h, &s).is_err());
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("https://portal.acme.com/agentportal/login"),
+        );
+        assert!(check_origin(&h, &s).is_ok());
+        assert!(check_origin(&HeaderMap::new(), &s).is_ok());
+    }
+
+    #[test]
+    fn relay_targets_are_short_same_origin_paths() {
+        let s = sp("https://portal.acme.com");
+        assert_eq!(safe_target(&s, Some("/queue?x=1")), "/queue?x=1");
+        assert_eq!(safe_target(&s, Some("https://evil.example/")), "/");
+        assert_eq!(safe_target(&s, Some("//evil.example/")), "/");
+        let long = format!("/{}", "a".repeat(pending::MAX_RELAY_TARGET));
+        assert_eq!(safe_target(&s, Some(&long)), "/");
+    }
+
+    #[test]
+    fn the_login_form_debug_hides_the_password() {
+        let f = LoginForm {
+            username: "kate".into(),
+            password: "hunter2-secret".into(),
+            target: None,
+        };
+        let d = format!("{f:?}");
+        assert!(!d.contains("hunter2"), "{d}");
+        assert!(d.contains("kate"));
     }
 }

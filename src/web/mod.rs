@@ -1,18 +1,27 @@
 //! The sign-on service over HTTP (axum): agent login pages, ACS, SLO, SP metadata, the portal
 //! landing page and the forward-auth endpoints. Handlers take the request apart, call `saml`,
-//! `domain` and `store`, and answer; a refusal becomes a short page with a reference while the
-//! precise cause goes to the log and the "recent sign-in failures" table.
+//! `domain` and `store`, and answer; a refusal is a [`Refusal`] whose page, log line and failure
+//! record come from one middleware ([`refusal::record_refusals`]).
+//!
+//! Every anonymous request is bounded: CPU-heavy work runs in [`guard::WorkPool`]s, nothing is
+//! stored before an IdP answers ([`pending`]), failure records are bounded and rate-limited per
+//! client ([`refusal`]), and connections are capped and timed ([`server`]).
 
-mod error;
+pub mod client;
+pub mod guard;
 mod login;
 mod pages;
+pub mod pending;
+pub mod refusal;
 mod saml;
+mod send;
+pub mod server;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -20,14 +29,14 @@ use axum::routing::{get, post};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-pub use error::reference;
+pub use refusal::{Reason, Refusal, reference};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::ServiceProvider;
 use crate::rng::Rng;
-use crate::store::Store;
 use crate::store::sessions::StoreSessions;
+use crate::store::{Store, StoreError};
 
 /// Everything a handler may use. Time and randomness come from here, never from globals.
 #[derive(Clone)]
@@ -38,6 +47,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Parsed trust anchors and SP keys, so a request does not parse certificates again.
     keys: Arc<KeyCache>,
+    /// Work pools, the password throttle and the failure-record limiter.
+    pub guards: Arc<guard::Guards>,
+    trusted_proxies: Arc<[client::Cidr]>,
+    /// The MAC key of pending-request cookies (from the store, shared by every instance).
+    pending_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl AppState {
@@ -51,9 +65,44 @@ impl AppState {
             store,
             clock,
             rng,
+            guards: Arc::new(guard::Guards::new(&config)),
+            trusted_proxies: Arc::from(config.trusted_proxy_blocks()),
             config,
             keys: Arc::default(),
+            pending_key: Arc::default(),
         }
+    }
+
+    /// The pending-request MAC key: read (or made) once.
+    pub(crate) async fn pending_key(&self) -> Result<&[u8], StoreError> {
+        self.pending_key
+            .get_or_try_init(|| async {
+                let mut candidate = [0u8; 32];
+                self.rng.fill(&mut candidate);
+                self.store
+                    .server_secret("pending-request-mac", &candidate)
+                    .await
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn Store> {
+    fn from_ref(s: &AppState) -> Self {
+        s.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn Clock> {
+    fn from_ref(s: &AppState) -> Self {
+        s.clock.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(s: &AppState) -> Self {
+        s.config.clone()
     }
 }
 
@@ -118,8 +167,6 @@ impl KeyCache {
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ssogate_session";
-/// The cookie that binds a pending AuthnRequest to the browser that started it.
-pub const BINDING_COOKIE: &str = "ssogate_binding";
 
 /// The service provider a request came in for, with the path below its host URL.
 #[derive(Clone, Debug)]
@@ -147,17 +194,20 @@ pub fn app(state: AppState, secure: bool) -> Router {
             // (AgentSession::expires_at, from our clock).
             .with_expiry(Expiry::OnSessionEnd);
     let body_limit = state.config.max_message_bytes * 2 + 16 * 1024;
-    Router::new()
-        .route("/", get(login::portal))
+    // The login form is a name and a password: a few KiB at most.
+    let login = Router::new()
         .route("/login", get(login::login_page).post(login::login_submit))
-        .route("/logout", get(login::logout).post(login::logout))
-        .route("/signed-out", get(login::signed_out_page))
-        .route("/t/{tenant}", get(login::tenant_portal))
-        .route("/t/{tenant}/", get(login::tenant_portal))
         .route(
             "/t/{tenant}/login",
             get(login::tenant_login_page).post(login::tenant_login_submit),
         )
+        .route("/logout", get(login::logout_page).post(login::logout))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024));
+    Router::new()
+        .route("/", get(login::portal))
+        .route("/signed-out", get(login::signed_out_page))
+        .route("/t/{tenant}", get(login::tenant_portal))
+        .route("/t/{tenant}/", get(login::tenant_portal))
         .route("/saml/acs", post(saml::acs))
         .route("/saml/slo", get(saml::slo_redirect).post(saml::slo_post))
         .route("/saml/metadata", get(saml::metadata))
@@ -165,12 +215,47 @@ pub fn app(state: AppState, secure: bool) -> Router {
         .route("/auth/session", get(login::auth_session))
         .route("/static/ssogate.css", get(pages::stylesheet))
         .route("/static/autopost.js", get(pages::autopost_script))
+        .merge(login)
         .fallback(pages::not_found)
         .layer(sessions)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refusal::record_refusals,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), resolve_sp))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client::client_addr,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// A request (its body included) that takes longer than `request_timeout_secs` is answered 408
+/// and dropped: a client trickling its body holds nothing for long.
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.config.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::debug!("request timed out");
+            let mut r = pages::message(
+                None,
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                "The request took too long to arrive.",
+                None,
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
 }
 
 /// Finds the SP the request is for (by Host, then path prefix) and strips the SP's path prefix,

@@ -99,6 +99,14 @@ pub fn login_form(
     (status, Html(layout(Some(sp), &title, &body))).into_response()
 }
 
+/// The sign-out button: a form that POSTs to `/logout` (a GET changes nothing).
+pub fn logout_button(sp: &ServiceProvider) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}/logout\"><button type=\"submit\">Sign out</button></form>",
+        esc(&sp.host_url)
+    )
+}
+
 /// An auto-submitting form that carries a SAML message by HTTP-POST.
 pub fn saml_post(
     sp: &ServiceProvider,

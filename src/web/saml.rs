@@ -1,53 +1,43 @@
 //! The SAML endpoints: ACS (SP- and IdP-initiated login), SLO (both directions, Redirect and
 //! POST), and our SP metadata.
-#![expect(
-    clippy::result_large_err,
-    reason = "a refusal is rare, and it carries its whole explanation to the log"
-)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use base64::Engine;
-use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use super::error::{Failure, refuse};
-use super::login::{
-    binding_hash, cookie_value, current_agent, safe_target, see_other, sign_in, signed_out,
-};
-use super::{AppState, BINDING_COOKIE, CurrentSp, pages};
+use super::guard::Busy;
+use super::login::{clear_pending, current_agent, see_other, sign_in, signed_out, sp_signing_key};
+use super::pending::{self, PendingRequest};
+use super::refusal::{Reason, Refusal};
+use super::send::{Outgoing, send};
+use super::{AppState, CurrentSp, pages};
 use crate::domain::admin::sp_metadata_xml;
-use crate::domain::username::normalise;
-use crate::domain::{Binding, IdentityProvider, ServiceProvider, Tenant, UsernameMapping};
-use crate::saml::bindings::{MessageKind, decode_post, decode_redirect, encode_redirect};
+use crate::domain::username::{IdentityError, claim_identity, domain_key, split, tenant_of_claim};
+use crate::domain::{IdentityProvider, ServiceProvider, Tenant, UsernameMapping};
+use crate::saml::bindings::{MessageKind, decode_post, decode_redirect};
+use crate::saml::echo::Echo;
 use crate::saml::logout::{
-    LogoutBinding, LogoutContext, LogoutMessage, LogoutResponseParams, verify_logout,
+    LogoutBinding, LogoutContext, LogoutMessage, LogoutRequest, LogoutResponseParams,
+    verify_logout,
 };
-use crate::saml::replay::ReplayCache;
 use crate::saml::response::STATUS_SUCCESS;
 use crate::saml::xml::{Document, Limits, ns};
-use crate::saml::xmldsig::{AlgorithmPolicy, SigningKey};
+use crate::saml::xmldsig::AlgorithmPolicy;
 use crate::saml::{
-    ExpectedContext, Rejection, Solicitation, UnixTime, UnverifiedResponse, UsernameSource,
-    VerifyOptions,
+    Assertion, ExpectedContext, Rejection, Solicitation, UnixTime, UnverifiedResponse,
+    UsernameSource, VerifyOptions,
 };
 use crate::store::{AgentSession, SamlSessionRef, SignInMethod};
 
-/// Collects the replay key `accept` asks about, so the check can go to the (async) store right
-/// after: `accept` consults the replay cache last, so nothing else can fail after it.
-#[derive(Default)]
-struct DeferredReplay(Mutex<Option<(String, UnixTime)>>);
+type Answer = Result<Response, Refusal>;
 
-impl ReplayCache for DeferredReplay {
-    fn check_and_remember(&self, key: &str, expires: UnixTime, _now: UnixTime) -> bool {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.to_string(), expires));
-        true
-    }
-}
+/// A LogoutRequest issued longer ago than the clock skew plus this is refused (a captured one
+/// cannot be played back later); its ID is remembered this long.
+pub const LOGOUT_MAX_AGE_SECS: i64 = 600;
 
 fn limits(state: &AppState) -> Limits {
     Limits {
@@ -56,18 +46,25 @@ fn limits(state: &AppState) -> Limits {
     }
 }
 
+fn busy(b: Busy) -> Refusal {
+    Refusal::new(
+        Reason::Overloaded,
+        format!("no verifier free for this message ({b:?})"),
+    )
+}
+
 /// The fields of an `application/x-www-form-urlencoded` body; a SAML field given twice is refused.
-fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, Failure> {
+fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
-        Failure::bad_request(
-            "form_malformed",
-            format!("the form body cannot be decoded: {e}"),
+        Refusal::new(
+            Reason::BadForm,
+            format!("the form body cannot be decoded: {}", Echo(&e.to_string())),
         )
     })?;
     for name in ["SAMLResponse", "SAMLRequest", "RelayState"] {
         if fields.iter().filter(|(n, _)| n == name).count() > 1 {
-            return Err(Failure::bad_request(
-                "form_malformed",
+            return Err(Refusal::new(
+                Reason::BadForm,
                 format!("the form carries {name} more than once"),
             ));
         }
@@ -82,35 +79,24 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn sp_key(state: &AppState, sp: &ServiceProvider) -> Result<Option<Arc<SigningKey>>, Failure> {
-    state.keys.sp_key(sp).map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "sp_key_unusable",
-            format!("the SP's stored private key is unusable: {e}"),
-        )
-    })
-}
-
 async fn idp_by_issuer(
     state: &AppState,
     issuer: Option<String>,
     what: &str,
-) -> Result<IdentityProvider, Failure> {
+) -> Result<IdentityProvider, Refusal> {
     let Some(issuer) = issuer else {
-        return Err(Failure::new(
-            StatusCode::FORBIDDEN,
-            "issuer_missing",
+        return Err(Refusal::new(
+            Reason::IssuerMissing,
             format!("the {what} names no Issuer"),
         ));
     };
     match state.store.idp_by_entity_id(&issuer).await? {
         Some(i) => Ok(i),
-        None => Err(Failure::new(
-            StatusCode::FORBIDDEN,
-            "unknown_idp",
+        None => Err(Refusal::new(
+            Reason::UnknownIdp,
             format!(
-                "no identity provider is configured with entity ID {issuer:?} (the {what}'s Issuer)"
+                "no identity provider is configured with entity ID \"{}\" (the {what}'s Issuer)",
+                Echo(&issuer)
             ),
         )),
     }
@@ -119,15 +105,162 @@ async fn idp_by_issuer(
 fn trust_of(
     state: &AppState,
     idp: &IdentityProvider,
-) -> Result<Arc<crate::saml::xmldsig::IdpTrust>, Failure> {
+) -> Result<Arc<crate::saml::xmldsig::IdpTrust>, Refusal> {
     state.keys.trust(idp).map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "idp_trust_unusable",
+        Refusal::new(
+            Reason::IdpTrustUnusable,
             format!("identity provider {:?}: {e}", idp.name),
         )
         .idp(&idp.name)
     })
+}
+
+/// The replay-cache key that consumes pending request `id`.
+fn request_key(id: &str) -> String {
+    format!("request\u{1f}{id}")
+}
+
+/// The pending request `irt` answers, from this browser's cookie for it. Nothing is consumed
+/// here: the caller does that once every check has passed.
+async fn pending_of(
+    state: &AppState,
+    sp: &ServiceProvider,
+    headers: &HeaderMap,
+    irt: &str,
+    idp: &IdentityProvider,
+    now: UnixTime,
+) -> Result<PendingRequest, Refusal> {
+    let refuse = |reason: Reason, why: String| Refusal::new(reason, why).idp(&idp.name);
+    let Some(name) = pending::cookie_name(irt) else {
+        return Err(refuse(
+            Reason::UnknownInResponseTo,
+            format!("InResponseTo \"{}\" names no request of ours", Echo(irt)),
+        ));
+    };
+    let Some(value) = pending::cookies_of(headers)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+    else {
+        return Err(refuse(
+            Reason::BrowserBindingMismatch,
+            format!(
+                "request \"{}\" was not started by this browser (it has no {name} cookie: another browser, \
+                 an expired request, or cookies refused)",
+                Echo(irt)
+            ),
+        ));
+    };
+    let key = state.pending_key().await?;
+    let p = PendingRequest::open(&value, key, now).map_err(|why| {
+        let reason = if why == "the request expired" {
+            Reason::UnknownInResponseTo
+        } else {
+            Reason::BrowserBindingMismatch
+        };
+        refuse(reason, format!("request \"{}\": {why}", Echo(irt)))
+    })?;
+    if p.id != irt {
+        return Err(refuse(
+            Reason::BrowserBindingMismatch,
+            format!(
+                "this browser's {name} cookie is for request {}, not \"{}\"",
+                p.id,
+                Echo(irt)
+            ),
+        ));
+    }
+    if p.idp_id != idp.id {
+        return Err(refuse(
+            Reason::InResponseToOtherIdp,
+            format!(
+                "request {} was sent to identity provider {}, the response comes from {:?}",
+                p.id, p.idp_id, idp.name
+            ),
+        ));
+    }
+    if p.sp_id != sp.id {
+        return Err(refuse(
+            Reason::InResponseToOtherSp,
+            format!(
+                "request {} was sent for service provider {}, the response arrived at {}",
+                p.id, p.sp_id, sp.id
+            ),
+        ));
+    }
+    Ok(p)
+}
+
+/// The tenants that sign in through `idp` (SSO on).
+async fn tenants_of(state: &AppState, idp: &IdentityProvider) -> Result<Vec<Tenant>, Refusal> {
+    Ok(state
+        .store
+        .tenant_list()
+        .await?
+        .into_iter()
+        .filter(|t| t.sso_enabled && t.idp_id == Some(idp.id))
+        .collect())
+}
+
+/// The refusal for an identity that does not belong to `tenant`, with what would allow it.
+fn identity_refusal(
+    e: IdentityError,
+    a: &Assertion,
+    idp: &IdentityProvider,
+    tenant: &Tenant,
+    sharing: &[Tenant],
+) -> Refusal {
+    let claim = format!(
+        "identity provider {:?} signed in \"{}\" ({})",
+        idp.name,
+        Echo(&a.username),
+        idp.username
+    );
+    let r = match e {
+        IdentityError::Invalid(why) => Refusal::new(Reason::UsernameInvalid, format!("{claim}: {why}")),
+        IdentityError::ForeignDomain { domain } => {
+            let allowed = if tenant.login_domains.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("its login domains: {}", tenant.login_domains.join(", "))
+            };
+            let fix = match domain_key(&domain) {
+                Some(k) => format!(
+                    "; to accept identities of that domain: ssogate tenant set {} --add-login-domain {k}",
+                    tenant.name
+                ),
+                None => "; that cannot be a login domain".to_string(),
+            };
+            Refusal::new(
+                Reason::ForeignDomain,
+                format!(
+                    "{claim}, whose domain \"{}\" is not a login domain of tenant {:?} ({allowed}){fix}",
+                    Echo(&domain),
+                    tenant.name
+                ),
+            )
+        }
+        IdentityError::OtherTenant { domain, other } => Refusal::new(
+            Reason::TenantMismatch,
+            format!(
+                "{claim}, whose domain \"{}\" belongs to tenant {other:?}, but the sign-in is for tenant {:?}",
+                Echo(&domain),
+                tenant.name
+            ),
+        ),
+        IdentityError::NoDomain => {
+            let names: Vec<&str> = sharing.iter().map(|t| t.name.as_str()).collect();
+            Refusal::new(
+                Reason::TenantMismatch,
+                format!(
+                    "{claim}, which names no domain; the identity provider serves tenants {}, so the \
+                     identity must name one of their login domains (user@domain or DOMAIN\\user)",
+                    names.join(", ")
+                ),
+            )
+        }
+    };
+    r.idp(&idp.name).tenant(&tenant.name)
 }
 
 pub async fn acs(
@@ -136,117 +269,64 @@ pub async fn acs(
     session: Session,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
-    match acs_inner(&state, &sp, &session, &headers, &body, now).await {
-        Ok(r) => r,
-        Err(f) => refuse(&state, Some(&sp), "acs", now, f).await,
-    }
-}
-
-/// DESIGN §3.1 step 3 to 5 and §3.2.
-async fn acs_inner(
-    state: &AppState,
-    sp: &ServiceProvider,
-    session: &Session,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: UnixTime,
-) -> Result<Response, Failure> {
-    let fields = form_fields(body)?;
-    let Some(value) = field(&fields, "SAMLResponse") else {
-        return Err(Failure::bad_request(
-            "saml_response_missing",
+    let fields = form_fields(&body)?;
+    let Some(value) = field(&fields, "SAMLResponse").map(str::to_string) else {
+        return Err(Refusal::new(
+            Reason::SamlResponseMissing,
             "the POST carries no SAMLResponse",
         ));
     };
-    let limits = limits(state);
-    let xml = decode_post(value.as_bytes(), &limits).map_err(|e| Failure::saml(&e))?;
-    let unverified =
-        UnverifiedResponse::parse_owned(xml, &limits).map_err(|e| Failure::saml(&e))?;
-    let idp = idp_by_issuer(state, unverified.issuer_hint(), "Response").await?;
-    let trust = trust_of(state, &idp)?;
+    let relay_state = field(&fields, "RelayState").map(str::to_string);
+    drop(fields);
+    let limits = limits(&state);
+
+    // DESIGN §3.1 step 3. Decoding and parsing cost what the message is big: off the async
+    // workers, in the bounded verification pool.
+    let unverified = state
+        .guards
+        .verify
+        .run(move || {
+            let xml = decode_post(value.as_bytes(), &limits)?;
+            UnverifiedResponse::parse_owned(xml, &limits)
+        })
+        .await
+        .map_err(busy)??;
+    let idp = idp_by_issuer(&state, unverified.issuer_hint(), "Response").await?;
+    let trust = trust_of(&state, &idp)?;
     let opts = VerifyOptions {
         algorithms: idp.digest_policy(),
         limits,
-        decryption_key: sp_key(state, sp)?.map(|k| (*k).clone()),
+        decryption_key: sp_signing_key(&state, &sp)?.map(|k| (*k).clone()),
     };
-    let verified = unverified
-        .verify(&trust, &opts)
-        .map_err(|e| Failure::saml(&e).idp(&idp.name))?;
+    let verified = state
+        .guards
+        .verify
+        .run(move || unverified.verify(&trust, &opts))
+        .await
+        .map_err(busy)?
+        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
 
-    // Which request this answers: a pending request of this browser, or none (IdP-initiated).
+    // Which request this answers: one this browser holds (read, not yet consumed), or none.
     let in_response_to = verified.in_response_to();
-    let (tenant, target): (Tenant, String) = match &in_response_to {
-        Some(irt) => {
-            let Some(pending) = state.store.pending_request_take(irt, now).await? else {
-                return Err(Failure::new(StatusCode::FORBIDDEN, "unknown_in_response_to", format!("InResponseTo {irt:?} matches no pending request (unknown, already used, or expired)"))
-                    .idp(&idp.name));
-            };
-            if pending.idp_id != idp.id {
-                return Err(Failure::new(StatusCode::FORBIDDEN, "in_response_to_other_idp", format!("request {irt:?} was sent to identity provider {}, the response comes from {:?}", pending.idp_id, idp.name)).idp(&idp.name));
-            }
-            if pending.sp_id != sp.id {
-                return Err(Failure::new(StatusCode::FORBIDDEN, "in_response_to_other_sp", format!("request {irt:?} was sent for service provider {}, the response arrived at {}", pending.sp_id, sp.id)).idp(&idp.name));
-            }
-            let bound = cookie_value(headers, BINDING_COOKIE)
-                .map(|t| binding_hash(&t))
-                .is_some_and(|h| bool::from(h.as_bytes().ct_eq(pending.binding_hash.as_bytes())));
-            if !bound {
-                return Err(Failure::new(
-                    StatusCode::FORBIDDEN,
-                    "browser_binding_mismatch",
-                    format!("request {irt:?} was started by another browser (the {BINDING_COOKIE} cookie is missing or different)"),
+    let pending = match &in_response_to {
+        Some(irt) => Some(pending_of(&state, &sp, &headers, irt, &idp, now).await?),
+        None => {
+            // §3.2: refused early when no tenant of this IdP takes unsolicited responses.
+            let tenants = tenants_of(&state, &idp).await?;
+            if tenants.is_empty() {
+                return Err(Refusal::new(
+                    Reason::NoTenantForIdp,
+                    format!("no tenant with SSO on uses identity provider {:?}", idp.name),
                 )
                 .idp(&idp.name));
             }
-            let Some(t) = state.store.tenant_get(pending.tenant_id).await? else {
-                return Err(Failure::new(
-                    StatusCode::FORBIDDEN,
-                    "tenant_missing",
-                    format!(
-                        "tenant {} of request {irt:?} no longer exists",
-                        pending.tenant_id
-                    ),
-                ));
-            };
-            (t, pending.relay_target)
-        }
-        None => {
-            let tenants: Vec<Tenant> = state
-                .store
-                .tenant_list()
-                .await?
-                .into_iter()
-                .filter(|t| t.sso_enabled && t.idp_id == Some(idp.id))
-                .collect();
-            let allowed: Vec<&Tenant> = tenants.iter().filter(|t| t.idp_initiated).collect();
-            let t = match (tenants.len(), allowed.as_slice()) {
-                (0, _) => {
-                    return Err(Failure::new(
-                        StatusCode::FORBIDDEN,
-                        "no_tenant_for_idp",
-                        format!(
-                            "no tenant with SSO on uses identity provider {:?}",
-                            idp.name
-                        ),
-                    )
-                    .idp(&idp.name));
-                }
-                (_, []) => {
-                    let names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
-                    return Err(Failure::new(StatusCode::FORBIDDEN, "idp_initiated_disabled", format!("an unsolicited response from {:?}, and IdP-initiated login is off for tenant(s) {}", idp.name, names.join(", ")))
-                        .idp(&idp.name)
-                        .with_public("Sign-in must start here", "Please open the agent portal and sign in from there."));
-                }
-                (_, [t]) => (*t).clone(),
-                (_, many) => {
-                    let names: Vec<&str> = many.iter().map(|t| t.name.as_str()).collect();
-                    return Err(Failure::new(StatusCode::FORBIDDEN, "idp_initiated_ambiguous", format!("an unsolicited response from {:?}, whose tenants {} all allow IdP-initiated login: which one is meant cannot be told", idp.name, names.join(", "))).idp(&idp.name));
-                }
-            };
-            // RelayState of an unsolicited response is the attacker's to choose: same-origin paths only.
-            (t, safe_target(sp, field(&fields, "RelayState")))
+            if !tenants.iter().any(|t| t.idp_initiated) {
+                let names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
+                return Err(unsolicited_off(&idp, &names.join(", ")));
+            }
+            None
         }
     };
 
@@ -265,48 +345,73 @@ async fn acs_inner(
             UsernameMapping::Attribute(a) => UsernameSource::Attribute(a),
         },
     };
-    let replay = DeferredReplay::default();
-    let assertion = verified
-        .accept(&ctx, now, &replay)
-        .map_err(|e| Failure::saml(&e).idp(&idp.name).tenant(&tenant.name))?;
-    let (key, expires) = replay
-        .0
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .ok_or_else(|| {
-            Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "replay_not_checked",
-                "the replay check was not asked for".to_string(),
-            )
-        })?;
-    if !state.store.replay_remember(&key, expires, now).await? {
-        return Err(Failure::saml(
-            &Rejection::Replayed {
-                id: assertion.id.clone(),
-            }
-            .into(),
-        )
-        .idp(&idp.name)
-        .tenant(&tenant.name));
-    }
+    let unredeemed = verified
+        .accept(&ctx, now)
+        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
 
-    // DESIGN §3.1 step 4: the username, normalised by the tenant's rule, names a user of the tenant.
-    let norm = normalise(&assertion.username, tenant.username_rule);
-    let user = if norm.is_empty() {
-        None
-    } else {
-        state.store.user_by_norm(tenant.id, &norm).await?
+    // Every check passed: consume the request (once, on every instance), then the assertion.
+    if let Some(p) = &pending
+        && !state
+            .store
+            .replay_remember(&request_key(&p.id), p.expires_at, now)
+            .await?
+    {
+        return Err(Refusal::new(
+            Reason::RequestAlreadyAnswered,
+            format!("request {} was already answered by another response", p.id),
+        )
+        .idp(&idp.name));
+    }
+    let fresh = state
+        .store
+        .replay_remember(unredeemed.replay_key(), unredeemed.replay_until(), now)
+        .await?;
+    let assertion = unredeemed
+        .redeem_recorded(fresh)
+        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
+
+    // DESIGN §3.1 step 4 and §3.2: the tenant, and the user the identity names in it.
+    let sharing = tenants_of(&state, &idp).await?;
+    let (tenant, target) = match &pending {
+        Some(p) => {
+            let Some(t) = state.store.tenant_get(p.tenant_id).await? else {
+                return Err(Refusal::new(
+                    Reason::TenantMissing,
+                    format!("tenant {} of request {} no longer exists", p.tenant_id, p.id),
+                ));
+            };
+            (t, p.relay_target.clone())
+        }
+        None => {
+            let t = unsolicited_tenant(&assertion, &idp, &sharing)?;
+            // RelayState of an unsolicited response is the attacker's to choose: same-origin paths only.
+            let target = super::login::safe_target(&sp, relay_state.as_deref());
+            (t, target)
+        }
     };
-    let Some(user) = user else {
-        return Err(Failure::new(
-            StatusCode::FORBIDDEN,
-            "unknown_user",
-            format!("identity provider {:?} signed in {:?} ({}), which is {:?} under the tenant's rule; tenant {:?} has no such user", idp.name, assertion.username, idp.username, norm, tenant.name),
+    let norm = claim_identity(&assertion.username, &tenant, &sharing)
+        .map_err(|e| identity_refusal(e, &assertion, &idp, &tenant, &sharing))?;
+    let Some(user) = state.store.user_by_norm(tenant.id, &norm).await? else {
+        return Err(Refusal::new(
+            Reason::UnknownUser,
+            format!(
+                "identity provider {:?} signed in \"{}\" ({}), which is \"{}\" under the tenant's rule; tenant {:?} has no such user",
+                idp.name,
+                Echo(&assertion.username),
+                idp.username,
+                Echo(&norm),
+                tenant.name
+            ),
         )
         .idp(&idp.name)
         .tenant(&tenant.name)
-        .with_public("No account", format!("Your identity provider signed you in as \u{201c}{}\u{201d}, but this organisation has no agent account of that name. Please ask your administrator to add you.", assertion.username)));
+        .with_page(
+            "No account",
+            format!(
+                "Your identity provider signed you in as \u{201c}{}\u{201d}, but this organisation has no agent account of that name. Please ask your administrator to add you.",
+                crate::web::refusal::bounded(&assertion.username, 128)
+            ),
+        ));
     };
 
     let max = now.plus_secs(state.config.session_max_secs);
@@ -333,47 +438,93 @@ async fn acs_inner(
             session_index: assertion.session_index.clone(),
         }),
     };
-    sign_in(session, &agent).await?;
-    tracing::info!(tenant = %tenant.name, user = %user.username, idp = %idp.name, assertion_id = %assertion.id, unsolicited = in_response_to.is_none(), "signed in");
+    sign_in(&session, &agent).await?;
+    tracing::info!(tenant = %tenant.name, user = %user.username, idp = %idp.name, assertion_id = %assertion.id, unsolicited = pending.is_none(), "signed in");
     let mut res = see_other(&format!("{}{target}", sp.host_url));
-    if in_response_to.is_some() {
-        let clear = format!("{BINDING_COOKIE}=; Path=/; HttpOnly; Max-Age=0");
-        if let Ok(v) = header::HeaderValue::from_str(&clear) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+    if let Some(name) = pending.as_ref().and_then(|p| pending::cookie_name(&p.id)) {
+        res.headers_mut()
+            .append(header::SET_COOKIE, clear_pending(&state, &sp, &name));
     }
     Ok(res)
 }
 
-pub async fn metadata(State(state): State<AppState>, CurrentSp(sp): CurrentSp) -> Response {
-    let now = state.clock.now();
-    match sp_metadata_xml(&sp) {
-        Ok(xml) => (
-            [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
-            xml,
-        )
-            .into_response(),
-        Err(e) => {
-            refuse(
-                &state,
-                Some(&sp),
-                "metadata",
-                now,
-                Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "sp_metadata",
-                    e.to_string(),
+fn unsolicited_off(idp: &IdentityProvider, tenants: &str) -> Refusal {
+    Refusal::new(
+        Reason::IdpInitiatedDisabled,
+        format!(
+            "an unsolicited response from {:?}, and IdP-initiated login is off for tenant(s) {tenants}",
+            idp.name
+        ),
+    )
+    .idp(&idp.name)
+    .with_page(
+        "Sign-in must start here",
+        "Please open the agent portal and sign in from there.",
+    )
+}
+
+/// DESIGN §3.2: the tenant of an unsolicited response is the one of this IdP whose login domains
+/// hold the identity's domain (or the only one, for an identity without a domain).
+fn unsolicited_tenant(
+    a: &Assertion,
+    idp: &IdentityProvider,
+    candidates: &[Tenant],
+) -> Result<Tenant, Refusal> {
+    let Some(t) = tenant_of_claim(&a.username, candidates) else {
+        let names: Vec<&str> = candidates.iter().map(|t| t.name.as_str()).collect();
+        let r = match split(&a.username).domain {
+            Some(d) => {
+                let fix = match (candidates, domain_key(d)) {
+                    ([only], Some(k)) => format!(
+                        "; to accept identities of that domain: ssogate tenant set {} --add-login-domain {k}",
+                        only.name
+                    ),
+                    _ => String::new(),
+                };
+                Refusal::new(
+                    Reason::ForeignDomain,
+                    format!(
+                        "an unsolicited response from {:?} signed in \"{}\", whose domain \"{}\" is a login domain of none \
+                         of its tenants ({}){fix}",
+                        idp.name,
+                        Echo(&a.username),
+                        Echo(d),
+                        names.join(", ")
+                    ),
+                )
+            }
+            None => Refusal::new(
+                Reason::IdpInitiatedAmbiguous,
+                format!(
+                    "an unsolicited response from {:?} signed in \"{}\", which names no domain, and the identity provider \
+                     serves tenants {}: which one is meant cannot be told",
+                    idp.name,
+                    Echo(&a.username),
+                    names.join(", ")
                 ),
-            )
-            .await
-        }
+            ),
+        };
+        return Err(r.idp(&idp.name));
+    };
+    if !t.idp_initiated {
+        return Err(unsolicited_off(idp, &t.name).tenant(&t.name));
     }
+    Ok(t.clone())
+}
+
+pub async fn metadata(CurrentSp(sp): CurrentSp) -> Answer {
+    let xml =
+        sp_metadata_xml(&sp).map_err(|e| Refusal::new(Reason::SpMetadata, e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        xml,
+    )
+        .into_response())
 }
 
 /// The Issuer of a logout message, read before anything is trusted (to pick the IdP's keys).
-fn issuer_of(xml: &[u8], limits: &Limits) -> Result<Option<String>, Failure> {
-    let doc =
-        Document::parse(xml, limits).map_err(|e| Failure::saml(&crate::saml::Error::from(e)))?;
+fn issuer_of(xml: &[u8], limits: &Limits) -> Result<Option<String>, crate::saml::Error> {
+    let doc = Document::parse(xml, limits)?;
     let root = doc.root();
     Ok(doc
         .only_child(root, ns::SAML, "Issuer")
@@ -386,44 +537,46 @@ pub async fn slo_redirect(
     CurrentSp(sp): CurrentSp,
     session: Session,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
-    let result = async {
-        let raw = query.unwrap_or_default();
-        let limits = limits(&state);
-        let msg = decode_redirect(&raw, &limits, AlgorithmPolicy::default())
-            .map_err(|e| Failure::saml(&e))?;
-        let idp = idp_by_issuer(&state, issuer_of(&msg.xml, &limits)?, "logout message").await?;
-        // SHA-1 query signatures only for an IdP marked legacy: decode again under its policy.
-        let msg = if idp.allow_sha1 {
-            decode_redirect(&raw, &limits, idp.digest_policy()).map_err(|e| Failure::saml(&e))?
-        } else {
-            msg
-        };
-        let trust = trust_of(&state, &idp)?;
-        let opts = VerifyOptions {
-            algorithms: idp.digest_policy(),
-            limits,
-            decryption_key: None,
-        };
-        let verified = verify_logout(LogoutBinding::Redirect(&msg), &trust, &opts)
-            .map_err(|e| Failure::saml(&e).idp(&idp.name))?;
-        slo_handle(
-            &state,
-            &sp,
-            &session,
-            &idp,
-            verified,
-            msg.relay_state.as_deref(),
-            now,
-        )
+    let raw = query.unwrap_or_default();
+    let limits = limits(&state);
+    let raw_in = raw.clone();
+    let (msg, issuer) = state
+        .guards
+        .verify
+        .run(move || {
+            let msg = decode_redirect(&raw_in, &limits, AlgorithmPolicy::default())?;
+            let issuer = issuer_of(&msg.xml, &limits)?;
+            Ok::<_, crate::saml::Error>((msg, issuer))
+        })
         .await
-    }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(f) => refuse(&state, Some(&sp), "slo", now, f).await,
-    }
+        .map_err(busy)??;
+    let idp = idp_by_issuer(&state, issuer, "logout message").await?;
+    let trust = trust_of(&state, &idp)?;
+    let policy = idp.digest_policy();
+    let opts = VerifyOptions {
+        algorithms: policy,
+        limits,
+        decryption_key: None,
+    };
+    let relay_state = msg.relay_state.clone();
+    let verified = state
+        .guards
+        .verify
+        .run(move || {
+            // SHA-1 query signatures only for an IdP marked legacy: decode again under its policy.
+            let msg = if policy.allow_sha1 {
+                decode_redirect(&raw, &limits, policy)?
+            } else {
+                msg
+            };
+            verify_logout(LogoutBinding::Redirect(&msg), &trust, &opts)
+        })
+        .await
+        .map_err(busy)?
+        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
+    slo_handle(&state, &sp, &session, &idp, verified, relay_state.as_deref(), now).await
 }
 
 pub async fn slo_post(
@@ -431,55 +584,99 @@ pub async fn slo_post(
     CurrentSp(sp): CurrentSp,
     session: Session,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let now = state.clock.now();
-    let result = async {
-        let fields = form_fields(&body)?;
-        let value = match (
-            field(&fields, "SAMLRequest"),
-            field(&fields, "SAMLResponse"),
-        ) {
-            (Some(v), None) | (None, Some(v)) => v,
-            (Some(_), Some(_)) => {
-                return Err(Failure::bad_request(
-                    "form_malformed",
-                    "the POST carries both SAMLRequest and SAMLResponse",
-                ));
-            }
-            (None, None) => {
-                return Err(Failure::bad_request(
-                    "saml_message_missing",
-                    "the POST carries neither SAMLRequest nor SAMLResponse",
-                ));
-            }
-        };
-        let limits = limits(&state);
-        let xml = decode_post(value.as_bytes(), &limits).map_err(|e| Failure::saml(&e))?;
-        let idp = idp_by_issuer(&state, issuer_of(&xml, &limits)?, "logout message").await?;
-        let trust = trust_of(&state, &idp)?;
-        let opts = VerifyOptions {
-            algorithms: idp.digest_policy(),
-            limits,
-            decryption_key: None,
-        };
-        let verified = verify_logout(LogoutBinding::Post(&xml), &trust, &opts)
-            .map_err(|e| Failure::saml(&e).idp(&idp.name))?;
-        slo_handle(
-            &state,
-            &sp,
-            &session,
-            &idp,
-            verified,
-            field(&fields, "RelayState"),
-            now,
-        )
+    let fields = form_fields(&body)?;
+    let value = match (
+        field(&fields, "SAMLRequest"),
+        field(&fields, "SAMLResponse"),
+    ) {
+        (Some(v), None) | (None, Some(v)) => v.to_string(),
+        (Some(_), Some(_)) => {
+            return Err(Refusal::new(
+                Reason::BadForm,
+                "the POST carries both SAMLRequest and SAMLResponse",
+            ));
+        }
+        (None, None) => {
+            return Err(Refusal::new(
+                Reason::SamlMessageMissing,
+                "the POST carries neither SAMLRequest nor SAMLResponse",
+            ));
+        }
+    };
+    let relay_state = field(&fields, "RelayState").map(str::to_string);
+    drop(fields);
+    let limits = limits(&state);
+    let (xml, issuer) = state
+        .guards
+        .verify
+        .run(move || {
+            let xml = decode_post(value.as_bytes(), &limits)?;
+            let issuer = issuer_of(&xml, &limits)?;
+            Ok::<_, crate::saml::Error>((xml, issuer))
+        })
         .await
+        .map_err(busy)??;
+    let idp = idp_by_issuer(&state, issuer, "logout message").await?;
+    let trust = trust_of(&state, &idp)?;
+    let opts = VerifyOptions {
+        algorithms: idp.digest_policy(),
+        limits,
+        decryption_key: None,
+    };
+    let verified = state
+        .guards
+        .verify
+        .run(move || verify_logout(LogoutBinding::Post(&xml), &trust, &opts))
+        .await
+        .map_err(busy)?
+        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
+    slo_handle(&state, &sp, &session, &idp, verified, relay_state.as_deref(), now).await
+}
+
+/// A LogoutRequest may end sessions once, and only soon after it was issued: its IssueInstant is
+/// at most skew + [`LOGOUT_MAX_AGE_SECS`] old, and its ID goes into the replay cache (shared by
+/// every instance) for as long as it could be accepted.
+async fn check_fresh_logout(
+    state: &AppState,
+    idp: &IdentityProvider,
+    req: &LogoutRequest,
+    now: UnixTime,
+) -> Result<(), Refusal> {
+    let skew = state.config.clock_skew_secs;
+    let Some(issued) = req.issue_instant else {
+        return Err(Refusal::new(
+            Reason::LogoutTooOld,
+            format!("LogoutRequest \"{}\" has no IssueInstant", Echo(&req.id)),
+        )
+        .idp(&idp.name));
+    };
+    let oldest = now.plus_secs(-(skew + LOGOUT_MAX_AGE_SECS));
+    if issued < oldest {
+        return Err(Refusal::new(
+            Reason::LogoutTooOld,
+            format!(
+                "LogoutRequest \"{}\" was issued at {issued}; now is {now}, and a LogoutRequest is accepted for \
+                 {LOGOUT_MAX_AGE_SECS} s (plus the clock skew of {skew} s) after it was issued",
+                Echo(&req.id)
+            ),
+        )
+        .idp(&idp.name));
     }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(f) => refuse(&state, Some(&sp), "slo", now, f).await,
+    let key = format!("logout\u{1f}{}\u{1f}{}", idp.entity_id, req.id);
+    let until = issued.plus_secs(2 * skew + LOGOUT_MAX_AGE_SECS);
+    if !state.store.replay_remember(&key, until, now).await? {
+        return Err(Refusal::new(
+            Reason::LogoutReplayed,
+            format!(
+                "LogoutRequest \"{}\" was already received once",
+                Echo(&req.id)
+            ),
+        )
+        .idp(&idp.name));
     }
+    Ok(())
 }
 
 /// DESIGN §3.3: an IdP-initiated LogoutRequest ends every session it names and is answered; a
@@ -492,7 +689,7 @@ async fn slo_handle(
     message: LogoutMessage,
     relay_state: Option<&str>,
     now: UnixTime,
-) -> Result<Response, Failure> {
+) -> Answer {
     let slo_url = sp.slo_url();
     let ctx = LogoutContext {
         idp_entity_id: &idp.entity_id,
@@ -502,7 +699,8 @@ async fn slo_handle(
     match message {
         LogoutMessage::Request(req) => {
             req.check(&ctx, now)
-                .map_err(|e| Failure::saml(&e).idp(&idp.name))?;
+                .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
+            check_fresh_logout(state, idp, &req, now).await?;
             let ids = state
                 .store
                 .sessions_by_saml(idp.id, &req.name_id.value, &req.session_indexes)
@@ -518,10 +716,10 @@ async fn slo_handle(
                 .is_some_and(|s| s.idp_id == idp.id && s.name_id == req.name_id.value)
             {
                 session.flush().await.map_err(|e| {
-                    Failure::store(&crate::store::StoreError::Unavailable(e.to_string()))
+                    Refusal::store(&crate::store::StoreError::Unavailable(e.to_string()))
                 })?;
             }
-            tracing::info!(idp = %idp.name, request_id = %req.id, sessions_ended = ids.len(), "IdP-initiated logout");
+            tracing::info!(idp = %idp.name, request_id = %Echo(&req.id), sessions_ended = ids.len(), "IdP-initiated logout");
             let Some(dest) = idp.slo_response_target().map(str::to_string) else {
                 return Ok(signed_out(sp, mine.as_ref()));
             };
@@ -535,45 +733,22 @@ async fn slo_handle(
                 status: STATUS_SUCCESS,
             }
             .build();
-            let key = sp_key(state, sp)?;
-            Ok(match idp.slo_binding {
-                Binding::Redirect => {
-                    let signer = key.as_deref().map(|k| (k, k.default_algorithm()));
-                    let url = encode_redirect(
-                        &dest,
-                        MessageKind::Response,
-                        &msg.xml,
-                        relay_state,
-                        signer,
-                    )
-                    .map_err(|e| {
-                        Failure::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "sign_failed",
-                            e.to_string(),
-                        )
-                    })?;
-                    see_other(&url)
-                }
-                Binding::Post => {
-                    let xml = match &key {
-                        Some(k) => msg.signed(k, k.default_algorithm(), None).map_err(|e| {
-                            Failure::new(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "sign_failed",
-                                e.to_string(),
-                            )
-                        })?,
-                        None => msg.xml.clone(),
-                    };
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
-                    pages::saml_post(sp, &dest, "SAMLResponse", &b64, relay_state)
-                }
-            })
+            let key = sp_signing_key(state, sp)?;
+            send(
+                sp,
+                key.as_deref(),
+                Outgoing {
+                    binding: idp.slo_binding,
+                    destination: &dest,
+                    kind: MessageKind::Response,
+                    message: &msg,
+                    relay_state,
+                },
+            )
         }
         LogoutMessage::Response(resp) => {
             let Some(irt) = resp.in_response_to.clone() else {
-                return Err(Failure::saml(
+                return Err(Refusal::saml(
                     &Rejection::InResponseToMissing {
                         expected: "our LogoutRequest".into(),
                     }
@@ -582,25 +757,26 @@ async fn slo_handle(
                 .idp(&idp.name));
             };
             let Some(pending) = state.store.pending_logout_take(&irt, now).await? else {
-                return Err(Failure::new(
-                    StatusCode::FORBIDDEN,
-                    "unknown_in_response_to",
-                    format!("LogoutResponse InResponseTo {irt:?} matches no pending LogoutRequest"),
+                return Err(Refusal::new(
+                    Reason::UnknownInResponseTo,
+                    format!(
+                        "LogoutResponse InResponseTo \"{}\" matches no pending LogoutRequest",
+                        Echo(&irt)
+                    ),
                 )
                 .idp(&idp.name));
             };
             if pending.idp_id != idp.id {
-                return Err(Failure::new(
-                    StatusCode::FORBIDDEN,
-                    "in_response_to_other_idp",
-                    format!("LogoutRequest {irt:?} went to another identity provider"),
+                return Err(Refusal::new(
+                    Reason::InResponseToOtherIdp,
+                    format!("LogoutRequest {} went to another identity provider", pending.id),
                 )
                 .idp(&idp.name));
             }
             if let Err(e) = resp.check(&ctx, &pending.id) {
                 // The local session is gone either way; say that the IdP's may not be.
-                let f = Failure::saml(&e).idp(&idp.name);
-                tracing::warn!(reason = %f.reason, detail = %f.detail, idp = %idp.name, "LogoutResponse refused");
+                let detail = crate::web::refusal::bounded(&e.to_string(), 1024);
+                tracing::warn!(reason = e.code(), detail = %detail, idp = %idp.name, "LogoutResponse refused");
                 let body = "<h1>Signed out here</h1><p>You are signed out of the agent portal, but your identity provider did not confirm \
                             that it ended its own session. Close the browser to be sure.</p>";
                 return Ok((

@@ -24,6 +24,7 @@ pub fn metadata_limits() -> Limits {
         max_depth: 64,
         max_attributes: 64,
         max_nodes: 20_000_000,
+        max_namespaces_in_scope: 256,
     }
 }
 

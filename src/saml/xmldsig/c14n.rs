@@ -40,10 +40,12 @@ pub fn canonicalize(
     for &a in chain.iter().rev() {
         push_decls(doc, a, &mut in_scope);
     }
+    let out_start = out.len();
     let mut c = Canon {
         doc,
         opts,
         out,
+        steps: std::cell::Cell::new(chain.len() as u64),
         in_scope,
         rendered: Vec::with_capacity(16),
         open: Vec::with_capacity(16),
@@ -52,6 +54,9 @@ pub fn canonicalize(
         attrs: Vec::with_capacity(8),
     };
     c.run(apex, exclude);
+    // Work: every node visited, every lookup step, every byte written (see Document::work).
+    let written = (c.out.len() - out_start) as u64;
+    doc.add_work(c.steps.get() + written);
 }
 
 fn push_decls<'d>(doc: &'d Document, e: NodeId, into: &mut Vec<(&'d str, &'d str)>) {
@@ -76,6 +81,8 @@ struct Canon<'d, 'o> {
     doc: &'d Document,
     opts: &'o ExcC14n,
     out: &'o mut Vec<u8>,
+    /// Nodes visited and namespace entries compared (see `Document::work`).
+    steps: std::cell::Cell<u64>,
     /// Namespace bindings in scope in the document, innermost last.
     in_scope: Vec<(&'d str, &'d str)>,
     /// Namespace declarations rendered by output ancestors: (prefix, uri), innermost last.
@@ -99,6 +106,7 @@ impl<'d> Canon<'d, '_> {
                 i = doc.node(i).end;
                 continue;
             }
+            self.steps.set(self.steps.get() + 1);
             match &doc.node(i).kind {
                 NodeKind::Element(ix) => {
                     let data = &doc.elements[*ix as usize];
@@ -161,11 +169,18 @@ impl<'d> Canon<'d, '_> {
     }
 
     fn rendered_uri(&self, prefix: &str) -> Option<&'d str> {
-        self.rendered
+        let mut n = 1u64;
+        let found = self
+            .rendered
             .iter()
             .rev()
-            .find(|(p, _)| p.len() == prefix.len() && *p == prefix)
-            .map(|(_, u)| *u)
+            .find(|(p, _)| {
+                n += 1;
+                p.len() == prefix.len() && *p == prefix
+            })
+            .map(|(_, u)| *u);
+        self.steps.set(self.steps.get() + n);
+        found
     }
 
     fn start_tag(
@@ -221,6 +236,11 @@ impl<'d> Canon<'d, '_> {
             self.attrs.push((a.ns, a.local, a.prefix, a.value));
         }
         // InclusiveNamespaces: rendered as inclusive c14n would, when in scope.
+        self.steps.set(
+            self.steps.get()
+                + (self.opts.inclusive_prefixes.len() * (self.in_scope.len() + 1)) as u64
+                + (self.attrs.len() * (self.prefixes.len() + 1)) as u64,
+        );
         for p in &self.opts.inclusive_prefixes {
             let p: &str = if p == "#default" { "" } else { p.as_str() };
             if let Some(&(bound, uri)) = self.in_scope.iter().rev().find(|(q, _)| *q == p)
@@ -364,16 +384,47 @@ pub(crate) fn exc_c14n_uri(uri: &str) -> Option<bool> {
     }
 }
 
-/// Reads an `ec:InclusiveNamespaces PrefixList` child of a Transform / CanonicalizationMethod.
-pub(crate) fn inclusive_prefixes(doc: &Document, method: NodeId) -> Vec<String> {
-    doc.children_named(method, ns::EXC_C14N, "InclusiveNamespaces")
-        .filter_map(|n| doc.attr(n, "PrefixList"))
-        .flat_map(|l| {
-            l.split_ascii_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+/// Most distinct prefixes an InclusiveNamespaces PrefixList may name. Real IdPs name two to five
+/// (`xs xsi`, `saml samlp ds xs xsi`); every prefix listed costs a lookup at every element
+/// canonicalised.
+pub const MAX_INCLUSIVE_PREFIXES: usize = 16;
+
+/// Reads the `ec:InclusiveNamespaces PrefixList` child of a Transform / CanonicalizationMethod:
+/// at most one such child, at most [`MAX_INCLUSIVE_PREFIXES`] distinct prefixes (duplicates
+/// dropped), each an NCName or `#default`. `Err` says what is wrong.
+pub(crate) fn inclusive_prefixes(doc: &Document, method: NodeId) -> Result<Vec<String>, String> {
+    let mut found = doc.children_named(method, ns::EXC_C14N, "InclusiveNamespaces");
+    let Some(n) = found.next() else {
+        return Ok(Vec::new());
+    };
+    if found.next().is_some() {
+        return Err("more than one InclusiveNamespaces element".into());
+    }
+    let list = doc.attr(n, "PrefixList").unwrap_or("");
+    let mut out: Vec<String> = Vec::new();
+    for token in list.split_ascii_whitespace() {
+        if out.iter().any(|p| p == token) {
+            continue;
+        }
+        let name_ok = token == "#default"
+            || (token.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                && token
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')));
+        if !name_ok || token.len() > 64 {
+            return Err(format!(
+                "PrefixList names \"{}\", which is not a namespace prefix",
+                crate::saml::echo::Echo(token)
+            ));
+        }
+        if out.len() == MAX_INCLUSIVE_PREFIXES {
+            return Err(format!(
+                "PrefixList names more than {MAX_INCLUSIVE_PREFIXES} distinct prefixes"
+            ));
+        }
+        out.push(token.to_string());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@ pub mod verify;
 pub use algorithms::{AlgorithmPolicy, DigestAlgorithm, KeyKind, SignatureAlgorithm};
 pub use sign::{SignError, SigningKey, sign_enveloped};
 pub use trust::{Fingerprint, IdpTrust, TrustedCertificate};
+pub use verify::MAX_KEY_INFO_CERTIFICATES;

@@ -27,6 +27,10 @@ use super::trust::{IdpTrust, TrustedCertificate, decode_base64_ws};
 use crate::saml::error::SignatureError;
 use crate::saml::xml::{Document, NodeId, ns};
 
+/// The most X509Certificate elements a signature's KeyInfo may carry (IdPs send one, sometimes
+/// with its chain).
+pub const MAX_KEY_INFO_CERTIFICATES: usize = 4;
+
 /// A ds:Signature whose shape has been checked; nothing verified yet.
 #[derive(Debug, Clone)]
 pub struct SignatureSpec {
@@ -121,7 +125,8 @@ pub fn parse_signature(
     only_inclusive_namespaces(doc, c14n_method, "ds:CanonicalizationMethod")?;
     let c14n = ExcC14n {
         with_comments,
-        inclusive_prefixes: c14n::inclusive_prefixes(doc, c14n_method),
+        inclusive_prefixes: c14n::inclusive_prefixes(doc, c14n_method)
+            .map_err(|why| SignatureError::InclusiveNamespaces { why })?,
     };
 
     let alg_uri = doc.attr(sig_method, "Algorithm").unwrap_or("");
@@ -202,6 +207,12 @@ pub fn parse_signature(
             if doc.is(c, ns::DS, "X509Data") {
                 key_info_certs.extend(doc.children_named(c, ns::DS, "X509Certificate"));
             }
+            // Each certificate may be parsed below: their number is bounded before any is.
+            if key_info_certs.len() > MAX_KEY_INFO_CERTIFICATES {
+                return Err(SignatureError::KeyInfoCertificates {
+                    count: key_info_certs.len(),
+                });
+            }
         }
     }
 
@@ -239,7 +250,8 @@ fn check_transforms(doc: &Document, transforms: Option<NodeId>) -> Result<ExcC14
             algorithm: "(none: the enveloped-signature transform is required)".into(),
         });
     };
-    let list: Vec<NodeId> = doc.child_elements(t).collect();
+    // Only a chain of two is ever accepted: a third is enough to refuse (and bounds the work).
+    let list: Vec<NodeId> = doc.child_elements(t).take(3).collect();
     for &c in &list {
         if !doc.is(c, ns::DS, "Transform") {
             return Err(unexpected(doc, c, "ds:Transforms"));
@@ -260,7 +272,8 @@ fn check_transforms(doc: &Document, transforms: Option<NodeId>) -> Result<ExcC14
             // §4.3.3.3), so #WithComments changes nothing here.
             Ok(ExcC14n {
                 with_comments: false,
-                inclusive_prefixes: c14n::inclusive_prefixes(doc, *exc),
+                inclusive_prefixes: c14n::inclusive_prefixes(doc, *exc)
+                    .map_err(|why| SignatureError::InclusiveNamespaces { why })?,
             })
         }
         [only] if alg(*only) == ENVELOPED_SIGNATURE => Err(SignatureError::Transform {

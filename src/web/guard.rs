@@ -1,0 +1,252 @@
+//! What keeps one client from taking the service down: CPU-heavy work (signature verification,
+//! argon2) runs on a bounded number of threads off the async workers, with a bounded queue; wrong
+//! passwords slow down only the (user, address) pair they come from.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::refusal::FailureLimiter;
+use crate::config::Config;
+use crate::saml::UnixTime;
+
+/// The work could not be queued: the pool and its queue are full (answer 503 at once), or it
+/// waited longer than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    QueueFull,
+    WaitedTooLong,
+    /// The work panicked (a bug): reported, never propagated into the request's task.
+    Failed,
+}
+
+/// A fixed number of blocking threads' worth of CPU work, with a bounded queue in front.
+#[derive(Debug)]
+pub struct WorkPool {
+    /// Permits for running and queued jobs together: when none is left, refuse at once.
+    slots: Arc<Semaphore>,
+    /// Permits for running jobs.
+    workers: Arc<Semaphore>,
+    max_wait: Duration,
+}
+
+impl WorkPool {
+    pub fn new(workers: usize, queue: usize, max_wait: Duration) -> WorkPool {
+        let workers = workers.max(1);
+        WorkPool {
+            slots: Arc::new(Semaphore::new(workers + queue)),
+            workers: Arc::new(Semaphore::new(workers)),
+            max_wait,
+        }
+    }
+
+    /// Runs `f` on the blocking pool once a worker is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy::QueueFull)?;
+        let worker = tokio::time::timeout(self.max_wait, self.workers.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy::WaitedTooLong)?
+            .map_err(|_| Busy::QueueFull)?;
+        tokio::task::spawn_blocking(move || {
+            let _held = (slot, worker);
+            f()
+        })
+        .await
+        .map_err(|_| Busy::Failed)
+    }
+}
+
+/// Wrong passwords per (tenant, user name, client address): after `free` failures the pair waits
+/// 1 s, then 2, 4, … up to `max_delay` before the next attempt is even checked. A success ends
+/// it. Another address is never slowed by this pair's failures. Bounded: at most `MAX_PAIRS`
+/// pairs are tracked (expired ones dropped first, then the oldest).
+#[derive(Debug)]
+pub struct PasswordThrottle {
+    pairs: Mutex<HashMap<(i64, String, IpAddr), Attempts>>,
+    free: u32,
+    max_delay_secs: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    failures: u32,
+    next_allowed: UnixTime,
+    last: UnixTime,
+}
+
+const MAX_PAIRS: usize = 100_000;
+
+impl PasswordThrottle {
+    pub fn new(free: u32, max_delay_secs: i64) -> PasswordThrottle {
+        PasswordThrottle {
+            pairs: Mutex::default(),
+            free,
+            max_delay_secs,
+        }
+    }
+
+    /// `Err(seconds)` while the pair must wait.
+    pub fn check(&self, tenant: i64, user: &str, client: IpAddr, now: UnixTime) -> Result<(), i64> {
+        let m = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get(&(tenant, user.to_string(), client)) {
+            Some(a) if a.next_allowed > now => {
+                Err((a.next_allowed.millis() - now.millis() + 999) / 1000)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a wrong password; returns the wait now imposed, in seconds (0 while free).
+    pub fn failed(&self, tenant: i64, user: &str, client: IpAddr, now: UnixTime) -> i64 {
+        let mut m = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_PAIRS {
+            let horizon = self.max_delay_secs.max(60) * 1000;
+            m.retain(|_, a| now.millis() - a.last.millis() < horizon);
+            if m.len() >= MAX_PAIRS
+                && let Some(oldest) = m.iter().min_by_key(|(_, a)| a.last).map(|(k, _)| k.clone())
+            {
+                m.remove(&oldest);
+            }
+        }
+        let a = m
+            .entry((tenant, user.to_string(), client))
+            .or_insert(Attempts {
+                failures: 0,
+                next_allowed: now,
+                last: now,
+            });
+        a.failures = a.failures.saturating_add(1);
+        a.last = now;
+        let over = a.failures.saturating_sub(self.free);
+        let delay = if over == 0 {
+            0
+        } else {
+            (1i64 << (over - 1).min(30)).min(self.max_delay_secs)
+        };
+        a.next_allowed = now.plus_secs(delay);
+        delay
+    }
+
+    pub fn succeeded(&self, tenant: i64, user: &str, client: IpAddr) {
+        let mut m = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(&(tenant, user.to_string(), client));
+    }
+}
+
+/// Every limiter of the service, built once from the configuration.
+#[derive(Debug)]
+pub struct Guards {
+    /// Signature verification and message parsing.
+    pub verify: WorkPool,
+    /// argon2 (19 MiB each): at most as many at once as there are workers.
+    pub passwords: WorkPool,
+    pub throttle: PasswordThrottle,
+    pub failures: FailureLimiter,
+}
+
+impl Guards {
+    pub fn new(config: &Config) -> Guards {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Guards {
+            verify: WorkPool::new(
+                config.verify_workers.unwrap_or(cores),
+                config.verify_queue,
+                Duration::from_secs(5),
+            ),
+            passwords: WorkPool::new(
+                config.password_workers.unwrap_or(cores),
+                config.password_queue,
+                Duration::from_secs(config.password_wait_secs),
+            ),
+            throttle: PasswordThrottle::new(
+                config.password_free_attempts,
+                config.password_max_delay_secs,
+            ),
+            failures: FailureLimiter::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_passwords_slow_only_their_pair() {
+        let t = PasswordThrottle::new(5, 900);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let now = UnixTime::from_secs(10_000);
+        for _ in 0..5 {
+            assert_eq!(t.failed(1, "kate", a, now), 0);
+        }
+        assert_eq!(t.check(1, "kate", a, now), Ok(()));
+        assert_eq!(t.failed(1, "kate", a, now), 1);
+        assert_eq!(t.check(1, "kate", a, now), Err(1));
+        assert_eq!(t.failed(1, "kate", a, now), 2);
+        assert_eq!(t.failed(1, "kate", a, now), 4);
+        assert_eq!(t.check(1, "kate", a, now), Err(4));
+        // Same user from another address, another user from the same address: free.
+        assert_eq!(t.check(1, "kate", b, now), Ok(()));
+        assert_eq!(t.check(1, "bob", a, now), Ok(()));
+        assert_eq!(t.check(2, "kate", a, now), Ok(()));
+        // The wait ends; a success clears the pair.
+        assert_eq!(t.check(1, "kate", a, now.plus_secs(4)), Ok(()));
+        t.succeeded(1, "kate", a);
+        assert_eq!(t.failed(1, "kate", a, now), 0);
+        // The delay is capped.
+        for _ in 0..40 {
+            t.failed(1, "cap", a, now);
+        }
+        assert_eq!(t.check(1, "cap", a, now), Err(900));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pool_refuses_at_once() {
+        let pool = Arc::new(WorkPool::new(1, 1, Duration::from_secs(10)));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Arc::new(Mutex::new(rx));
+        let p1 = pool.clone();
+        let r1 = rx.clone();
+        let running = tokio::spawn(async move {
+            p1.run(move || {
+                let _ = r1.lock().unwrap().recv();
+            })
+            .await
+        });
+        // Wait until the first job holds the worker.
+        while pool.workers.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let p2 = pool.clone();
+        let r2 = rx.clone();
+        let queued = tokio::spawn(async move {
+            p2.run(move || {
+                let _ = r2.lock().unwrap().recv();
+            })
+            .await
+        });
+        while pool.slots.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // One running, one queued: a third is refused without waiting.
+        assert_eq!(pool.run(|| ()).await, Err(Busy::QueueFull));
+        tx.send(()).unwrap();
+        tx.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(()));
+        assert_eq!(queued.await.unwrap(), Ok(()));
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+    }
+}
