@@ -172,6 +172,9 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
             "on",
             "--idp-initiated",
             "on",
+            // The IdP asserts EXAMPLE\agent1 (windowsaccountname): its NetBIOS domain.
+            "--login-domain",
+            "example",
         ],
     );
     cli(

@@ -104,6 +104,8 @@ impl TestApp {
         let sso = TenantInput {
             sso_enabled: Some(true),
             idp: Some("idp".into()),
+            // The IdP asserts EXAMPLE\jdoe: its domain is the tenant's.
+            login_domains: Some(vec!["example".into(), "example.com".into()]),
             ..Default::default()
         };
         admin::tenant_set(s, "default", sso).await.expect("tenant");
@@ -122,6 +124,9 @@ impl TestApp {
         let clock = Arc::new(FixedClock::new(generate::now()));
         let config = Config {
             multi_tenant,
+            // Every refusal of these tests gets its own record (the per-client fold has its own
+            // test in tests/hostile.rs).
+            failure_records_per_minute: 100_000,
             ..Config::default()
         };
         let state = AppState::new(
@@ -160,7 +165,7 @@ impl TestApp {
         self.send(b.body(Body::from(body)).expect("request")).await
     }
 
-    /// Starts a login; returns the AuthnRequest ID and the browser-binding cookie.
+    /// Starts a login; returns the AuthnRequest ID and the cookie that holds the pending request.
     async fn start_login(&self, path: &str) -> (String, String) {
         let a = self.get(path, &[]).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
@@ -175,7 +180,13 @@ impl TestApp {
         let xml = String::from_utf8(msg.xml).expect("utf-8");
         let i = xml.find(" ID=\"").expect("ID") + 5;
         let id = xml[i..i + xml[i..].find('"').expect("quote")].to_string();
-        (id, cookie(&a, "ssogate_binding").expect("binding cookie"))
+        let pending = a
+            .cookies
+            .iter()
+            .find(|c| c.starts_with("ssogate_rq_"))
+            .map(|c| c.split(';').next().unwrap_or("").to_string())
+            .expect("pending-request cookie");
+        (id, pending)
     }
 
     async fn acs(&self, response_xml: &str, cookies: &[&str]) -> Answer {
@@ -270,14 +281,14 @@ async fn sp_initiated_login_signs_the_agent_in_and_auth_check_follows() {
 }
 
 #[tokio::test]
-async fn the_binding_cookie_is_samesite_none_and_secure() {
+async fn the_pending_request_cookie_is_samesite_none_and_secure() {
     let t = TestApp::new(false).await;
     let a = t.get("/login", &[]).await;
     let set = a
         .cookies
         .iter()
-        .find(|c| c.starts_with("ssogate_binding="))
-        .expect("binding cookie");
+        .find(|c| c.starts_with("ssogate_rq_"))
+        .expect("pending-request cookie");
     // The IdP's POST to the ACS is cross-site: only SameSite=None (with Secure) is sent on it.
     assert!(
         set.contains("SameSite=None") && set.contains("Secure") && set.contains("HttpOnly"),
@@ -367,7 +378,7 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
     )
     .await;
 
-    // SP-initiated: the request must be pending, of this browser, and answered once.
+    // SP-initiated: the request must be ours, of this browser, and answered once.
     let (id, binding) = t.start_login("/login").await;
     assert_refused(
         &t,
@@ -380,24 +391,50 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
         "unknown_in_response_to",
     )
     .await;
+    let (name, value) = binding.split_once('=').expect("cookie");
+    let forged = format!("{name}={}x", &value[..value.len() - 1]);
+    for cookies in [vec![], vec![forged.as_str()]] {
+        assert_refused(
+            &t,
+            &t.acs(
+                &Template {
+                    assertion_id: format!("_other-browser-{}", cookies.len()),
+                    ..answering(&id)
+                }
+                .signed_assertion(idp()),
+                &cookies,
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "browser_binding_mismatch",
+        )
+        .await;
+    }
+    // Those attempts consumed nothing: the genuine answer in the right browser signs in, once.
+    let ok = t
+        .acs(
+            &Template {
+                assertion_id: "_genuine-answer".into(),
+                ..answering(&id)
+            }
+            .signed_assertion(idp()),
+            &[&binding],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
     assert_refused(
         &t,
         &t.acs(
-            &answering(&id).signed_assertion(idp()),
-            &["ssogate_binding=someone-else"],
+            &Template {
+                assertion_id: "_second-answer".into(),
+                ..answering(&id)
+            }
+            .signed_assertion(idp()),
+            &[&binding],
         )
         .await,
         StatusCode::FORBIDDEN,
-        "browser_binding_mismatch",
-    )
-    .await;
-    // The pending request was consumed by that attempt: a second try is unknown.
-    assert_refused(
-        &t,
-        &t.acs(&answering(&id).signed_assertion(idp()), &[&binding])
-            .await,
-        StatusCode::FORBIDDEN,
-        "unknown_in_response_to",
+        "request_already_answered",
     )
     .await;
 
@@ -733,10 +770,23 @@ async fn local_password_login_for_a_tenant_without_sso() {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert!(cookie(&a, "ssogate_session").is_none());
 
+    // GET /logout changes nothing (a link or image elsewhere must not sign anyone out): it
+    // shows a button that POSTs.
+    let page = t.get("/logout", &[&session]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("method=\"post\"") && page.body.contains("/logout"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::OK
+    );
     // Logout without SLO: the session ends here.
-    let out = t.get("/logout", &[&session]).await;
+    let out = t.post("/logout", &[], &[&session]).await;
     assert_eq!(out.status, StatusCode::OK);
-    assert!(out.body.contains("signed out"));
+    assert!(out.body.contains("signed out"), "{}", out.body);
     assert_eq!(
         t.get("/auth/check", &[&session]).await.status,
         StatusCode::UNAUTHORIZED
