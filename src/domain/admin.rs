@@ -414,7 +414,19 @@ pub async fn idp_add(store: &dyn Store, input: IdpInput) -> Result<IdentityProvi
     insert_idp(store, new).await
 }
 
+/// A SHA-1 fingerprint trusts by SHA-1: only for an IdP marked legacy (SHA-1 allowed).
+fn check_trust_policy(trust: &TrustConfig, allow_sha1: bool) -> Result<()> {
+    match trust {
+        TrustConfig::Fingerprint { algorithm, .. } if algorithm == "sha1" && !allow_sha1 => invalid(
+            "a SHA-1 fingerprint is accepted only for an IdP that allows SHA-1 (--allow-sha1 on); \
+             give a sha256 fingerprint, or the certificate itself",
+        ),
+        _ => Ok(()),
+    }
+}
+
 async fn insert_idp(store: &dyn Store, new: NewIdentityProvider) -> Result<IdentityProvider> {
+    check_trust_policy(&new.trust, new.allow_sha1)?;
     for other in store.idp_list().await? {
         if other.name == new.name {
             return Err(AdminError::Conflict(format!(
@@ -634,6 +646,7 @@ pub async fn idp_set(
     if let Some(c) = &input.authn_context {
         idp.authn_context = Some(c.clone()).filter(|s| !s.is_empty());
     }
+    check_trust_policy(&idp.trust, idp.allow_sha1)?;
     for other in store.idp_list().await? {
         if other.id != idp.id && (other.name == idp.name || other.entity_id == idp.entity_id) {
             return Err(AdminError::Conflict(format!(

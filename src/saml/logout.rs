@@ -170,6 +170,7 @@ pub fn verify_logout(
     trust: &IdpTrust,
     opts: &VerifyOptions,
 ) -> Result<LogoutMessage, Error> {
+    trust.check_policy(opts.algorithms)?;
     let (xml, redirect_verified) = match binding {
         LogoutBinding::Post(x) => (x, false),
         LogoutBinding::Redirect(m) => {

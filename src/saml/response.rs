@@ -242,6 +242,7 @@ impl UnverifiedResponse {
     /// Checks the structure, then verifies every signature that vouches for the assertion, with the
     /// keys `trust` allows. Decrypts an EncryptedAssertion with `opts.decryption_key`.
     pub fn verify(self, trust: &IdpTrust, opts: &VerifyOptions) -> Result<VerifiedResponse, Error> {
+        trust.check_policy(opts.algorithms)?;
         let doc = self.doc;
         let root = doc.root();
         check_version(&doc, root, "Response")?;

@@ -123,9 +123,26 @@ pub enum Page {
 
 const FAILED_TEXT: &str = "Your sign-in could not be completed. Please try again, or give the reference below to your administrator.";
 
-/// A refused request: why (for the log and the administrator) and what the agent sees.
+/// A refused request: why (for the log and the administrator) and what the agent sees. Boxed:
+/// it travels in every handler's `Err`.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct Refusal(Box<RefusalBody>);
+
+impl std::ops::Deref for Refusal {
+    type Target = RefusalBody;
+    fn deref(&self) -> &RefusalBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Refusal {
+    fn deref_mut(&mut self) -> &mut RefusalBody {
+        &mut self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RefusalBody {
     pub reason: Reason,
     /// The precise cause; values from the request in it are already [`Echo`]ed.
     pub detail: String,
@@ -153,14 +170,14 @@ impl Refusal {
                 text: FAILED_TEXT.into(),
             },
         };
-        Refusal {
+        Refusal(Box::new(RefusalBody {
             reason,
             detail: detail.into(),
             status: reason.status(),
             page,
             tenant: None,
             idp: None,
-        }
+        }))
     }
 
     /// A refusal by the SAML core: malformed input is the client's (400), the rest a refusal (403).

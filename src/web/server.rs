@@ -125,7 +125,7 @@ pub fn raise_fd_limit() -> Option<u64> {
                 }
             }
         }
-        Some(r.rlim_cur as u64)
+        Some(r.rlim_cur)
     }
     #[cfg(not(unix))]
     None

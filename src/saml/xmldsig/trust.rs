@@ -237,6 +237,26 @@ pub enum IdpTrust {
 }
 
 impl IdpTrust {
+    /// A SHA-1 fingerprint is a SHA-1 trust decision: allowed only where SHA-1 is (an IdP marked
+    /// legacy), like SHA-1 digests and signatures.
+    pub fn check_policy(
+        &self,
+        policy: super::AlgorithmPolicy,
+    ) -> Result<(), crate::saml::SignatureError> {
+        match self {
+            IdpTrust::Fingerprint(f)
+                if f.algorithm == super::DigestAlgorithm::Sha1 && !policy.allow_sha1 =>
+            {
+                Err(crate::saml::SignatureError::AlgorithmForbidden {
+                    algorithm: "SHA-1 certificate fingerprint".into(),
+                    why: "SHA-1 is accepted only for an IdP marked legacy (allow SHA-1); configure \
+                          a SHA-256 fingerprint or the certificate itself",
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             IdpTrust::Certificates(c) if c.len() == 1 => {
