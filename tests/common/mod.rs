@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub mod app;
 pub mod generate;
 pub mod http;
 
