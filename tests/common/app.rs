@@ -87,6 +87,11 @@ impl TestApp {
     /// The standard setup under `config`.
     pub async fn with_config(config: Config) -> TestApp {
         let store = Arc::new(SqliteStore::memory().await.expect("in-memory store"));
+        TestApp::with_store(config, store).await
+    }
+
+    /// The standard setup under `config`, on `store`.
+    pub async fn with_store(config: Config, store: Arc<SqliteStore>) -> TestApp {
         let rng = SeededRng::new(7);
         let s: &dyn Store = store.as_ref();
         admin::ensure_default_tenant(s)
