@@ -207,7 +207,8 @@ impl UnverifiedResponse {
         Self::from_document(Document::parse_owned(xml, limits)?)
     }
 
-    fn from_document(doc: Document) -> Result<Self, Error> {
+    /// A Response from a document already parsed (with [`Document::parse`]).
+    pub fn from_document(doc: Document) -> Result<Self, Error> {
         let root = doc.root();
         if !doc.is(root, ns::SAMLP, "Response") {
             return Err(msg(MessageError::WrongRoot {
@@ -330,6 +331,10 @@ impl UnverifiedResponse {
             .as_ref()
             .ok_or(Rejection::DecryptionKeyMissing)?;
         let inner = super::xmlenc::decrypt_assertion(&doc, assertion, key, &opts.limits)?;
+        // The decrypted assertion's work counts as the message's.
+        let inner_work = inner.work_handle();
+        let outer_work = doc.work_handle();
+        let _count = CountOnDrop(inner_work, outer_work);
         let inner_root = inner.root();
         let inner_sigs = check_document(&inner, inner_root, inner_root)?;
         let inner_spec = inner_sigs
@@ -357,6 +362,15 @@ impl UnverifiedResponse {
             assertion_signed: inner_spec.is_some(),
             signing_cert,
         })
+    }
+}
+
+/// Adds the first handle's work to the second's when dropped (on every path out of a scope).
+struct CountOnDrop(crate::saml::xml::WorkHandle, crate::saml::xml::WorkHandle);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.1.add(self.0.get());
     }
 }
 

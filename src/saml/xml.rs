@@ -268,9 +268,10 @@ pub struct Document {
 
 /// A count of elementary steps (a byte read, a node visited, one comparison in a namespace
 /// lookup, a byte of canonical output). Every routine that walks a document adds what it did, so
-/// tests can check that no input makes the work grow faster than its size.
-#[derive(Debug, Default)]
-pub(crate) struct WorkMeter(std::sync::atomic::AtomicU64);
+/// tests can check that no input makes the work grow faster than its size. Shared by the
+/// document's clones (and read through [`WorkHandle`] after the document is consumed).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct WorkMeter(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
 impl WorkMeter {
     pub(crate) fn add(&self, n: u64) {
@@ -281,9 +282,16 @@ impl WorkMeter {
     }
 }
 
-impl Clone for WorkMeter {
-    fn clone(&self) -> Self {
-        WorkMeter(self.get().into())
+/// A reading of a document's work that outlives the document (see [`Document::work_handle`]).
+#[derive(Debug, Clone)]
+pub struct WorkHandle(WorkMeter);
+
+impl WorkHandle {
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+    pub(crate) fn add(&self, n: u64) {
+        self.0.add(n);
     }
 }
 
@@ -359,7 +367,12 @@ impl Document {
             text.drain(..3);
         }
         let pre = prescan(&text)?;
-        let parts = Builder::new(&text, limits, context, &pre).run()?;
+        let builder = Builder::new(&text, limits, context, &pre);
+        let work = builder.work.clone();
+        let parts = builder.run().map_err(|e| {
+            LAST_PARSE_WORK.set(work.get());
+            e
+        })?;
         Ok(Document {
             src: text,
             decoded: parts.decoded,
@@ -370,7 +383,7 @@ impl Document {
             ns_decls: parts.ns_decls,
             context_ns: parts.context_ns,
             root: parts.root,
-            work: WorkMeter(parts.work.into()),
+            work: WorkMeter(std::sync::Arc::new(parts.work.into())),
         })
     }
 
@@ -379,6 +392,25 @@ impl Document {
     /// input (`tests/hostile_cost.rs`).
     pub fn work(&self) -> u64 {
         self.work.get()
+    }
+
+    /// Parses `input` and says how much work it took, also when the input is refused (tests of
+    /// the cost bound; a refused document has no [`Document::work`] to ask).
+    pub fn parse_with_work(input: &[u8], limits: &Limits) -> (Result<Document, Malformed>, u64) {
+        LAST_PARSE_WORK.set(input.len() as u64);
+        match Self::parse(input, limits) {
+            Ok(d) => {
+                let w = d.work();
+                (Ok(d), w)
+            }
+            Err(e) => (Err(e), LAST_PARSE_WORK.get()),
+        }
+    }
+
+    /// A handle on this document's work count, for reading it after the document is gone
+    /// (verification consumes it).
+    pub fn work_handle(&self) -> WorkHandle {
+        WorkHandle(self.work.clone())
     }
 
     pub(crate) fn add_work(&self, n: u64) {
@@ -706,6 +738,11 @@ impl Iterator for Children<'_> {
     }
 }
 
+thread_local! {
+    /// The work of the last parse on this thread that was refused (see `parse_with_work`).
+    static LAST_PARSE_WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 // ------------------------------------------------------------------------------------------------
 // The builder
 
@@ -748,7 +785,7 @@ struct Builder<'s> {
     /// Whether the input holds a carriage return at all (most do not: no line-end work then).
     has_cr: bool,
     /// Steps beyond one per byte: namespace lookups and duplicate checks (see `WorkMeter`).
-    work: std::cell::Cell<u64>,
+    work: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -1059,7 +1096,7 @@ impl<'s> Builder<'s> {
             root: None,
             seen_decl_or_content: false,
             has_cr: pre.has_cr,
-            work: std::cell::Cell::new(src.len() as u64),
+            work: std::rc::Rc::new(std::cell::Cell::new(src.len() as u64)),
         }
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 pub mod app;
 pub mod generate;
+pub mod hostile_gen;
 pub mod http;
 
 /// The team's shared folder (`../shared` beside the repository): `SSOGATE_SHARED_DIR`, or the first
