@@ -65,12 +65,16 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Deepest element nesting accepted (default 64; real SAML responses nest about 8 deep).
     pub max_depth: usize,
-    /// Most attributes, namespace declarations included, on one element (default 64).
+    /// Most attributes, namespace declarations included, on one element (default 32; real SAML
+    /// elements carry one to five).
     pub max_attributes: usize,
-    /// Most nodes of any kind in one document (default 200,000).
+    /// Most nodes of any kind and attributes together in one document (default 16,384: a real
+    /// response has one per 20 to 30 bytes, so 256 KiB of real content fits; empty elements of
+    /// one letter would give one per 4 bytes). Each costs a node's work in every walk, so this
+    /// bounds what a message of any shape costs.
     pub max_nodes: usize,
     /// Most namespace declarations in scope at any element, its own and its ancestors' together
-    /// (default 64; real messages have about ten). Resolving a prefix and canonicalising scan
+    /// (default 16; real messages have five to ten). Resolving a prefix and canonicalising scan
     /// this scope, so it bounds their cost per element.
     pub max_namespaces_in_scope: usize,
 }
@@ -80,9 +84,9 @@ impl Default for Limits {
         Self {
             max_bytes: 256 * 1024,
             max_depth: 64,
-            max_attributes: 64,
-            max_nodes: 200_000,
-            max_namespaces_in_scope: 64,
+            max_attributes: 32,
+            max_nodes: 16_384,
+            max_namespaces_in_scope: 16,
         }
     }
 }
@@ -133,7 +137,10 @@ impl fmt::Display for Malformed {
             ),
             TooDeep { limit } => write!(f, "elements nest deeper than {limit} levels"),
             TooManyAttributes { limit } => write!(f, "an element has more than {limit} attributes"),
-            TooManyNodes { limit } => write!(f, "document has more than {limit} nodes"),
+            TooManyNodes { limit } => write!(
+                f,
+                "document has more than {limit} nodes and attributes together"
+            ),
             TooManyNamespaces { limit } => write!(
                 f,
                 "more than {limit} namespace declarations are in scope at one element"
@@ -243,6 +250,8 @@ pub(crate) struct AttrData {
 pub(crate) struct NsDecl {
     /// Empty for the default namespace.
     pub(crate) prefix: Span,
+    /// [`prefix_key`] of the prefix: lookups compare this first.
+    pub(crate) key: u64,
     pub(crate) uri: Span,
     /// `ns::known_id` of the URI, computed once per declaration.
     pub(crate) known: u8,
@@ -777,6 +786,8 @@ struct Builder<'s> {
     scope_marks: Vec<usize>,
     /// Scratch for one start tag's attributes (kept to avoid an allocation per element).
     raw_attrs: Vec<(&'s str, &'s str)>,
+    /// Scratch: one element's attribute-name keys (see `name_key`).
+    attr_keys: Vec<u64>,
     /// Pending text run: pieces already pushed into a span.
     text: Option<Span>,
     text_offset: usize,
@@ -786,6 +797,48 @@ struct Builder<'s> {
     has_cr: bool,
     /// Steps beyond one per byte: namespace lookups and duplicate checks (see `WorkMeter`).
     work: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+/// A prefix's length and first seven bytes in one word: two prefixes with different keys differ,
+/// and prefixes of up to seven bytes are equal exactly when their keys are.
+#[inline]
+pub(crate) fn prefix_key(p: &str) -> u64 {
+    let b = p.as_bytes();
+    let mut k = (b.len().min(255) as u64) << 56;
+    for (i, &c) in b.iter().take(7).enumerate() {
+        k |= u64::from(c) << (8 * i);
+    }
+    k
+}
+
+/// A 64-bit key of an expanded attribute name (FNV-1a over local name, a separator, namespace):
+/// equal names have equal keys; names whose keys differ are different.
+#[inline]
+fn name_key(local: &str, ns: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in local.as_bytes().iter().chain(b"\xff").chain(ns.as_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// String equality without a library call for the short strings names and prefixes are: a
+/// length check, then the bytes in place (a `memcmp` call costs more than comparing a dozen
+/// bytes).
+#[inline]
+pub(crate) fn eq_short(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        let mut diff = 0u8;
+        for i in 0..a.len() {
+            diff |= a[i] ^ b[i];
+        }
+        return diff == 0;
+    }
+    a == b
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -1091,6 +1144,7 @@ impl<'s> Builder<'s> {
             scope: Vec::with_capacity(16),
             scope_marks: Vec::with_capacity(16),
             raw_attrs: Vec::with_capacity(16),
+            attr_keys: Vec::with_capacity(32),
             text: None,
             text_offset: 0,
             root: None,
@@ -1131,7 +1185,7 @@ impl<'s> Builder<'s> {
     }
 
     fn push_node(&mut self, kind: NodeKind, offset: usize) -> Result<NodeId, Malformed> {
-        if self.nodes.len() >= self.limits.max_nodes {
+        if self.nodes.len() + self.attrs.len() + self.ns_decls.len() >= self.limits.max_nodes {
             return Err(self.err(
                 MalformedKind::TooManyNodes {
                     limit: self.limits.max_nodes,
@@ -1251,9 +1305,10 @@ impl<'s> Builder<'s> {
         // Innermost first: this element's declarations, then those in scope from the open elements.
         // Every declaration looked at is a step of work (bounded by max_namespaces_in_scope).
         let steps = std::cell::Cell::new(1u64);
+        let key = prefix_key(prefix);
         let matches = |d: &&NsDecl| {
             steps.set(steps.get() + 1);
-            d.prefix.len() == prefix.len() && self.span_str(d.prefix) == prefix
+            d.key == key && (prefix.len() <= 7 || eq_short(self.span_str(d.prefix), prefix))
         };
         let found = self.ns_decls[elem_decls.0 as usize..elem_decls.1 as usize]
             .iter()
@@ -1371,7 +1426,7 @@ impl<'s> Builder<'s> {
                     .set(self.work.get() + (self.ns_decls.len() - decl_start as usize) as u64);
                 if self.ns_decls[decl_start as usize..]
                     .iter()
-                    .any(|d| self.span_str(d.prefix) == dp)
+                    .any(|d| eq_short(self.span_str(d.prefix), dp))
                 {
                     return Err(
                         self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset)
@@ -1379,6 +1434,7 @@ impl<'s> Builder<'s> {
                 }
                 self.ns_decls.push(NsDecl {
                     prefix: dps,
+                    key: prefix_key(dp),
                     uri,
                     known: ns::known_id(&uri_s),
                 });
@@ -1395,6 +1451,10 @@ impl<'s> Builder<'s> {
         };
 
         let attr_start = self.attrs.len() as u32;
+        // Duplicates (by expanded name): every pair compared by a 64-bit key of the name first,
+        // the strings only when keys are equal (a handful of integer compares per attribute).
+        let mut keys = std::mem::take(&mut self.attr_keys);
+        keys.clear();
         for &(key, raw) in &raw_attrs {
             let Some((ap, al)) = split_qname(key) else {
                 return Err(self.err(MalformedKind::BadName(key.to_string()), offset));
@@ -1417,16 +1477,23 @@ impl<'s> Builder<'s> {
                 ns: ans,
                 value,
             };
-            self.work
-                .set(self.work.get() + (self.attrs.len() - attr_start as usize) as u64 + 1);
-            let dup = self.attrs[attr_start as usize..]
-                .iter()
-                .any(|b| self.span_str(b.local) == al && self.span_str(b.ns) == self.span_str(ans));
+            let ans_str = self.span_str(ans);
+            let k = name_key(al, ans_str);
+            self.work.set(self.work.get() + keys.len() as u64 + 1);
+            let dup = keys.iter().enumerate().any(|(j, &kj)| {
+                kj == k && {
+                    let b = &self.attrs[attr_start as usize + j];
+                    eq_short(self.span_str(b.local), al)
+                        && (b.ns == ans || eq_short(self.span_str(b.ns), ans_str))
+                }
+            });
             if dup {
                 return Err(self.err(MalformedKind::DuplicateAttribute(key.to_string()), offset));
             }
+            keys.push(k);
             self.attrs.push(a);
         }
+        self.attr_keys = keys;
         let attrs = (attr_start, self.attrs.len() as u32);
         self.raw_attrs = raw_attrs;
 

@@ -6,7 +6,19 @@
 
 use std::fmt::Write as _;
 
+use ssogate::saml::xml::Limits;
+
 use super::generate::{Template, idp};
+
+/// Namespace declarations a family may put in scope (the limit, less the baseline's own).
+fn scope() -> usize {
+    Limits::default().max_namespaces_in_scope - 4
+}
+
+/// Attributes a family may put on one element.
+fn attrs_max() -> usize {
+    Limits::default().max_attributes
+}
 
 const EXC: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -106,6 +118,10 @@ pub fn families() -> Vec<Family> {
             name: "nested_prefixed_elements",
             build: nested_prefixed_elements,
         },
+        Family {
+            name: "tiny_elements",
+            build: tiny_elements,
+        },
     ]
 }
 
@@ -141,24 +157,31 @@ fn prefix_list_huge(size: usize) -> String {
     )
 }
 
-/// 60 prefixes declared, then elements whose 60 attributes each use a different one: every
+/// As many prefixes declared as the scope limit allows, then elements with as many attributes as
+/// allowed, using them all in turn: every
 /// attribute's prefix is looked up through the whole scope (the most lookup work the limits let
 /// through).
 fn namespace_scope_attributes(size: usize) -> String {
-    let decls: String = (0..60).map(|i| format!(" xmlns:n{i}=\"urn:n{i}\"")).collect();
-    let attrs: String = (0..60).map(|i| format!(" n{i}:a=\"\"")).collect();
+    let n = scope();
+    let decls: String = (0..n).map(|i| format!(" xmlns:n{i}=\"urn:n{i}\"")).collect();
+    let attrs: String = (0..attrs_max())
+        .map(|i| format!(" n{}:a{i}=\"\"", i % n))
+        .collect();
     in_extensions(&fill(size, |_| format!("<x{attrs}/>")), &decls)
 }
 
-/// 60 nested elements, each declaring a prefix; inside, elements using the outermost one.
+/// Elements nested as deep as the scope limit allows, each declaring a prefix; inside, elements
+/// using the outermost one.
 fn deep_declarations(size: usize) -> String {
     let mut open = String::new();
     let mut close = String::new();
-    for i in 0..60 {
+    let n = scope();
+    for i in 0..n {
         write!(open, "<q{i}:d xmlns:q{i}=\"urn:q{i}\">").expect("string");
         close.insert_str(0, &format!("</q{i}:d>"));
     }
-    let body = fill(size, |_| "<q0:x q0:a=\"1\" q59:b=\"2\"/>".to_string());
+    let last = n - 1;
+    let body = fill(size, |_| format!("<q0:x q0:a=\"1\" q{last}:b=\"2\"/>"));
     in_extensions(&format!("{open}{body}{close}"), "")
 }
 
@@ -167,9 +190,9 @@ fn distinct_ids(size: usize) -> String {
     in_extensions(&fill(size, |k| format!("<x ID=\"i{k}\"/>")), "")
 }
 
-/// Elements with 64 attributes each (the duplicate check is per element).
+/// Elements with as many attributes as allowed (the duplicate check is per element).
 fn attributes_per_element(size: usize) -> String {
-    let attrs: String = (0..64).map(|i| format!(" a{i}=\"\"")).collect();
+    let attrs: String = (0..attrs_max()).map(|i| format!(" a{i}=\"\"")).collect();
     in_extensions(&fill(size, |_| format!("<x{attrs}/>")), "")
 }
 
@@ -207,18 +230,24 @@ fn issuer_split_by_comments(size: usize) -> String {
     insert_after(&baseline(), "<saml:Issuer>", &body)
 }
 
-/// Elements nested 60 deep again and again, each level with its own prefix and a prefixed
+/// Elements nested as deep as the scope allows, again and again, each level with its own prefix and a prefixed
 /// attribute (the c14n and parser scopes at their deepest).
 fn nested_prefixed_elements(size: usize) -> String {
-    let decls: String = (0..60).map(|i| format!(" xmlns:m{i}=\"urn:m{i}\"")).collect();
+    let n = scope().min(attrs_max());
+    let decls: String = (0..n).map(|i| format!(" xmlns:m{i}=\"urn:m{i}\"")).collect();
     let mut one = String::new();
-    for i in 0..60 {
-        write!(one, "<m{i}:e m{}:a=\"\">", 59 - i).expect("string");
+    for i in 0..n {
+        write!(one, "<m{i}:e m{}:a=\"\">", n - 1 - i).expect("string");
     }
-    for i in (0..60).rev() {
+    for i in (0..n).rev() {
         write!(one, "</m{i}:e>").expect("string");
     }
     in_extensions(&fill(size, |_| one.clone()), &decls)
+}
+
+/// The most nodes per byte: empty elements of one letter.
+fn tiny_elements(size: usize) -> String {
+    in_extensions(&"<a/>".repeat(size / 4), "")
 }
 
 /// Random XML-ish content for Extensions from a seed: nested elements with declared and used
@@ -231,7 +260,8 @@ pub fn random_mix(seed: u64, size: usize) -> String {
         r ^= r << 17;
         r % n.max(1)
     };
-    let decls: String = (0..40).map(|i| format!(" xmlns:r{i}=\"urn:r{i}\"")).collect();
+    let nd = scope().min(attrs_max()) / 2;
+    let decls: String = (0..nd).map(|i| format!(" xmlns:r{i}=\"urn:r{i}\"")).collect();
     let mut out = String::new();
     let mut depth = 0usize;
     let mut k = 0u64;
@@ -239,13 +269,13 @@ pub fn random_mix(seed: u64, size: usize) -> String {
         k += 1;
         match next(8) {
             0 | 1 if depth < 50 => {
-                let p = next(40);
+                let p = next(nd as u64);
                 write!(out, "<r{p}:e").expect("string");
-                if next(3) == 0 {
+                if next(3) == 0 && depth < 10 {
                     write!(out, " xmlns:l{k}=\"urn:l{k}\"").expect("string");
                 }
-                for _ in 0..next(20) {
-                    write!(out, " r{}:a{}=\"v\"", next(40), next(1000)).expect("string");
+                for a in 0..next(attrs_max() as u64 / 2) {
+                    write!(out, " r{}:a{a}=\"v\"", next(nd as u64)).expect("string");
                 }
                 if next(4) == 0 {
                     write!(out, " ID=\"id{k}\"").expect("string");
@@ -259,7 +289,7 @@ pub fn random_mix(seed: u64, size: usize) -> String {
             2 => out.push_str("text &amp; more "),
             3 => out.push_str("<?pi data?>"),
             4 => {
-                let n = next(64);
+                let n = next(attrs_max() as u64 + 1);
                 let attrs: String = (0..n).map(|i| format!(" b{i}=\"\"")).collect();
                 write!(out, "<y{attrs}/>").expect("string");
             }

@@ -6,7 +6,7 @@
 //! ds:Signature). Comments are kept only when asked (`#WithComments` on SignedInfo); a `#id`
 //! reference never includes them (XMLDSig §4.3.3.3).
 
-use crate::saml::xml::{Document, NodeId, NodeKind, ns};
+use crate::saml::xml::{Document, NodeId, NodeKind, eq_short, ns};
 
 /// How to canonicalise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,7 +176,7 @@ impl<'d> Canon<'d, '_> {
             .rev()
             .find(|(p, _)| {
                 n += 1;
-                p.len() == prefix.len() && *p == prefix
+                eq_short(p, prefix)
             })
             .map(|(_, u)| *u);
         self.steps.set(self.steps.get() + n);
@@ -192,9 +192,11 @@ impl<'d> Canon<'d, '_> {
         own_ns: &'d str,
     ) {
         let doc = self.doc;
-        // The common case, an element without attributes: only its own prefix can need a
-        // declaration.
-        if no_attrs && self.opts.inclusive_prefixes.is_empty() {
+        // The common cases, an element without attributes or with attributes in no namespace
+        // only: only its own prefix can need a declaration, and attributes sort by local name.
+        let unprefixed = self.opts.inclusive_prefixes.is_empty()
+            && (no_attrs || doc.attributes(e).all(|a| a.prefix.is_empty()));
+        if unprefixed {
             let current = self.rendered_uri(prefix);
             let emit = if prefix.is_empty() {
                 !same(current.unwrap_or(""), own_ns)
@@ -215,6 +217,24 @@ impl<'d> Canon<'d, '_> {
                 self.out.push(b'"');
                 self.rendered.push((prefix, own_ns));
             }
+            if !no_attrs {
+                self.attrs.clear();
+                for a in doc.attributes(e) {
+                    self.attrs.push((a.ns, a.local, a.prefix, a.value));
+                }
+                if self.attrs.len() > 1 {
+                    self.attrs.sort_unstable_by(|a, b| a.1.cmp(b.1));
+                }
+                self.steps
+                    .set(self.steps.get() + (self.attrs.len() * 6) as u64);
+                for &(_, local, _, value) in &self.attrs {
+                    self.out.push(b' ');
+                    self.out.extend_from_slice(local.as_bytes());
+                    self.out.extend_from_slice(b"=\"");
+                    escape_attr(value, self.out);
+                    self.out.push(b'"');
+                }
+            }
             self.out.push(b'>');
             return;
         }
@@ -229,7 +249,7 @@ impl<'d> Canon<'d, '_> {
         for a in doc.attributes(e) {
             if !a.prefix.is_empty()
                 && a.prefix != "xml"
-                && !self.prefixes.iter().any(|(p, _)| *p == a.prefix)
+                && !self.prefixes.iter().any(|(p, _)| eq_short(p, a.prefix))
             {
                 self.prefixes.push((a.prefix, Some(a.ns)));
             }
@@ -243,8 +263,8 @@ impl<'d> Canon<'d, '_> {
         );
         for p in &self.opts.inclusive_prefixes {
             let p: &str = if p == "#default" { "" } else { p.as_str() };
-            if let Some(&(bound, uri)) = self.in_scope.iter().rev().find(|(q, _)| *q == p)
-                && !self.prefixes.iter().any(|(q, _)| *q == bound)
+            if let Some(&(bound, uri)) = self.in_scope.iter().rev().find(|(q, _)| eq_short(q, p))
+                && !self.prefixes.iter().any(|(q, _)| eq_short(q, bound))
             {
                 self.prefixes.push((bound, Some(uri)));
             }
@@ -301,7 +321,7 @@ impl<'d> Canon<'d, '_> {
 /// String equality with a pointer shortcut: the parser hands out the same slice for every use of
 /// one namespace declaration.
 fn same(a: &str, b: &str) -> bool {
-    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || eq_short(a, b)
 }
 
 fn write_qname(out: &mut Vec<u8>, prefix: &str, local: &str) {
