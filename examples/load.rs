@@ -15,24 +15,20 @@
 //! RSS. The server's RSS (VmRSS, VmHWM) comes from /proc. Prints a summary and one JSON line.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use openssl::asn1::Asn1Time;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::{X509, X509NameBuilder};
 use ssogate::clock::{Clock, SystemClock};
 use ssogate::saml::xmldsig::{SigningKey, sign_enveloped};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{cli, cpu_secs, keypair, percentile, rss_kib};
 
 const IDP: &str = "https://idp.load.test/";
 const USERS: usize = 50;
@@ -71,32 +67,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-fn keypair(kind: &str) -> (PKey<Private>, X509) {
-    let key = match kind {
-        "ec" => PKey::from_ec_key(
-            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256"))
-                .expect("ec key"),
-        )
-        .expect("pkey"),
-        _ => PKey::from_rsa(Rsa::generate(2048).expect("rsa key")).expect("pkey"),
-    };
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_text("CN", "load-test IdP")
-        .expect("cn");
-    let name = name.build();
-    let mut b = X509::builder().expect("builder");
-    b.set_version(2).expect("v3");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(&name).expect("issuer");
-    b.set_pubkey(&key).expect("pubkey");
-    b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
-        .expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
-        .expect("na");
-    b.sign(&key, MessageDigest::sha256()).expect("sign");
-    (key, b.build())
 }
 
 /// One freshly signed, distinct, IdP-initiated Response (Assertion signed), as a form body.
@@ -155,40 +125,6 @@ fn presign(key: &Arc<SigningKey>, sp: &str, from: u64, count: u64) -> Vec<String
         .collect();
     all.sort_by_key(|(n, _)| *n);
     all.into_iter().map(|(_, f)| f).collect()
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
-fn cpu_secs(pid: u32) -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    let hz = *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    });
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) in parentheses.
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz
 }
 
 /// A keep-alive HTTP/1.1 connection that POSTs forms to the ACS.
@@ -262,14 +198,6 @@ struct Tally {
     ok: u64,
     refused: u64,
     errors: u64,
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 /// Closed loop: each connection sends the next form as soon as the last answer arrives.
@@ -420,52 +348,14 @@ fn report(name: &str, t: &mut Tally, elapsed: Duration, cpu: f64) -> serde_json:
     serde_json::json!({"server_cpu_seconds": cpu, "logins_per_cpu_second": per_cpu, "logins": t.ok, "seconds": elapsed.as_secs_f64(), "logins_per_second": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "refused": t.refused, "errors": t.errors})
 }
 
-fn cli(bin: &Path, data: &Path, args: &[&str]) {
-    let o = Command::new(bin)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("ssogate runs");
-    assert!(
-        o.status.success(),
-        "ssogate {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
     let a = args();
-    let bin = std::env::var_os("SSOGATE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("exe");
-            exe.parent()
-                .and_then(|p| p.parent())
-                .expect("target dir")
-                .join("ssogate")
-        });
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --release first (or set SSOGATE_BIN)",
-        bin.display()
-    );
+    let bin = support::ssogate_bin();
     let dir = std::env::temp_dir().join(format!("ssogate-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let data = dir.join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = support::free_port();
     let sp = format!("http://127.0.0.1:{port}");
 
     let (pkey, cert) = keypair(&a.key);
@@ -510,33 +400,8 @@ fn main() {
     for u in 0..USERS {
         cli(&bin, &data, &["user", "add", &format!("agent{u}")]);
     }
-    let server = Server(
-        Command::new(&bin)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .env(
-                "SSOGATE_LOG",
-                std::env::var("SSOGATE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("serve"),
-    );
+    let server = support::serve(&bin, &data, port, &[]);
     let pid = server.0.id();
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 
     let peak = Arc::new(AtomicU64::new(0));
     let sampling = Arc::new(AtomicBool::new(true));

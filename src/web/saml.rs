@@ -282,31 +282,31 @@ pub async fn acs(
     drop(fields);
     let limits = limits(&state);
 
-    // DESIGN §3.1 step 3. Decoding and parsing cost what the message is big: off the async
-    // workers, in the bounded verification pool.
-    let unverified = state
+    // DESIGN §3.1 step 3. Decoding, parsing and verifying cost what the message is big: off the
+    // async workers, in one trip to the bounded verification pool (the IdP is looked up there).
+    let decryption_key = sp_signing_key(&state, &sp)?;
+    let st = state.clone();
+    let handle = tokio::runtime::Handle::current();
+    let (idp, verified) = state
         .guards
         .verify
         .run(move || {
             let xml = decode_post(value.as_bytes(), &limits)?;
-            UnverifiedResponse::parse_owned(xml, &limits)
+            let unverified = UnverifiedResponse::parse_owned(xml, &limits)?;
+            let idp = handle.block_on(idp_by_issuer(&st, unverified.issuer_hint(), "Response"))?;
+            let trust = trust_of(&st, &idp)?;
+            let opts = VerifyOptions {
+                algorithms: idp.digest_policy(),
+                limits,
+                decryption_key: decryption_key.map(|k| (*k).clone()),
+            };
+            match unverified.verify(&trust, &opts) {
+                Ok(v) => Ok((idp, v)),
+                Err(e) => Err(Refusal::saml(&e).idp(&idp.name)),
+            }
         })
         .await
         .map_err(busy)??;
-    let idp = idp_by_issuer(&state, unverified.issuer_hint(), "Response").await?;
-    let trust = trust_of(&state, &idp)?;
-    let opts = VerifyOptions {
-        algorithms: idp.digest_policy(),
-        limits,
-        decryption_key: sp_signing_key(&state, &sp)?.map(|k| (*k).clone()),
-    };
-    let verified = state
-        .guards
-        .verify
-        .run(move || unverified.verify(&trust, &opts))
-        .await
-        .map_err(busy)?
-        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
 
     // Which request this answers: one this browser holds (read, not yet consumed), or none.
     let in_response_to = verified.in_response_to();
@@ -541,41 +541,35 @@ pub async fn slo_redirect(
     let now = state.clock.now();
     let raw = query.unwrap_or_default();
     let limits = limits(&state);
-    let raw_in = raw.clone();
-    let (msg, issuer) = state
+    let st = state.clone();
+    let handle = tokio::runtime::Handle::current();
+    let (idp, verified, relay_state) = state
         .guards
         .verify
         .run(move || {
-            let msg = decode_redirect(&raw_in, &limits, AlgorithmPolicy::default())?;
+            let msg = decode_redirect(&raw, &limits, AlgorithmPolicy::default())?;
             let issuer = issuer_of(&msg.xml, &limits)?;
-            Ok::<_, crate::saml::Error>((msg, issuer))
-        })
-        .await
-        .map_err(busy)??;
-    let idp = idp_by_issuer(&state, issuer, "logout message").await?;
-    let trust = trust_of(&state, &idp)?;
-    let policy = idp.digest_policy();
-    let opts = VerifyOptions {
-        algorithms: policy,
-        limits,
-        decryption_key: None,
-    };
-    let relay_state = msg.relay_state.clone();
-    let verified = state
-        .guards
-        .verify
-        .run(move || {
+            let idp = handle.block_on(idp_by_issuer(&st, issuer, "logout message"))?;
+            let trust = trust_of(&st, &idp)?;
+            let policy = idp.digest_policy();
             // SHA-1 query signatures only for an IdP marked legacy: decode again under its policy.
             let msg = if policy.allow_sha1 {
                 decode_redirect(&raw, &limits, policy)?
             } else {
                 msg
             };
-            verify_logout(LogoutBinding::Redirect(&msg), &trust, &opts)
+            let opts = VerifyOptions {
+                algorithms: policy,
+                limits,
+                decryption_key: None,
+            };
+            match verify_logout(LogoutBinding::Redirect(&msg), &trust, &opts) {
+                Ok(v) => Ok((idp, v, msg.relay_state)),
+                Err(e) => Err(Refusal::saml(&e).idp(&idp.name)),
+            }
         })
         .await
-        .map_err(busy)?
-        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
+        .map_err(busy)??;
     slo_handle(&state, &sp, &session, &idp, verified, relay_state.as_deref(), now).await
 }
 
@@ -608,30 +602,28 @@ pub async fn slo_post(
     let relay_state = field(&fields, "RelayState").map(str::to_string);
     drop(fields);
     let limits = limits(&state);
-    let (xml, issuer) = state
+    let st = state.clone();
+    let handle = tokio::runtime::Handle::current();
+    let (idp, verified) = state
         .guards
         .verify
         .run(move || {
             let xml = decode_post(value.as_bytes(), &limits)?;
             let issuer = issuer_of(&xml, &limits)?;
-            Ok::<_, crate::saml::Error>((xml, issuer))
+            let idp = handle.block_on(idp_by_issuer(&st, issuer, "logout message"))?;
+            let trust = trust_of(&st, &idp)?;
+            let opts = VerifyOptions {
+                algorithms: idp.digest_policy(),
+                limits,
+                decryption_key: None,
+            };
+            match verify_logout(LogoutBinding::Post(&xml), &trust, &opts) {
+                Ok(v) => Ok((idp, v)),
+                Err(e) => Err(Refusal::saml(&e).idp(&idp.name)),
+            }
         })
         .await
         .map_err(busy)??;
-    let idp = idp_by_issuer(&state, issuer, "logout message").await?;
-    let trust = trust_of(&state, &idp)?;
-    let opts = VerifyOptions {
-        algorithms: idp.digest_policy(),
-        limits,
-        decryption_key: None,
-    };
-    let verified = state
-        .guards
-        .verify
-        .run(move || verify_logout(LogoutBinding::Post(&xml), &trust, &opts))
-        .await
-        .map_err(busy)?
-        .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
     slo_handle(&state, &sp, &session, &idp, verified, relay_state.as_deref(), now).await
 }
 
