@@ -14,7 +14,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[allow(dead_code)]
 mod generate;
 #[path = "../tests/common/hostile_gen.rs"]
-#[allow(dead_code)]
 mod hostile_gen;
 
 use std::hint::black_box;
@@ -61,7 +60,10 @@ fn main() {
     }
     .signed_assertion(idp());
     let big_b64 = b64(&big);
-    assert!(verify(big_b64.as_bytes(), &trust, &opts), "the reference verifies");
+    assert!(
+        verify(big_b64.as_bytes(), &trust, &opts),
+        "the reference verifies"
+    );
     let reference = best_of(200, || {
         black_box(verify(black_box(big_b64.as_bytes()), &trust, &opts));
     });

@@ -55,7 +55,9 @@ fn run(c: &Case) {
         let v = UnverifiedResponse::parse_owned(x, &opts.limits)
             .and_then(|u| u.verify(&c.trust, &opts))
             .expect("verifies");
-        v.accept(&c.ctx, c.now).and_then(|u| u.redeem(&NoReplayCheck, c.now)).expect("accepted")
+        v.accept(&c.ctx, c.now)
+            .and_then(|u| u.redeem(&NoReplayCheck, c.now))
+            .expect("accepted")
     };
     let username = full().username;
     let rows = [

@@ -18,7 +18,6 @@
 #[allow(dead_code)]
 mod generate;
 #[path = "../tests/common/hostile_gen.rs"]
-#[allow(dead_code)]
 mod hostile_gen;
 #[path = "support/mod.rs"]
 mod support;
@@ -49,7 +48,9 @@ async fn exchange(s: &mut TcpStream, req: &[u8]) -> u16 {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
-        let Ok(n) = s.read(&mut chunk).await else { return 0 };
+        let Ok(n) = s.read(&mut chunk).await else {
+            return 0;
+        };
         if n == 0 {
             return 0;
         }
@@ -64,7 +65,9 @@ async fn exchange(s: &mut TcpStream, req: &[u8]) -> u16 {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         while buf.len() < end + 4 + len {
-            let Ok(n) = s.read(&mut chunk).await else { return 0 };
+            let Ok(n) = s.read(&mut chunk).await else {
+                return 0;
+            };
             if n == 0 {
                 return 0;
             }
@@ -112,12 +115,9 @@ async fn probe(port: u16, secs: u64) -> (Vec<u64>, u64) {
             conn = connect_from([127, 0, 0, 2], port).await.ok();
         }
         let status = match conn.as_mut() {
-            Some(c) => {
-                match tokio::time::timeout(Duration::from_secs(5), exchange(c, &req)).await {
-                    Ok(s) => s,
-                    Err(_) => 0,
-                }
-            }
+            Some(c) => tokio::time::timeout(Duration::from_secs(5), exchange(c, &req))
+                .await
+                .unwrap_or_default(),
             None => 0,
         };
         if status == 401 {
@@ -163,11 +163,24 @@ fn main() {
         &bin,
         &data,
         &[
-            "tenant", "set", "default", "--sso", "on", "--idp", "test", "--idp-initiated", "on",
-            "--login-domain", "example",
+            "tenant",
+            "set",
+            "default",
+            "--sso",
+            "on",
+            "--idp",
+            "test",
+            "--idp-initiated",
+            "on",
+            "--login-domain",
+            "example",
         ],
     );
-    cli(&bin, &data, &["tenant", "add", "pw", "--login-domain", "pw.example"]);
+    cli(
+        &bin,
+        &data,
+        &["tenant", "add", "pw", "--login-domain", "pw.example"],
+    );
     let server = support::serve(&bin, &data, port, &[("SSOGATE_MULTI_TENANT", "true")]);
     let pid = server.0.id();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -243,7 +256,8 @@ fn main() {
                 let mut i = 0u64;
                 while Instant::now() < end {
                     i += 1;
-                    let body = format!("username=guess{c}x{i}%40pw.example&password=wrong-password");
+                    let body =
+                        format!("username=guess{c}x{i}%40pw.example&password=wrong-password");
                     let s = exchange(&mut conn, &form_post(port, "/t/pw/login", &body)).await;
                     *seen.entry(s).or_insert(0u64) += 1;
                     n.fetch_add(1, Ordering::Relaxed);
@@ -287,7 +301,10 @@ fn main() {
         );
         serde_json::json!({"probes": lat.len(), "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99), "max_ms": percentile(lat, 1.0), "failed": failed})
     };
-    json.insert("auth_check_alone".into(), row("/auth/check alone", &alone, failed));
+    json.insert(
+        "auth_check_alone".into(),
+        row("/auth/check alone", &alone, failed),
+    );
 
     let fams = hostile_gen::families();
     let costly: Vec<Vec<u8>> = [

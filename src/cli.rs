@@ -396,7 +396,9 @@ fn run_once(p: &Prepared, a: &VerifyArgs, replay: &dyn ReplayCache) -> Result<As
             None => UsernameSource::NameId,
         },
     };
-    verified.accept(&ctx, p.now).and_then(|u| u.redeem(replay, p.now))
+    verified
+        .accept(&ctx, p.now)
+        .and_then(|u| u.redeem(replay, p.now))
 }
 
 fn verify(a: &VerifyArgs) -> Result<i32, UsageError> {

@@ -208,14 +208,23 @@ impl Config {
         }
         let positive = [
             ("max_connections", self.max_connections as u64),
-            ("max_connections_per_client", self.max_connections_per_client as u64),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client as u64,
+            ),
             ("header_read_timeout_secs", self.header_read_timeout_secs),
             ("request_timeout_secs", self.request_timeout_secs),
             ("idle_timeout_secs", self.idle_timeout_secs),
             ("password_wait_secs", self.password_wait_secs),
-            ("failure_records_per_minute", u64::from(self.failure_records_per_minute)),
+            (
+                "failure_records_per_minute",
+                u64::from(self.failure_records_per_minute),
+            ),
             ("verify_workers", self.verify_workers.unwrap_or(1) as u64),
-            ("password_workers", self.password_workers.unwrap_or(1) as u64),
+            (
+                "password_workers",
+                self.password_workers.unwrap_or(1) as u64,
+            ),
         ];
         for (name, v) in positive {
             if v == 0 {

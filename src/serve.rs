@@ -151,7 +151,11 @@ async fn serve(config: Config) -> Result<(), String> {
     let max_connections = match crate::web::server::raise_fd_limit() {
         Some(n) if (n as usize) < config.max_connections + 64 => {
             let cap = (n as usize).saturating_sub(64).max(16);
-            tracing::warn!(open_files_limit = n, max_connections = cap, "max_connections lowered to fit the open-files limit");
+            tracing::warn!(
+                open_files_limit = n,
+                max_connections = cap,
+                "max_connections lowered to fit the open-files limit"
+            );
             cap
         }
         _ => config.max_connections,

@@ -43,7 +43,8 @@ fn check_with(
     now: UnixTime,
 ) -> Result<Assertion, Error> {
     let v = UnverifiedResponse::parse(xml.as_bytes(), &opts.limits)?.verify(trust, opts)?;
-    v.accept(ctx, now).and_then(|u| u.redeem(&InMemoryReplayCache::new(), now))
+    v.accept(ctx, now)
+        .and_then(|u| u.redeem(&InMemoryReplayCache::new(), now))
 }
 
 fn check(xml: &str) -> Result<Assertion, Error> {
@@ -1143,7 +1144,10 @@ fn g1_replay_is_refused_once_remembered() {
     let bad_xml = bad.signed_both(idp());
     let r = UnverifiedResponse::parse(bad_xml.as_bytes(), &opts.limits)
         .and_then(|u| u.verify(&trust(), &opts))
-        .and_then(|v| v.accept(&ctx(), now()).and_then(|u| u.redeem(&fresh, now())));
+        .and_then(|v| {
+            v.accept(&ctx(), now())
+                .and_then(|u| u.redeem(&fresh, now()))
+        });
     assert_eq!(r.err().map(|e| e.code()), Some("audience_mismatch"));
     assert!(fresh.is_empty());
 }

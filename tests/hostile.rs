@@ -104,14 +104,21 @@ async fn a_name_of_a_foreign_domain_signs_no_one_in_and_the_detail_says_how_to_a
         },
     )
     .await;
-    for (n, claim) in ["EVIL\\jdoe", "jdoe@evil.example", "jdoe@example.com.evil.example"]
-        .into_iter()
-        .enumerate()
+    for (n, claim) in [
+        "EVIL\\jdoe",
+        "jdoe@evil.example",
+        "jdoe@example.com.evil.example",
+    ]
+    .into_iter()
+    .enumerate()
     {
         // SP-initiated and IdP-initiated alike.
         let (id, pending) = t.start_login("/login").await;
         let a = t
-            .acs(&claiming(claim, Some(&id), &format!("_sp-{n}")), &[&pending])
+            .acs(
+                &claiming(claim, Some(&id), &format!("_sp-{n}")),
+                &[&pending],
+            )
             .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{claim}");
         assert_eq!(signed_in_as(&t, &a).await, None, "{claim}");
@@ -126,13 +133,19 @@ async fn a_name_of_a_foreign_domain_signs_no_one_in_and_the_detail_says_how_to_a
     }
     let f = failure(&t).await;
     assert!(
-        f.detail.contains("ssogate tenant set default --add-login-domain example.com.evil.example"),
+        f.detail
+            .contains("ssogate tenant set default --add-login-domain example.com.evil.example"),
         "{}",
         f.detail
     );
     // The tenant's own domains, in any case, both forms.
-    for (n, claim) in ["EXAMPLE\\JDoe", "jdoe@Example.COM", "jdoe"].into_iter().enumerate() {
-        let a = t.acs(&claiming(claim, None, &format!("_ok-{n}")), &[]).await;
+    for (n, claim) in ["EXAMPLE\\JDoe", "jdoe@Example.COM", "jdoe"]
+        .into_iter()
+        .enumerate()
+    {
+        let a = t
+            .acs(&claiming(claim, None, &format!("_ok-{n}")), &[])
+            .await;
         assert_eq!(
             signed_in_as(&t, &a).await,
             Some(("jdoe".into(), "default".into())),
@@ -204,7 +217,10 @@ async fn a_shared_idp_signs_in_only_the_tenant_the_domain_names() {
     // The right domain signs in at the right tenant.
     let (id, pending) = t.start_login("/t/acme/login").await;
     let a = t
-        .acs(&claiming("ACME\\agent1", Some(&id), "_cross-3"), &[&pending])
+        .acs(
+            &claiming("ACME\\agent1", Some(&id), "_cross-3"),
+            &[&pending],
+        )
         .await;
     assert_eq!(
         signed_in_as(&t, &a).await,
@@ -390,9 +406,7 @@ async fn ten_thousand_anonymous_login_starts_store_nothing() {
         } else {
             format!("/login?target={long_target}")
         };
-        let a = t
-            .request_from(ip(A), "GET", &path, None, &[], &[])
-            .await;
+        let a = t.request_from(ip(A), "GET", &path, None, &[], &[]).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER);
         if i == 1 {
             // The long relay target is not kept: the cookie stays small.
@@ -464,7 +478,10 @@ async fn echoed_values_are_bounded_and_one_client_gets_few_records() {
         );
     }
     let folded: u64 = records.iter().map(|r| r.repeats).max().unwrap_or(0);
-    assert!(folded >= 16, "the last record counts the folded refusals: {folded}");
+    assert!(
+        folded >= 16,
+        "the last record counts the folded refusals: {folded}"
+    );
     // Another address is not affected by A's flood.
     let a = t
         .request_from(
@@ -478,7 +495,10 @@ async fn echoed_values_are_bounded_and_one_client_gets_few_records() {
         .await;
     let i = a.body.find("SG-").expect("a reference");
     assert!(!references.contains(&a.body[i..i + 13].to_string()));
-    assert_eq!(t.store.failures_recent(1000).await.expect("records").len(), 6);
+    assert_eq!(
+        t.store.failures_recent(1000).await.expect("records").len(),
+        6
+    );
 }
 
 #[tokio::test]
@@ -505,7 +525,12 @@ async fn a_huge_login_post_or_slo_query_leaves_a_bounded_trace() {
             &[],
         )
         .await;
-    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", &a.body[..200.min(a.body.len())]);
+    assert_eq!(
+        a.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        &a.body[..200.min(a.body.len())]
+    );
     // A long name that fits is echoed at most 256 bytes.
     let name = format!("{}@example", "y".repeat(12_000));
     let a = t
@@ -605,9 +630,7 @@ async fn five_hundred_good_logins_from_one_address_within_a_minute_all_succeed()
     let t = TestApp::with_config(Config::default()).await;
     // Single sign-on: every login from one contact center's NAT address.
     for i in 0..500 {
-        let a = t
-            .request_from(ip(A), "GET", "/login", None, &[], &[])
-            .await;
+        let a = t.request_from(ip(A), "GET", "/login", None, &[], &[]).await;
         let pending = a
             .cookies
             .iter()
@@ -678,21 +701,24 @@ fn logout_request(id: &str, issued: ssogate::saml::UnixTime) -> String {
     }
     .build();
     let k = &idp().key;
-    msg.signed(k, k.default_algorithm(), None)
-        .expect("signs")
+    msg.signed(k, k.default_algorithm(), None).expect("signs")
 }
 
 async fn sign_in_jdoe(t: &TestApp, n: usize) -> String {
     let (id, pending) = t.start_login("/login").await;
     let a = t
-        .acs(&claiming("EXAMPLE\\jdoe", Some(&id), &format!("_in-{n}")), &[&pending])
+        .acs(
+            &claiming("EXAMPLE\\jdoe", Some(&id), &format!("_in-{n}")),
+            &[&pending],
+        )
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     cookie(&a, "ssogate_session").expect("session")
 }
 
 async fn slo(t: &TestApp, xml: &str) -> Answer {
-    t.post("/saml/slo", &[("SAMLRequest", &b64(xml))], &[]).await
+    t.post("/saml/slo", &[("SAMLRequest", &b64(xml))], &[])
+        .await
 }
 
 #[tokio::test]
@@ -711,7 +737,10 @@ async fn a_captured_logout_request_ends_sessions_once_and_an_old_one_never() {
     let a = slo(&t, &captured).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(failure(&t).await.reason, "logout_replayed");
-    assert_eq!(t.get("/auth/check", &[&session]).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::OK
+    );
     // A year-old LogoutRequest (no NotOnOrAfter) is refused, and so is one just over the age.
     let old = logout_request("_logout-2", generate::now().plus_secs(-365 * 86400));
     assert_eq!(slo(&t, &old).await.status, StatusCode::FORBIDDEN);
@@ -767,7 +796,10 @@ async fn forms_posted_from_elsewhere_are_refused_and_a_get_signs_no_one_out() {
     // A cross-site GET of /logout (a link, an <img>) changes nothing.
     let g = t.get("/logout", &[&session]).await;
     assert_eq!(g.status, StatusCode::OK);
-    assert_eq!(t.get("/auth/check", &[&session]).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::OK
+    );
     // A logout POST from another origin is refused too.
     let p = t
         .request_from(
@@ -780,7 +812,10 @@ async fn forms_posted_from_elsewhere_are_refused_and_a_get_signs_no_one_out() {
         )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
-    assert_eq!(t.get("/auth/check", &[&session]).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -844,7 +879,10 @@ async fn switching_the_binding_switches_to_the_idps_location_for_it() {
     .await
     .expect("import");
     let shib = admin::idp_find(s, "shib").await.expect("idp");
-    assert_eq!(shib.sso_url, "https://idp.contoso.edu/idp/profile/SAML2/Redirect/SSO");
+    assert_eq!(
+        shib.sso_url,
+        "https://idp.contoso.edu/idp/profile/SAML2/Redirect/SSO"
+    );
     assert_eq!(
         shib.slo_url.as_deref(),
         Some("https://idp.contoso.edu/idp/profile/SAML2/Redirect/SLO")
@@ -860,7 +898,10 @@ async fn switching_the_binding_switches_to_the_idps_location_for_it() {
     )
     .await
     .expect("set");
-    assert_eq!(shib.sso_url, "https://idp.contoso.edu/idp/profile/SAML2/POST/SSO");
+    assert_eq!(
+        shib.sso_url,
+        "https://idp.contoso.edu/idp/profile/SAML2/POST/SSO"
+    );
     assert_eq!(
         shib.slo_url.as_deref(),
         Some("https://idp.contoso.edu/idp/profile/SAML2/POST/SLO")
@@ -898,7 +939,10 @@ async fn switching_the_binding_switches_to_the_idps_location_for_it() {
     )
     .await
     .expect("set");
-    assert_eq!(shib.sso_url, "https://idp.contoso.edu/idp/profile/SAML2/Redirect/SSO");
+    assert_eq!(
+        shib.sso_url,
+        "https://idp.contoso.edu/idp/profile/SAML2/Redirect/SSO"
+    );
 
     // An IdP configured by hand offers only what was given: another binding is refused, naming it.
     let e = admin::idp_set(
@@ -912,7 +956,10 @@ async fn switching_the_binding_switches_to_the_idps_location_for_it() {
     .await
     .expect_err("no POST location known");
     let m = e.to_string();
-    assert!(m.contains("redirect binding only") && m.contains("--sso-url"), "{m}");
+    assert!(
+        m.contains("redirect binding only") && m.contains("--sso-url"),
+        "{m}"
+    );
     let idp_now = admin::idp_find(s, "idp").await.expect("idp");
     assert_eq!(idp_now.sso_binding.as_str(), "redirect", "nothing changed");
     // With its location, it is taken.
@@ -928,6 +975,41 @@ async fn switching_the_binding_switches_to_the_idps_location_for_it() {
     .await
     .expect("set");
     assert_eq!(changed.sso_url, "https://idp.example.test/sso-post");
+}
+
+#[tokio::test]
+async fn a_sha1_fingerprint_needs_the_legacy_switch() {
+    let t = TestApp::new(false).await;
+    let s: &dyn Store = t.store.as_ref();
+    let sha1 = hex::encode(
+        generate::idp()
+            .cert
+            .fingerprint(ssogate::saml::xmldsig::DigestAlgorithm::Sha1),
+    );
+    let input = |allow: Option<bool>| IdpInput {
+        name: Some(format!("legacy{}", allow.is_some())),
+        entity_id: Some(format!("https://legacy{}.example/", allow.is_some())),
+        sso_url: Some("https://legacy.example/sso".into()),
+        username: Some(USER_ATTR.into()),
+        fingerprint: Some(format!("sha1:{sha1}")),
+        allow_sha1: allow,
+        ..Default::default()
+    };
+    let e = admin::idp_add(s, input(None)).await.expect_err("refused");
+    assert!(e.to_string().contains("SHA-1"), "{e}");
+    admin::idp_add(s, input(Some(true)))
+        .await
+        .expect("with the legacy switch");
+    // The verifier holds to the same rule whatever the configuration says.
+    let trust = ssogate::saml::xmldsig::IdpTrust::Fingerprint(
+        ssogate::saml::xmldsig::Fingerprint::parse(&format!("sha1:{sha1}")).expect("fingerprint"),
+    );
+    let r = ssogate::saml::UnverifiedResponse::parse(
+        unsolicited().signed_assertion(idp()).as_bytes(),
+        &ssogate::saml::xml::Limits::default(),
+    )
+    .and_then(|u| u.verify(&trust, &ssogate::saml::VerifyOptions::default()));
+    assert_eq!(r.err().map(|e| e.code()), Some("algorithm_forbidden"));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -965,7 +1047,13 @@ fn debug_output_never_shows_a_secret() {
     };
     let sealed = p.seal(&[1u8; 32]);
     let d = format!("{p:?}");
-    assert!(!d.contains(&sealed) && !d.contains("/private/target"), "{d}");
+    assert!(
+        !d.contains(&sealed) && !d.contains("/private/target"),
+        "{d}"
+    );
     let key = format!("{:?}", generate::idp().key);
-    assert!(!key.contains("PRIVATE KEY") && !key.contains("MII"), "{key}");
+    assert!(
+        !key.contains("PRIVATE KEY") && !key.contains("MII"),
+        "{key}"
+    );
 }

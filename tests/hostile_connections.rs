@@ -51,18 +51,26 @@ fn serve(data: &Path, env: &[(&str, &str)], nofile: Option<u32>) -> Server {
         }
         None => Command::new(ssogate()),
     };
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .env("SSOGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data)
+    .env("SSOGATE_LOG", "warn")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let child = cmd.spawn().expect("serve starts");
     let t = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(20), "the server did not come up");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the server did not come up"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     Server { child, port }
@@ -169,12 +177,17 @@ async fn trickled_headers_idle_connections_and_slow_bodies_are_cut_off() {
     let port = srv.port;
     // A header line every 300 ms, never ending: closed after about a second.
     let mut s = connect_from("127.0.0.2", port).await.expect("connect");
-    s.write_all(b"GET /auth/check HTTP/1.1\r\n").await.expect("write");
+    s.write_all(b"GET /auth/check HTTP/1.1\r\n")
+        .await
+        .expect("write");
     let started = Instant::now();
     let trickle = async {
         for i in 0..40 {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await.is_err() {
+            if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -196,7 +209,10 @@ async fn trickled_headers_idle_connections_and_slow_bodies_are_cut_off() {
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).await.expect("answer");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
-    assert!(closed_within(&mut s, Duration::from_secs(4)).await, "idle kept-alive connection");
+    assert!(
+        closed_within(&mut s, Duration::from_secs(4)).await,
+        "idle kept-alive connection"
+    );
     // A body that trickles: the request ends in 408 after the request timeout.
     let mut s = connect_from("127.0.0.4", port).await.expect("connect");
     s.write_all(
@@ -216,7 +232,8 @@ async fn trickled_headers_idle_connections_and_slow_bodies_are_cut_off() {
                 break;
             }
             let mut b = [0u8; 512];
-            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await
+            {
                 if n == 0 {
                     break;
                 }
@@ -225,9 +242,15 @@ async fn trickled_headers_idle_connections_and_slow_bodies_are_cut_off() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(8), body).await.ok();
+    tokio::time::timeout(Duration::from_secs(8), body)
+        .await
+        .ok();
     let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text:?} after {:?}", t.elapsed());
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "{text:?} after {:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,5 +289,8 @@ async fn a_flood_beyond_the_open_files_limit_leaves_the_server_answering() {
         );
     }
     let mut srv = srv;
-    assert!(srv.child.try_wait().expect("wait").is_none(), "the server is running");
+    assert!(
+        srv.child.try_wait().expect("wait").is_none(),
+        "the server is running"
+    );
 }

@@ -57,7 +57,9 @@ fn pipeline(bytes: &[u8]) {
         if let Ok(v) = u.verify(&trust, &opts) {
             let _ = v.in_response_to();
             let _ = v.name_id();
-            let _ = v.accept(&ctx, common::generate::now()).and_then(|u| u.redeem(&NoReplayCheck, common::generate::now()));
+            let _ = v
+                .accept(&ctx, common::generate::now())
+                .and_then(|u| u.redeem(&NoReplayCheck, common::generate::now()));
         }
     }
     let _ = verify_logout(LogoutBinding::Post(bytes), &trust, &opts);

@@ -156,7 +156,9 @@ fn validate(
         clock_skew_secs: 180,
         username: UsernameSource::Attribute(WINDOWS_ACCOUNT),
     };
-    verified.accept(&ctx, now()).and_then(|u| u.redeem(&InMemoryReplayCache::new(), now()))
+    verified
+        .accept(&ctx, now())
+        .and_then(|u| u.redeem(&InMemoryReplayCache::new(), now()))
 }
 
 fn now() -> UnixTime {

@@ -466,7 +466,11 @@ fn judge(c: &Corpus, row: &Row, allow_sha1: bool, trust: &IdpTrust) -> Outcome {
     let replay = InMemoryReplayCache::new();
     Outcome {
         verify: Ok(()),
-        accept: Some(verified.accept(&ctx, now).and_then(|u| u.redeem(&replay, now))),
+        accept: Some(
+            verified
+                .accept(&ctx, now)
+                .and_then(|u| u.redeem(&replay, now)),
+        ),
     }
 }
 

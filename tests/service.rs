@@ -7,7 +7,6 @@ mod common;
 
 use common::app::{Answer, Change, HOST, TestApp, answering, cookie, unsolicited};
 
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::generate::{self, ACS, Template, USER_ATTR, b64, idp};

@@ -91,7 +91,10 @@ async fn login_state_rules(s: &dyn Store) {
     let first = s.server_secret("k", b"one").await.expect("secret");
     assert_eq!(first, b"one");
     assert_eq!(s.server_secret("k", b"two").await.expect("secret"), b"one");
-    assert_eq!(s.server_secret("other", b"two").await.expect("secret"), b"two");
+    assert_eq!(
+        s.server_secret("other", b"two").await.expect("secret"),
+        b"two"
+    );
 
     // Failure records: folded refusals counted on their record; the log trimmed to its cap.
     for i in 0..5 {
@@ -102,7 +105,10 @@ async fn login_state_rules(s: &dyn Store) {
     s.failure_repeats("SG-4", 8).await.expect("repeats");
     let recent = s.failures_recent(10).await.expect("recent");
     assert_eq!(recent.len(), 5);
-    assert_eq!((recent[0].reference.as_str(), recent[0].repeats), ("SG-4", 8));
+    assert_eq!(
+        (recent[0].reference.as_str(), recent[0].repeats),
+        ("SG-4", 8)
+    );
     assert_eq!(recent[0].client.as_deref(), Some("192.0.2.1"));
     s.purge_expired(t(2), 100, 3).await.expect("purge");
     let kept: Vec<String> = s
@@ -308,4 +314,30 @@ async fn the_wal_starts_again_under_continuous_writes_and_reads() {
         "the WAL is {len} bytes after {commits} commits and {reads} reads in 6 s; a log that never \
          restarted would be {never_restarted:.0} ({per_commit:.0} bytes a commit)"
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = common::scratch_dir("store_private").join("data");
+    let path = dir.join("ssogate.db");
+    let s = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("store");
+    s.replay_remember("k", t(100), t(0)).await.expect("write");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    assert_eq!(mode(&path), 0o600, "database");
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    assert_eq!(mode(std::path::Path::new(&wal)), 0o600, "write-ahead log");
+    // A database made before, readable by others, is made private when opened.
+    drop(s);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let _s = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("store");
+    assert_eq!(mode(&path), 0o600);
 }

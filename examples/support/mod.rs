@@ -52,7 +52,6 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-
 /// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
 pub fn cpu_secs(pid: u32) -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
@@ -135,14 +134,19 @@ pub fn free_port() -> u16 {
 /// `ssogate serve` on `port` with `data`, extra environment `env`; waits until it listens.
 pub fn serve(bin: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .env(
-            "SSOGATE_LOG",
-            std::env::var("SSOGATE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data)
+    .env(
+        "SSOGATE_LOG",
+        std::env::var("SSOGATE_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -417,10 +417,12 @@ pub async fn idp_add(store: &dyn Store, input: IdpInput) -> Result<IdentityProvi
 /// A SHA-1 fingerprint trusts by SHA-1: only for an IdP marked legacy (SHA-1 allowed).
 fn check_trust_policy(trust: &TrustConfig, allow_sha1: bool) -> Result<()> {
     match trust {
-        TrustConfig::Fingerprint { algorithm, .. } if algorithm == "sha1" && !allow_sha1 => invalid(
-            "a SHA-1 fingerprint is accepted only for an IdP that allows SHA-1 (--allow-sha1 on); \
+        TrustConfig::Fingerprint { algorithm, .. } if algorithm == "sha1" && !allow_sha1 => {
+            invalid(
+                "a SHA-1 fingerprint is accepted only for an IdP that allows SHA-1 (--allow-sha1 on); \
              give a sha256 fingerprint, or the certificate itself",
-        ),
+            )
+        }
         _ => Ok(()),
     }
 }
@@ -953,9 +955,8 @@ pub async fn user_add(
     let t = tenant_find(store, tenant).await?;
     let username = input.username.unwrap_or_default();
     check_username(&username).map_err(AdminError::Invalid)?;
-    let norm = normalise(&username, t.username_rule).map_err(|e| {
-        AdminError::Invalid(format!("{e} (after the tenant's username rule)"))
-    })?;
+    let norm = normalise(&username, t.username_rule)
+        .map_err(|e| AdminError::Invalid(format!("{e} (after the tenant's username rule)")))?;
     let circuit = check_circuit(input.circuit_user.as_deref().unwrap_or(""))?;
     let (circuit_user, circuit_user_norm) = circuit.unzip();
     let roles = roles_of(&input.roles.unwrap_or_else(|| vec!["agent".into()]))?;
@@ -1049,9 +1050,8 @@ pub async fn user_set(
         }
         u.roles = roles;
     }
-    let norm = normalise(&u.username, t.username_rule).map_err(|e| {
-        AdminError::Invalid(format!("{e} (after the tenant's username rule)"))
-    })?;
+    let norm = normalise(&u.username, t.username_rule)
+        .map_err(|e| AdminError::Invalid(format!("{e} (after the tenant's username rule)")))?;
     if let Some(other) = store.user_by_norm(t.id, &norm).await?
         && other.id != u.id
     {
@@ -1061,18 +1061,21 @@ pub async fn user_set(
         )));
     }
     let cnorm = match &u.circuit_user {
-        Some(c) => Some(
-            circuit_norm(c).map_err(|e| AdminError::Invalid(format!("Circuit user: {e}")))?,
-        ),
+        Some(c) => {
+            Some(circuit_norm(c).map_err(|e| AdminError::Invalid(format!("Circuit user: {e}")))?)
+        }
         None => None,
     };
-    store.user_update(&u, &norm, cnorm.as_deref()).await.map_err(|e| match e {
-        StoreError::Conflict(_) => AdminError::Conflict(format!(
-            "tenant {:?} already has a user with that name or Circuit user",
-            t.name
-        )),
-        other => AdminError::Store(other),
-    })?;
+    store
+        .user_update(&u, &norm, cnorm.as_deref())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AdminError::Conflict(format!(
+                "tenant {:?} already has a user with that name or Circuit user",
+                t.name
+            )),
+            other => AdminError::Store(other),
+        })?;
     Ok(u)
 }
 

@@ -17,10 +17,7 @@ impl fmt::Display for Echo<'_> {
         let mut written = 0usize;
         let mut buf = [0u8; 16];
         for (i, c) in self.0.char_indices() {
-            let piece: &str = if c.is_control()
-                || matches!(c, '"' | '\\')
-                || is_format_or_mark(c)
-            {
+            let piece: &str = if c.is_control() || matches!(c, '"' | '\\') || is_format_or_mark(c) {
                 let s = c.escape_default().to_string();
                 let n = s.len().min(buf.len());
                 buf[..n].copy_from_slice(&s.as_bytes()[..n]);

@@ -145,9 +145,15 @@ impl fmt::Display for MessageError {
             Xml(m) => write!(f, "{m}"),
             Base64(s) => write!(f, "not valid base64: {}", Echo(s)),
             Inflate(s) => write!(f, "HTTP-Redirect payload does not inflate: {}", Echo(s)),
-            WrongRoot { expected, got } => write!(f, "root element is {}, expected {expected}", Echo(got)),
+            WrongRoot { expected, got } => {
+                write!(f, "root element is {}, expected {expected}", Echo(got))
+            }
             UnsupportedVersion { element, version } => {
-                write!(f, "{element} has Version=\"{}\", expected \"2.0\"", Echo(version))
+                write!(
+                    f,
+                    "{element} has Version=\"{}\", expected \"2.0\"",
+                    Echo(version)
+                )
             }
             MissingElement { element, parent } => write!(f, "{parent} has no {element}"),
             DuplicateElement {
@@ -328,7 +334,11 @@ impl fmt::Display for SignatureError {
                 write!(f, "{} carries more than one ds:Signature", Echo(parent))
             }
             UnexpectedElement { element, parent } => {
-                write!(f, "{parent} contains {}, which is not allowed", Echo(element))
+                write!(
+                    f,
+                    "{parent} contains {}, which is not allowed",
+                    Echo(element)
+                )
             }
             MissingElement { element } => write!(f, "ds:Signature lacks {element}"),
             ReferenceCount { count } => write!(
@@ -368,7 +378,9 @@ impl fmt::Display for SignatureError {
             AlgorithmForbidden { algorithm, why } => {
                 write!(f, "algorithm {} is refused: {why}", Echo(algorithm))
             }
-            AlgorithmUnknown { algorithm } => write!(f, "algorithm {} is not supported", Echo(algorithm)),
+            AlgorithmUnknown { algorithm } => {
+                write!(f, "algorithm {} is not supported", Echo(algorithm))
+            }
             KeyInfoForbidden { element } => write!(
                 f,
                 "KeyInfo contains {}, which is refused (nothing is ever fetched)",

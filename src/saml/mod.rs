@@ -16,7 +16,7 @@ pub mod xmlenc;
 
 pub use error::{Error, MessageError, Rejection, SignatureError};
 pub use response::{
-    Assertion, ExpectedContext, Solicitation, UnredeemedAssertion, UnverifiedResponse, UsernameSource,
-    VerifiedResponse, VerifyOptions,
+    Assertion, ExpectedContext, Solicitation, UnredeemedAssertion, UnverifiedResponse,
+    UsernameSource, VerifiedResponse, VerifyOptions,
 };
 pub use time::UnixTime;

@@ -149,7 +149,9 @@ impl fmt::Display for Malformed {
             BadCharacterReference(r) => write!(f, "invalid character reference &{};", Echo(r)),
             ForbiddenCharacter(c) => write!(f, "character U+{c:04X} is not allowed in XML 1.0"),
             UnboundPrefix(p) => write!(f, "namespace prefix '{}' is not declared", Echo(p)),
-            DuplicateAttribute(a) => write!(f, "attribute '{}' appears twice on one element", Echo(a)),
+            DuplicateAttribute(a) => {
+                write!(f, "attribute '{}' appears twice on one element", Echo(a))
+            }
             BadNamespaceDeclaration(d) => write!(f, "invalid namespace declaration {}", Echo(d)),
             BadName(n) => write!(f, "invalid XML name '{}'", Echo(n)),
             BadDeclaration(d) => write!(f, "unsupported XML declaration: {}", Echo(d)),
@@ -378,10 +380,9 @@ impl Document {
         let pre = prescan(&text)?;
         let builder = Builder::new(&text, limits, context, &pre);
         let work = builder.work.clone();
-        let parts = builder.run().map_err(|e| {
-            LAST_PARSE_WORK.set(work.get());
-            e
-        })?;
+        let parts = builder
+            .run()
+            .inspect_err(|_| LAST_PARSE_WORK.set(work.get()))?;
         Ok(Document {
             src: text,
             decoded: parts.decoded,

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Binding, IdentityProvider, IdpEndpoints, IdpId, Role, Secret, ServiceProvider, SpId, Tenant, TenantId,
-    TrustConfig, User, UserId, UsernameMapping, UsernameRule,
+    Binding, IdentityProvider, IdpEndpoints, IdpId, Role, Secret, ServiceProvider, SpId, Tenant,
+    TenantId, TrustConfig, User, UserId, UsernameMapping, UsernameRule,
 };
 use crate::saml::UnixTime;
 

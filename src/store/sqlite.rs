@@ -25,7 +25,10 @@ const RESTART_TICKS: u64 = 10;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_hostile_clients.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_hostile_clients.sql"),
+    ),
 ];
 
 /// Durability of commits against power loss (a process crash loses nothing either way).
@@ -1028,10 +1031,12 @@ impl Store for SqliteStore {
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
         let c = self.writer()?;
-        c.prepare_cached("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .map_err(err)?
-            .execute(params![name, candidate])
-            .map_err(err)?;
+        c.prepare_cached(
+            "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .map_err(err)?
+        .execute(params![name, candidate])
+        .map_err(err)?;
         c.prepare_cached("SELECT value FROM server_secrets WHERE name = ?")
             .map_err(err)?
             .query_row([name], |r| r.get(0))

@@ -142,7 +142,11 @@ mod tests {
         assert!(!c.contains(ip("11.0.0.1")));
         assert!(c.contains(ip("::ffff:10.1.2.3")));
         assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.9")));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains(ip("203.0.113.9"))
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("proxy.example").is_err());
     }
@@ -158,11 +162,20 @@ mod tests {
         // From the proxy: the right-most untrusted entry (1.1.1.1 is the client's own claim).
         assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.7"));
         // From anyone else: the peer, whatever the header says.
-        assert_eq!(client_of(ip("198.51.100.1"), &h, &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            client_of(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
         // Garbage stops the walk at the last trusted hop.
-        h.insert("x-forwarded-for", HeaderValue::from_static("nonsense, 10.0.0.3"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("nonsense, 10.0.0.3"),
+        );
         assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.3"));
         // No header: the proxy itself.
-        assert_eq!(client_of(ip("10.0.0.1"), &HeaderMap::new(), &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_of(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
     }
 }

@@ -512,7 +512,13 @@ pub(crate) fn sp_signing_key(
 }
 
 /// A pending-request cookie (see `web::pending`).
-fn pending_cookie(state: &AppState, sp: &ServiceProvider, name: &str, value: &str, max_age: i64) -> HeaderValue {
+fn pending_cookie(
+    state: &AppState,
+    sp: &ServiceProvider,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) -> HeaderValue {
     // SameSite=None: the IdP's answer arrives as a cross-site POST, on which a Lax or Strict
     // cookie is not sent. Browsers accept None only with Secure, so on plain http (a test or
     // development setup, where IdP and SP are usually the same site) it falls back to Lax.
@@ -524,7 +530,8 @@ fn pending_cookie(state: &AppState, sp: &ServiceProvider, name: &str, value: &st
     };
     let v = format!("{name}={value}; Path=/; HttpOnly; {attrs}; Max-Age={max_age}");
     // Names and values are base64url and hex: visible ASCII.
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("ssogate_rq_=; Max-Age=0"))
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("ssogate_rq_=; Max-Age=0"))
 }
 
 /// Sends the browser to the tenant's IdP with an AuthnRequest, the request itself kept in a
@@ -540,7 +547,10 @@ pub async fn start_sso(
     let Some(idp_id) = tenant.idp_id else {
         return Err(Refusal::new(
             Reason::IdpMissing,
-            format!("tenant {:?} has SSO on but no identity provider", tenant.name),
+            format!(
+                "tenant {:?} has SSO on but no identity provider",
+                tenant.name
+            ),
         )
         .tenant(&tenant.name));
     };

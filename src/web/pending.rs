@@ -117,7 +117,9 @@ impl PendingRequest {
             return Err("the cookie is too long to be ours");
         }
         let (p, m) = value.split_once('.').ok_or("the cookie is not ours")?;
-        let given = B64.decode(m).map_err(|_| "the cookie's MAC is not base64")?;
+        let given = B64
+            .decode(m)
+            .map_err(|_| "the cookie's MAC is not base64")?;
         if !bool::from(mac(key, p).ct_eq(&given)) {
             return Err("the cookie's MAC does not verify (altered, or not made by this service)");
         }
@@ -135,7 +137,10 @@ impl PendingRequest {
         ) else {
             return Err("the cookie has an unknown layout");
         };
-        let num = |s: &str| s.parse::<i64>().map_err(|_| "the cookie has an unknown layout");
+        let num = |s: &str| {
+            s.parse::<i64>()
+                .map_err(|_| "the cookie has an unknown layout")
+        };
         let p = PendingRequest {
             id: id.to_string(),
             sp_id: SpId(num(sp)?),
@@ -203,7 +208,11 @@ mod tests {
         let (p, m) = v.split_once('.').unwrap();
         let mut other = req();
         other.tenant_id = TenantId(9);
-        let (p2, _) = other.seal(&key).split_once('.').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
+        let (p2, _) = other
+            .seal(&key)
+            .split_once('.')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap();
         assert!(PendingRequest::open(&format!("{p2}.{m}"), &key, now).is_err());
         assert!(PendingRequest::open(p, &key, now).is_err());
         assert_eq!(

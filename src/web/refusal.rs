@@ -377,8 +377,14 @@ pub async fn record_refusals(State(state): State<AppState>, req: Request, next: 
     let now = state.clock.now();
     let addr = client.map(|c| c.0);
     let detail = bounded(&refusal.detail, MAX_DETAIL_BYTES);
-    let tenant = refusal.tenant.as_deref().map(|t| bounded(&Echo(t).to_string(), 128));
-    let idp = refusal.idp.as_deref().map(|i| bounded(&Echo(i).to_string(), 128));
+    let tenant = refusal
+        .tenant
+        .as_deref()
+        .map(|t| bounded(&Echo(t).to_string(), 128));
+    let idp = refusal
+        .idp
+        .as_deref()
+        .map(|i| bounded(&Echo(i).to_string(), 128));
     let fresh = reference(state.rng.as_ref());
     // A database that is down gets no record (it could not be written), and an overload none
     // either (writing would add to it): both are logged with their reference.
@@ -387,12 +393,10 @@ pub async fn record_refusals(State(state): State<AppState>, req: Request, next: 
         Reason::StoreUnavailable | Reason::Overloaded
     );
     let decision = if recorded {
-        state.guards.failures.decide(
-            addr,
-            now,
-            state.config.failure_records_per_minute,
-            fresh,
-        )
+        state
+            .guards
+            .failures
+            .decide(addr, now, state.config.failure_records_per_minute, fresh)
     } else {
         Decision::Record(fresh)
     };
@@ -477,8 +481,7 @@ pub async fn record_refusals(State(state): State<AppState>, req: Request, next: 
     };
     // Headers the handler set (Retry-After, cookies to clear) stay.
     for (name, value) in res.headers() {
-        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH
-        {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             out.headers_mut().append(name.clone(), value.clone());
         }
     }
@@ -519,7 +522,10 @@ mod tests {
         let b: Option<IpAddr> = Some("192.0.2.2".parse().unwrap());
         let t0 = UnixTime::from_secs(1000);
         for i in 0..3 {
-            assert!(matches!(l.decide(a, t0, 3, format!("R{i}")), Decision::Record(_)));
+            assert!(matches!(
+                l.decide(a, t0, 3, format!("R{i}")),
+                Decision::Record(_)
+            ));
         }
         let Decision::Fold {
             reference, folded, ..
@@ -529,7 +535,10 @@ mod tests {
         };
         assert_eq!((reference.as_str(), folded), ("R2", 1));
         // Another address is not affected; a new minute starts afresh.
-        assert!(matches!(l.decide(b, t0, 3, "B0".into()), Decision::Record(_)));
+        assert!(matches!(
+            l.decide(b, t0, 3, "B0".into()),
+            Decision::Record(_)
+        ));
         assert!(matches!(
             l.decide(a, t0.plus_secs(60), 3, "R4".into()),
             Decision::Record(_)

@@ -21,8 +21,7 @@ use crate::domain::{IdentityProvider, ServiceProvider, Tenant, UsernameMapping};
 use crate::saml::bindings::{MessageKind, decode_post, decode_redirect};
 use crate::saml::echo::Echo;
 use crate::saml::logout::{
-    LogoutBinding, LogoutContext, LogoutMessage, LogoutRequest, LogoutResponseParams,
-    verify_logout,
+    LogoutBinding, LogoutContext, LogoutMessage, LogoutRequest, LogoutResponseParams, verify_logout,
 };
 use crate::saml::response::STATUS_SUCCESS;
 use crate::saml::xml::{Document, Limits, ns};
@@ -217,7 +216,9 @@ fn identity_refusal(
         idp.username
     );
     let r = match e {
-        IdentityError::Invalid(why) => Refusal::new(Reason::UsernameInvalid, format!("{claim}: {why}")),
+        IdentityError::Invalid(why) => {
+            Refusal::new(Reason::UsernameInvalid, format!("{claim}: {why}"))
+        }
         IdentityError::ForeignDomain { domain } => {
             let allowed = if tenant.login_domains.is_empty() {
                 "it has none".to_string()
@@ -318,7 +319,10 @@ pub async fn acs(
             if tenants.is_empty() {
                 return Err(Refusal::new(
                     Reason::NoTenantForIdp,
-                    format!("no tenant with SSO on uses identity provider {:?}", idp.name),
+                    format!(
+                        "no tenant with SSO on uses identity provider {:?}",
+                        idp.name
+                    ),
                 )
                 .idp(&idp.name));
             }
@@ -377,7 +381,10 @@ pub async fn acs(
             let Some(t) = state.store.tenant_get(p.tenant_id).await? else {
                 return Err(Refusal::new(
                     Reason::TenantMissing,
-                    format!("tenant {} of request {} no longer exists", p.tenant_id, p.id),
+                    format!(
+                        "tenant {} of request {} no longer exists",
+                        p.tenant_id, p.id
+                    ),
                 ));
             };
             (t, p.relay_target.clone())
@@ -513,8 +520,7 @@ fn unsolicited_tenant(
 }
 
 pub async fn metadata(CurrentSp(sp): CurrentSp) -> Answer {
-    let xml =
-        sp_metadata_xml(&sp).map_err(|e| Refusal::new(Reason::SpMetadata, e.to_string()))?;
+    let xml = sp_metadata_xml(&sp).map_err(|e| Refusal::new(Reason::SpMetadata, e.to_string()))?;
     Ok((
         [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
         xml,
@@ -570,7 +576,16 @@ pub async fn slo_redirect(
         })
         .await
         .map_err(busy)??;
-    slo_handle(&state, &sp, &session, &idp, verified, relay_state.as_deref(), now).await
+    slo_handle(
+        &state,
+        &sp,
+        &session,
+        &idp,
+        verified,
+        relay_state.as_deref(),
+        now,
+    )
+    .await
 }
 
 pub async fn slo_post(
@@ -624,7 +639,16 @@ pub async fn slo_post(
         })
         .await
         .map_err(busy)??;
-    slo_handle(&state, &sp, &session, &idp, verified, relay_state.as_deref(), now).await
+    slo_handle(
+        &state,
+        &sp,
+        &session,
+        &idp,
+        verified,
+        relay_state.as_deref(),
+        now,
+    )
+    .await
 }
 
 /// A LogoutRequest may end sessions once, and only soon after it was issued: its IssueInstant is
@@ -761,7 +785,10 @@ async fn slo_handle(
             if pending.idp_id != idp.id {
                 return Err(Refusal::new(
                     Reason::InResponseToOtherIdp,
-                    format!("LogoutRequest {} went to another identity provider", pending.id),
+                    format!(
+                        "LogoutRequest {} went to another identity provider",
+                        pending.id
+                    ),
                 )
                 .idp(&idp.name));
             }

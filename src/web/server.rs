@@ -59,7 +59,11 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         self.table.total.fetch_sub(1, Ordering::SeqCst);
         if let Some(ip) = self.ip {
-            let mut m = self.table.per_client.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = self
+                .table
+                .per_client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(n) = m.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -173,10 +177,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = app.clone().map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(Peer(peer));
-            req
-        });
+        let svc = app
+            .clone()
+            .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                req
+            });
         let svc = TowerToHyperService::new(svc);
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked {
@@ -289,10 +295,7 @@ impl AsyncWrite for Tracked {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(

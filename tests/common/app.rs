@@ -187,7 +187,8 @@ impl TestApp {
             None => Body::empty(),
         };
         let mut req = b.body(body).expect("request");
-        req.extensions_mut().insert(Peer(SocketAddr::new(from, 40000)));
+        req.extensions_mut()
+            .insert(Peer(SocketAddr::new(from, 40000)));
         self.send(req).await
     }
 
@@ -272,4 +273,3 @@ pub fn unsolicited() -> Template {
         ..Template::default()
     }
 }
-

@@ -163,7 +163,9 @@ fn prefix_list_huge(size: usize) -> String {
 /// through).
 fn namespace_scope_attributes(size: usize) -> String {
     let n = scope();
-    let decls: String = (0..n).map(|i| format!(" xmlns:n{i}=\"urn:n{i}\"")).collect();
+    let decls: String = (0..n)
+        .map(|i| format!(" xmlns:n{i}=\"urn:n{i}\""))
+        .collect();
     let attrs: String = (0..attrs_max())
         .map(|i| format!(" n{}:a{i}=\"\"", i % n))
         .collect();
@@ -198,7 +200,9 @@ fn attributes_per_element(size: usize) -> String {
 
 /// Thousands of certificates in the signature's KeyInfo.
 fn keyinfo_certificates(size: usize) -> String {
-    let body = fill(size, |_| "<ds:X509Certificate>AAAA</ds:X509Certificate>".to_string());
+    let body = fill(size, |_| {
+        "<ds:X509Certificate>AAAA</ds:X509Certificate>".to_string()
+    });
     insert_after(&baseline(), "<ds:X509Data>", &body)
 }
 
@@ -234,7 +238,9 @@ fn issuer_split_by_comments(size: usize) -> String {
 /// attribute (the c14n and parser scopes at their deepest).
 fn nested_prefixed_elements(size: usize) -> String {
     let n = scope().min(attrs_max());
-    let decls: String = (0..n).map(|i| format!(" xmlns:m{i}=\"urn:m{i}\"")).collect();
+    let decls: String = (0..n)
+        .map(|i| format!(" xmlns:m{i}=\"urn:m{i}\""))
+        .collect();
     let mut one = String::new();
     for i in 0..n {
         write!(one, "<m{i}:e m{}:a=\"\">", n - 1 - i).expect("string");
@@ -261,7 +267,9 @@ pub fn random_mix(seed: u64, size: usize) -> String {
         r % n.max(1)
     };
     let nd = scope().min(attrs_max()) / 2;
-    let decls: String = (0..nd).map(|i| format!(" xmlns:r{i}=\"urn:r{i}\"")).collect();
+    let decls: String = (0..nd)
+        .map(|i| format!(" xmlns:r{i}=\"urn:r{i}\""))
+        .collect();
     let mut out = String::new();
     let mut depth = 0usize;
     let mut k = 0u64;

@@ -427,7 +427,10 @@ pub(crate) fn inclusive_prefixes(doc: &Document, method: NodeId) -> Result<Vec<S
             continue;
         }
         let name_ok = token == "#default"
-            || (token.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            || (token
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
                 && token
                     .chars()
                     .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')));
