@@ -442,22 +442,30 @@ async fn echoed_values_are_bounded_and_one_client_gets_few_records() {
         ..unsolicited()
     }
     .unsigned();
+    let form = b64(&xml);
+    // The reference the refusal page shows to a client at `from`.
+    let refused_from = |from: &'static str| {
+        let (t, form) = (&t, &form);
+        async move {
+            let a = t
+                .request_from(
+                    ip(from),
+                    "POST",
+                    "/saml/acs",
+                    Some(&[("SAMLResponse", form)]),
+                    &[],
+                    &[],
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN);
+            assert!(a.body.len() < 4096, "page of {} bytes", a.body.len());
+            let i = a.body.find("SG-").expect("a reference");
+            a.body[i..i + 13].to_string()
+        }
+    };
     let mut references = Vec::new();
     for _ in 0..40 {
-        let a = t
-            .request_from(
-                ip(A),
-                "POST",
-                "/saml/acs",
-                Some(&[("SAMLResponse", &b64(&xml))]),
-                &[],
-                &[],
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::FORBIDDEN);
-        let i = a.body.find("SG-").expect("a reference");
-        references.push(a.body[i..i + 13].to_string());
-        assert!(a.body.len() < 4096, "page of {} bytes", a.body.len());
+        references.push(refused_from(A).await);
     }
     let records = t.store.failures_recent(1000).await.expect("records");
     assert_eq!(records.len(), 5, "five records a minute for one client");
@@ -483,18 +491,7 @@ async fn echoed_values_are_bounded_and_one_client_gets_few_records() {
         "the last record counts the folded refusals: {folded}"
     );
     // Another address is not affected by A's flood.
-    let a = t
-        .request_from(
-            ip(B),
-            "POST",
-            "/saml/acs",
-            Some(&[("SAMLResponse", &b64(&xml))]),
-            &[],
-            &[],
-        )
-        .await;
-    let i = a.body.find("SG-").expect("a reference");
-    assert!(!references.contains(&a.body[i..i + 13].to_string()));
+    assert!(!references.contains(&refused_from(B).await));
     assert_eq!(
         t.store.failures_recent(1000).await.expect("records").len(),
         6

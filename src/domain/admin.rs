@@ -986,13 +986,18 @@ pub async fn user_add(
             roles,
         })
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AdminError::Conflict(format!(
-                "tenant {:?} already has a user with that name or Circuit user",
-                t.name
-            )),
-            other => AdminError::Store(other),
-        })
+        .map_err(|e| user_conflict(&t, e))
+}
+
+/// A store conflict on a user, said for the administrator.
+fn user_conflict(t: &Tenant, e: StoreError) -> AdminError {
+    match e {
+        StoreError::Conflict(_) => AdminError::Conflict(format!(
+            "tenant {:?} already has a user with that name or Circuit user",
+            t.name
+        )),
+        other => AdminError::Store(other),
+    }
 }
 
 pub async fn user_find(store: &dyn Store, tenant: &str, username: &str) -> Result<(Tenant, User)> {
@@ -1069,13 +1074,7 @@ pub async fn user_set(
     store
         .user_update(&u, &norm, cnorm.as_deref())
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AdminError::Conflict(format!(
-                "tenant {:?} already has a user with that name or Circuit user",
-                t.name
-            )),
-            other => AdminError::Store(other),
-        })?;
+        .map_err(|e| user_conflict(&t, e))?;
     Ok(u)
 }
 

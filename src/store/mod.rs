@@ -124,6 +124,30 @@ pub struct AgentSession {
     pub saml: Option<SamlSessionRef>,
 }
 
+impl AgentSession {
+    /// `user` of `tenant`, signed in at `now` by `method` until `expires_at`.
+    pub fn new(
+        tenant: &Tenant,
+        user: &User,
+        method: SignInMethod,
+        now: UnixTime,
+        expires_at: UnixTime,
+        saml: Option<SamlSessionRef>,
+    ) -> AgentSession {
+        AgentSession {
+            tenant_id: tenant.id,
+            tenant: tenant.name.clone(),
+            user_id: user.id,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            method,
+            signed_in_at: now,
+            expires_at,
+            saml,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignInMethod {

@@ -483,17 +483,14 @@ async fn login_submit_for(
         .guards
         .throttle
         .succeeded(tenant.id.0, &throttle_key, client);
-    let agent = AgentSession {
-        tenant_id: tenant.id,
-        tenant: tenant.name.clone(),
-        user_id: user.id,
-        username: user.username.clone(),
-        display_name: user.display_name.clone(),
-        method: SignInMethod::Password,
-        signed_in_at: now,
-        expires_at: now.plus_secs(state.config.session_max_secs),
-        saml: None,
-    };
+    let agent = AgentSession::new(
+        &tenant,
+        &user,
+        SignInMethod::Password,
+        now,
+        now.plus_secs(state.config.session_max_secs),
+        None,
+    );
     sign_in(&session, &agent).await?;
     tracing::info!(tenant = %tenant.name, user = %user.username, method = "password", "signed in");
     Ok(see_other(&format!("{}{target}", sp.host_url)))

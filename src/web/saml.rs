@@ -427,16 +427,13 @@ pub async fn acs(
         _ => max,
     };
     let name_id = assertion.name_id.clone().unwrap_or_default();
-    let agent = AgentSession {
-        tenant_id: tenant.id,
-        tenant: tenant.name.clone(),
-        user_id: user.id,
-        username: user.username.clone(),
-        display_name: user.display_name.clone(),
-        method: SignInMethod::Saml,
-        signed_in_at: now,
+    let agent = AgentSession::new(
+        &tenant,
+        &user,
+        SignInMethod::Saml,
+        now,
         expires_at,
-        saml: Some(SamlSessionRef {
+        Some(SamlSessionRef {
             idp_id: idp.id,
             name_id: name_id.value,
             name_id_format: name_id.format,
@@ -444,7 +441,7 @@ pub async fn acs(
             sp_name_qualifier: name_id.sp_name_qualifier,
             session_index: assertion.session_index.clone(),
         }),
-    };
+    );
     sign_in(&session, &agent).await?;
     tracing::info!(tenant = %tenant.name, user = %user.username, idp = %idp.name, assertion_id = %assertion.id, unsolicited = pending.is_none(), "signed in");
     let mut res = see_other(&format!("{}{target}", sp.host_url));
@@ -538,6 +535,86 @@ fn issuer_of(xml: &[u8], limits: &Limits) -> Result<Option<String>, crate::saml:
         .map(|i| doc.text(i).trim().to_string()))
 }
 
+/// A logout message as it arrived: the raw query string (HTTP-Redirect) or the form value
+/// (HTTP-POST).
+enum IncomingLogout {
+    Redirect(String),
+    Post(String),
+}
+
+/// A logout message decoded, before its signature is checked.
+enum DecodedLogout {
+    Redirect(crate::saml::bindings::RedirectMessage),
+    Post(Vec<u8>),
+}
+
+impl DecodedLogout {
+    fn xml(&self) -> &[u8] {
+        match self {
+            DecodedLogout::Redirect(m) => &m.xml,
+            DecodedLogout::Post(x) => x,
+        }
+    }
+}
+
+/// One trip to the verification pool for a logout message: decode, find the IdP by its Issuer,
+/// verify. The IdP, the verified message and the RelayState of a Redirect.
+async fn verify_incoming_logout(
+    state: &AppState,
+    incoming: IncomingLogout,
+) -> Result<(IdentityProvider, LogoutMessage, Option<String>), Refusal> {
+    let limits = limits(state);
+    let st = state.clone();
+    let handle = tokio::runtime::Handle::current();
+    state
+        .guards
+        .verify
+        .run(move || {
+            let decoded = match &incoming {
+                IncomingLogout::Redirect(raw) => DecodedLogout::Redirect(decode_redirect(
+                    raw,
+                    &limits,
+                    AlgorithmPolicy::default(),
+                )?),
+                IncomingLogout::Post(value) => {
+                    DecodedLogout::Post(decode_post(value.as_bytes(), &limits)?)
+                }
+            };
+            let issuer = issuer_of(decoded.xml(), &limits)?;
+            let idp = handle.block_on(idp_by_issuer(&st, issuer, "logout message"))?;
+            let trust = trust_of(&st, &idp)?;
+            let policy = idp.digest_policy();
+            let opts = VerifyOptions {
+                algorithms: policy,
+                limits,
+                decryption_key: None,
+            };
+            let (verified, relay_state) = match (decoded, &incoming) {
+                (DecodedLogout::Redirect(msg), IncomingLogout::Redirect(raw)) => {
+                    // SHA-1 query signatures only for an IdP marked legacy: decode again under
+                    // its policy.
+                    let msg = if policy.allow_sha1 {
+                        decode_redirect(raw, &limits, policy)?
+                    } else {
+                        msg
+                    };
+                    let v = verify_logout(LogoutBinding::Redirect(&msg), &trust, &opts);
+                    (v, msg.relay_state)
+                }
+                (decoded, _) => (
+                    verify_logout(LogoutBinding::Post(decoded.xml()), &trust, &opts),
+                    None,
+                ),
+            };
+            match verified {
+                Ok(v) => Ok((idp, v, relay_state)),
+                Err(e) => Err(Refusal::saml(&e).idp(&idp.name)),
+            }
+        })
+        .await
+        .map_err(busy)?
+}
+
 pub async fn slo_redirect(
     State(state): State<AppState>,
     CurrentSp(sp): CurrentSp,
@@ -545,37 +622,8 @@ pub async fn slo_redirect(
     RawQuery(query): RawQuery,
 ) -> Answer {
     let now = state.clock.now();
-    let raw = query.unwrap_or_default();
-    let limits = limits(&state);
-    let st = state.clone();
-    let handle = tokio::runtime::Handle::current();
-    let (idp, verified, relay_state) = state
-        .guards
-        .verify
-        .run(move || {
-            let msg = decode_redirect(&raw, &limits, AlgorithmPolicy::default())?;
-            let issuer = issuer_of(&msg.xml, &limits)?;
-            let idp = handle.block_on(idp_by_issuer(&st, issuer, "logout message"))?;
-            let trust = trust_of(&st, &idp)?;
-            let policy = idp.digest_policy();
-            // SHA-1 query signatures only for an IdP marked legacy: decode again under its policy.
-            let msg = if policy.allow_sha1 {
-                decode_redirect(&raw, &limits, policy)?
-            } else {
-                msg
-            };
-            let opts = VerifyOptions {
-                algorithms: policy,
-                limits,
-                decryption_key: None,
-            };
-            match verify_logout(LogoutBinding::Redirect(&msg), &trust, &opts) {
-                Ok(v) => Ok((idp, v, msg.relay_state)),
-                Err(e) => Err(Refusal::saml(&e).idp(&idp.name)),
-            }
-        })
-        .await
-        .map_err(busy)??;
+    let incoming = IncomingLogout::Redirect(query.unwrap_or_default());
+    let (idp, verified, relay_state) = verify_incoming_logout(&state, incoming).await?;
     slo_handle(
         &state,
         &sp,
@@ -616,29 +664,7 @@ pub async fn slo_post(
     };
     let relay_state = field(&fields, "RelayState").map(str::to_string);
     drop(fields);
-    let limits = limits(&state);
-    let st = state.clone();
-    let handle = tokio::runtime::Handle::current();
-    let (idp, verified) = state
-        .guards
-        .verify
-        .run(move || {
-            let xml = decode_post(value.as_bytes(), &limits)?;
-            let issuer = issuer_of(&xml, &limits)?;
-            let idp = handle.block_on(idp_by_issuer(&st, issuer, "logout message"))?;
-            let trust = trust_of(&st, &idp)?;
-            let opts = VerifyOptions {
-                algorithms: idp.digest_policy(),
-                limits,
-                decryption_key: None,
-            };
-            match verify_logout(LogoutBinding::Post(&xml), &trust, &opts) {
-                Ok(v) => Ok((idp, v)),
-                Err(e) => Err(Refusal::saml(&e).idp(&idp.name)),
-            }
-        })
-        .await
-        .map_err(busy)??;
+    let (idp, verified, _) = verify_incoming_logout(&state, IncomingLogout::Post(value)).await?;
     slo_handle(
         &state,
         &sp,

@@ -256,6 +256,15 @@ fn tiny_elements(size: usize) -> String {
     in_extensions(&"<a/>".repeat(size / 4), "")
 }
 
+/// Closes the innermost element `random_mix` opened (its prefix is kept between two NULs).
+fn close_innermost(out: &mut String) {
+    let i = out.rfind('\u{0}').expect("marker");
+    let j = out[..i].rfind('\u{0}').expect("marker");
+    let p = out[j + 1..i].to_string();
+    out.replace_range(j..=i, "");
+    write!(out, "</r{p}:e>").expect("string");
+}
+
 /// Random XML-ish content for Extensions from a seed: nested elements with declared and used
 /// prefixes, IDs, attributes, comments, PIs and text, in any mix.
 pub fn random_mix(seed: u64, size: usize) -> String {
@@ -302,24 +311,14 @@ pub fn random_mix(seed: u64, size: usize) -> String {
                 write!(out, "<y{attrs}/>").expect("string");
             }
             _ if depth > 0 => {
-                // Close the innermost open element.
-                let i = out.rfind('\u{0}').expect("marker");
-                let j = out[..i].rfind('\u{0}').expect("marker");
-                let p = out[j + 1..i].to_string();
-                out.replace_range(j..=i, "");
-                write!(out, "</r{p}:e>").expect("string");
+                close_innermost(&mut out);
                 depth -= 1;
             }
             _ => out.push_str("<z/>"),
         }
     }
-    while depth > 0 {
-        let i = out.rfind('\u{0}').expect("marker");
-        let j = out[..i].rfind('\u{0}').expect("marker");
-        let p = out[j + 1..i].to_string();
-        out.replace_range(j..=i, "");
-        write!(out, "</r{p}:e>").expect("string");
-        depth -= 1;
+    for _ in 0..depth {
+        close_innermost(&mut out);
     }
     in_extensions(&out, &decls)
 }
