@@ -28,6 +28,9 @@ pub struct Config {
     pub pending_request_secs: i64,
     /// Largest decoded SAML message accepted, in bytes. Default 256 KiB.
     pub max_message_bytes: usize,
+    /// Most XML nodes and attributes together in one SAML message. Default 16,384 (a real
+    /// response has one per 20 to 30 bytes; each costs a node's work in every walk).
+    pub max_message_nodes: usize,
     /// Cookies with the `Secure` flag. Default: when every service provider's host URL is https.
     pub secure_cookies: Option<bool>,
     /// Log lines as `text` (default) or `json`.
@@ -90,6 +93,7 @@ impl Default for Config {
             session_max_secs: 8 * 3600,
             pending_request_secs: 600,
             max_message_bytes: 256 * 1024,
+            max_message_nodes: 16_384,
             secure_cookies: None,
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
@@ -120,6 +124,7 @@ const FIELDS: &[&str] = &[
     "session_max_secs",
     "pending_request_secs",
     "max_message_bytes",
+    "max_message_nodes",
     "secure_cookies",
     "log_format",
     "trusted_proxies",
@@ -207,6 +212,7 @@ impl Config {
             crate::web::client::Cidr::parse(p).map_err(|e| format!("trusted_proxies: {e}"))?;
         }
         let positive = [
+            ("max_message_nodes", self.max_message_nodes as u64),
             ("max_connections", self.max_connections as u64),
             (
                 "max_connections_per_client",

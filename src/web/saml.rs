@@ -41,6 +41,7 @@ pub const LOGOUT_MAX_AGE_SECS: i64 = 600;
 fn limits(state: &AppState) -> Limits {
     Limits {
         max_bytes: state.config.max_message_bytes,
+        max_nodes: state.config.max_message_nodes,
         ..Limits::default()
     }
 }
