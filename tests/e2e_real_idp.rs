@@ -1,19 +1,19 @@
 //! End to end with the real IdP: `ssogate serve` and SimpleSAMLphp on loopback, ssogate configured
 //! only through its command line (SP with a generated key; IdP imported from SimpleSAMLphp's
 //! metadata with the windowsaccountname claim; the tenant with SSO, SLO and IdP-initiated login
-//! on; users agent1 and agent2). `tests/e2e/flows.py` then drives the browser flows with
-//! `drive-login.py`: SP-initiated login (Redirect and POST), SSO reuse, IdP-initiated login,
-//! SP- and IdP-initiated SLO, an IdP user with no ssogate user, replayed responses, and
-//! `/auth/check` 401 → 200 → 401.
+//! on; users agent1 and agent2). `tests/e2e/flows.py` then drives the browser flows with the
+//! scripted browser of `tests/real-idp/browser.py`: SP-initiated login (Redirect and POST), SSO
+//! reuse, IdP-initiated login, SP- and IdP-initiated SLO, an IdP user with no ssogate user,
+//! replayed responses, and `/auth/check` 401 → 200 → 401.
 //!
-//! Skipped, saying so, when PHP/SimpleSAMLphp, xmlsec1 or the shared folder are missing
-//! (`.ci/run` installs them).
+//! Without python3, PHP or SimpleSAMLphp the test fails naming them, unless
+//! `SSOGATE_SKIP=e2e` (`./run-tests` installs them).
 
 mod common;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const WINDOWS_ACCOUNT: &str =
@@ -46,19 +46,9 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Processes stopped when the test ends, whatever its outcome.
 struct Cleanup {
     server: Option<Child>,
-    idp_stop: Option<(PathBuf, PathBuf)>,
 }
 
 impl Drop for Cleanup {
@@ -66,11 +56,6 @@ impl Drop for Cleanup {
         if let Some(mut c) = self.server.take() {
             let _ = c.kill();
             let _ = c.wait();
-        }
-        if let Some((tools, workdir)) = self.idp_stop.take() {
-            let _ = Command::new(tools.join("stop-simplesamlphp.sh"))
-                .env("IDP_WORKDIR", workdir)
-                .output();
         }
     }
 }
@@ -88,28 +73,14 @@ pub fn wait_for_port(port: u16, limit: Duration) -> bool {
 
 #[test]
 fn agents_sign_in_and_out_through_simplesamlphp() {
-    let Some(shared) = common::shared_or_skip("e2e_real_idp") else {
-        return;
-    };
-    if !have("php", "--version")
-        || !Path::new("/usr/share/simplesamlphp").exists()
-        || !have("xmlsec1", "--version")
-        || !have("python3", "--version")
-    {
-        eprintln!(
-            "SKIPPED e2e_real_idp: PHP, SimpleSAMLphp, xmlsec1 or python3 is not installed (.ci/run installs them)"
-        );
+    if common::require("e2e", common::real_idp::missing()).is_none() {
         return;
     }
-    let tools = shared.join("tools/real-idp");
     let dir = common::scratch_dir("e2e_real_idp");
     let data = dir.join("data");
     let port = free_port();
     let sp_url = format!("http://127.0.0.1:{port}");
-    let mut cleanup = Cleanup {
-        server: None,
-        idp_stop: None,
-    };
+    let mut cleanup = Cleanup { server: None };
 
     // The SP, and its metadata for the IdP.
     cli(
@@ -119,31 +90,13 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
     let sp_xml = dir.join("sp-metadata.xml");
     std::fs::write(&sp_xml, cli(&data, &["sp", "metadata"])).expect("write SP metadata");
 
-    // The IdP, trusting our metadata.
-    let workdir = dir.join("idp");
-    let idp_port = std::env::var("SSOGATE_TEST_E2E_IDP_PORT").unwrap_or_else(|_| "18090".into());
-    let out = Command::new(tools.join("start-simplesamlphp.sh"))
-        .arg(&sp_xml)
-        .env("IDP_PORT", &idp_port)
-        .env("IDP_WORKDIR", &workdir)
-        .env("IDP_NO_INSTALL", "1")
-        .output()
-        .expect("start-simplesamlphp.sh runs");
-    cleanup.idp_stop = Some((tools.clone(), workdir.clone()));
-    assert!(
-        out.status.success(),
-        "the IdP did not start:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env_text = std::fs::read_to_string(workdir.join("idp.env")).expect("idp.env");
-    let env = |k: &str| -> String {
-        env_text
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .map(|v| v.trim_matches('\'').to_string())
-            .unwrap_or_else(|| panic!("{k} missing from idp.env"))
-    };
-    let idp_metadata = env("IDP_METADATA_FILE");
+    // The IdP, trusting our metadata (stopped when `idp` is dropped).
+    let idp_port = std::env::var("SSOGATE_TEST_E2E_IDP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18090);
+    let idp = common::real_idp::RealIdp::start(&dir, idp_port, &[sp_xml.clone()]);
+    let idp_metadata = idp.metadata_file.clone();
 
     // Everything else through the CLI.
     cli(
@@ -211,14 +164,7 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/flows.py"))
         .args(["--sp", &sp_url, "--idp-metadata", &idp_metadata])
-        .args([
-            "--idp-sso-url",
-            &env("IDP_SSO_URL"),
-            "--idp-slo-url",
-            &env("IDP_SLO_URL"),
-        ])
-        .arg("--drive-login")
-        .arg(tools.join("drive-login.py"))
+        .args(["--idp-sso-url", &idp.sso_url, "--idp-slo-url", &idp.slo_url])
         .arg("--ssogate")
         .arg(ssogate())
         .arg("--data-dir")
@@ -261,4 +207,6 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
         !server_log.contains("SAMLResponse="),
         "a SAML message reached the log"
     );
+    let checks = summary.iter().filter(|l| l.starts_with("PASS")).count();
+    common::record_cases("e2e", checks);
 }

@@ -1,4 +1,4 @@
-//! Round trips with a real IdP: SimpleSAMLphp from `../shared/tools/real-idp`, on loopback.
+//! Round trips with a real IdP: SimpleSAMLphp on loopback (`tests/real-idp/idp.py`).
 //!
 //! - It loads our SP metadata (two SPs: one that signs its AuthnRequests, one that does not).
 //! - It accepts our AuthnRequests: unsigned (HTTP-Redirect), signed (HTTP-Redirect query
@@ -7,17 +7,16 @@
 //! - Its signed responses (Response and Assertion both signed) verify in our core, with trust from
 //!   its metadata, and the whole protocol check passes; so does an IdP-initiated response.
 //!
-//! The scripted browser (`drive-login.py browse --no-post-to-sp`) logs in and keeps the
-//! SAMLResponse the IdP would POST to our ACS. Skipped, saying so, when PHP/SimpleSAMLphp or the
-//! shared folder are missing (`.ci/run` installs them).
+//! The scripted browser (`tests/real-idp/browser.py login`) logs in and keeps the SAMLResponse the
+//! IdP would POST to our ACS. Without PHP or SimpleSAMLphp the test fails naming them, unless
+//! `SSOGATE_SKIP=real-idp` (`./run-tests` installs them).
 
 mod common;
 
-use std::collections::HashMap;
+use common::real_idp::{self, RealIdp};
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ssogate::saml::authn_request::{AuthnRequest, request_id};
 use ssogate::saml::bindings::{MessageKind, decode_post, encode_redirect, post_form};
@@ -47,91 +46,16 @@ fn sp(name: &str, signs: bool) -> Sp {
     }
 }
 
-/// The running IdP; stopped when dropped, whatever the test's outcome.
-struct RealIdp {
-    tools: PathBuf,
-    workdir: PathBuf,
-    env: HashMap<String, String>,
-}
-
-impl Drop for RealIdp {
-    fn drop(&mut self) {
-        let _ = Command::new(self.tools.join("stop-simplesamlphp.sh"))
-            .env("IDP_WORKDIR", &self.workdir)
-            .output();
-    }
-}
-
-fn start_idp(tools: &Path, dir: &Path, sp_files: &[PathBuf]) -> RealIdp {
-    let workdir = dir.join("idp");
-    let port = std::env::var("SSOGATE_TEST_IDP_PORT").unwrap_or_else(|_| "18088".into());
-    let out = Command::new(tools.join("start-simplesamlphp.sh"))
-        .args(sp_files)
-        .env("IDP_PORT", &port)
-        .env("IDP_WORKDIR", &workdir)
-        .env("IDP_NO_INSTALL", "1")
-        .output()
-        .expect("start-simplesamlphp.sh runs");
-    assert!(
-        out.status.success(),
-        "the IdP did not start (does it accept our SP metadata?):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env_text = std::fs::read_to_string(workdir.join("idp.env")).expect("idp.env");
-    let env = env_text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    RealIdp {
-        tools: tools.to_path_buf(),
-        workdir,
-        env,
-    }
-}
-
 /// Logs in through the scripted browser starting at `url`; returns the SAMLResponse form value
 /// the IdP would POST to the ACS, or None when it issued none.
-fn login(tools: &Path, out: &Path, url: &str, user: &str, idp_metadata: &str) -> Option<String> {
-    let status = Command::new("python3")
-        .arg(tools.join("drive-login.py"))
-        .args([
-            "browse",
-            "--url",
-            url,
-            "--user",
-            user,
-            "--password",
-            &format!("{user}pass"),
-            "--no-post-to-sp",
-            "--idp-metadata",
-            idp_metadata,
-            "--out",
-        ])
-        .arg(out)
-        .output()
-        .expect("drive-login.py runs");
-    let form = std::fs::read_dir(out)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.contains("autopost-SAMLResponse-form"))
-        });
-    let Some(form) = form else {
-        eprintln!(
-            "no SAMLResponse; drive-login said:\n{}",
-            String::from_utf8_lossy(&status.stdout)
-        );
-        return None;
-    };
-    let html = std::fs::read_to_string(form).ok()?;
-    let i = html.find("name=\"SAMLResponse\"")?;
-    let v = html[i..].find("value=\"")? + i + 7;
-    let e = html[v..].find('"')? + v;
-    Some(html[v..e].to_string())
+fn login(url: &str, user: &str) -> Option<String> {
+    match real_idp::login(url, user) {
+        Ok(r) => Some(r),
+        Err(why) => {
+            eprintln!("no SAMLResponse: {why}");
+            None
+        }
+    }
 }
 
 fn validate(
@@ -186,25 +110,11 @@ fn serve_once(body: String) -> String {
     url
 }
 
-fn prerequisites() -> Option<PathBuf> {
-    let shared = common::shared_or_skip("real_idp")?;
-    let tools = shared.join("tools/real-idp");
-    let php = Command::new("php")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !php || !Path::new("/usr/share/simplesamlphp").exists() {
-        eprintln!(
-            "SKIPPED real_idp: PHP or SimpleSAMLphp is not installed (.ci/run installs them)"
-        );
-        return None;
-    }
-    Some(tools)
-}
-
 #[test]
 fn round_trips_with_simplesamlphp() {
-    let Some(tools) = prerequisites() else { return };
+    if common::require("real-idp", real_idp::missing()).is_none() {
+        return;
+    }
     let dir = common::scratch_dir("real_idp");
     let keys = common::generate::sp();
     let plain = sp("sp-plain", false);
@@ -230,8 +140,12 @@ fn round_trips_with_simplesamlphp() {
         std::fs::write(&f, md.to_xml()).expect("write metadata");
         files.push(f);
     }
-    let running = start_idp(&tools, &dir, &files);
-    let md_file = running.env["IDP_METADATA_FILE"].clone();
+    let port = std::env::var("SSOGATE_TEST_IDP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18088);
+    let running = RealIdp::start(&dir, port, &files);
+    let md_file = running.metadata_file.clone();
     let idp = parse_idp_metadata(&std::fs::read(&md_file).expect("idp metadata"), None)
         .expect("we import its metadata");
     let redirect = idp
@@ -270,7 +184,7 @@ fn round_trips_with_simplesamlphp() {
         None,
     )
     .expect("url");
-    let r1 = login(&tools, &dir.join("b1"), &url1, "agent1", &md_file)
+    let r1 = login(&url1, "agent1")
         .expect("the IdP answers our unsigned request");
     let a1 = validate(&idp, &plain, &r1, Solicitation::Request(&id1))
         .expect("its response passes every check");
@@ -288,7 +202,7 @@ fn round_trips_with_simplesamlphp() {
         Some((&keys.key, SignatureAlgorithm::RSA_SHA256_ALG)),
     )
     .expect("url");
-    let r2 = login(&tools, &dir.join("b2"), &url2, "agent2", &md_file)
+    let r2 = login(&url2, "agent2")
         .expect("the IdP accepts our Redirect-signed request");
     assert_eq!(
         validate(&idp, &signing, &r2, Solicitation::Request(&id2))
@@ -312,7 +226,7 @@ fn round_trips_with_simplesamlphp() {
         &signed3,
         Some("/portal"),
     ));
-    let r3 = login(&tools, &dir.join("b3"), &page, "agent1", &md_file)
+    let r3 = login(&page, "agent1")
         .expect("the IdP accepts our POST-signed request");
     assert_eq!(
         validate(&idp, &signing, &r3, Solicitation::Request(&id3))
@@ -327,7 +241,7 @@ fn round_trips_with_simplesamlphp() {
     let url4 =
         encode_redirect(&redirect, MessageKind::Request, &req4.xml, None, None).expect("url");
     assert!(
-        login(&tools, &dir.join("b4"), &url4, "agent1", &md_file).is_none(),
+        login(&url4, "agent1").is_none(),
         "the IdP must refuse an unsigned request from a signing SP"
     );
     let other = common::generate::attacker();
@@ -340,21 +254,17 @@ fn round_trips_with_simplesamlphp() {
     )
     .expect("url");
     assert!(
-        login(&tools, &dir.join("b5"), &url5, "agent1", &md_file).is_none(),
+        login(&url5, "agent1").is_none(),
         "the IdP must refuse a request signed by another key"
     );
 
     // 4. IdP-initiated: an unsolicited response, accepted only as such.
-    let sso = running
-        .env
-        .get("IDP_SSO_URL")
-        .cloned()
-        .unwrap_or(redirect.clone());
+    let sso = running.sso_url.clone();
     let idp_init = format!(
         "{sso}?spentityid={}",
         percent_encoding::utf8_percent_encode(&plain.entity_id, percent_encoding::NON_ALPHANUMERIC)
     );
-    let r6 = login(&tools, &dir.join("b6"), &idp_init, "agent2", &md_file)
+    let r6 = login(&idp_init, "agent2")
         .expect("IdP-initiated response");
     assert_eq!(
         validate(&idp, &plain, &r6, Solicitation::Unsolicited)
@@ -383,4 +293,7 @@ fn round_trips_with_simplesamlphp() {
             .err(),
         Some("in_response_to_mismatch")
     );
+    // Cases: three requests accepted, two controls refused, one IdP-initiated response, three
+    // bindings of responses to their SP and request.
+    common::record_cases("real-idp", 9);
 }

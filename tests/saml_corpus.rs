@@ -1,5 +1,4 @@
-//! Every row of `../shared/corpus/MANIFEST.tsv` with a clear verdict gets that verdict, read in
-//! place, with the clock at the row's `valid_at` and SHA-1 allowed only through the legacy switch.
+//! Every row of `tests/corpus/MANIFEST.tsv` with a clear verdict gets that verdict, with the clock at the row's `valid_at` and SHA-1 allowed only through the legacy switch.
 //!
 //! How a row is judged:
 //! - Trust: the certificate that the manifest's independent xmlsec1 check names as verifying the
@@ -20,7 +19,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{Row, manifest, shared_or_skip};
+use common::{Row, corpus_dir, manifest, record_cases};
 use ssogate::saml::bindings::decode_post;
 use ssogate::saml::logout::{LogoutBinding, LogoutMessage, verify_logout};
 use ssogate::saml::metadata::{MetadataError, parse_idp_metadata};
@@ -294,10 +293,9 @@ struct Corpus {
     certs: HashMap<String, (TrustedCertificate, String)>,
 }
 
-fn load() -> Option<Corpus> {
-    let shared = shared_or_skip("saml_corpus")?;
-    let dir = shared.join("corpus");
-    let rows = manifest(&shared);
+fn load() -> Corpus {
+    let dir = corpus_dir();
+    let rows = manifest();
     let mut certs = HashMap::new();
     for r in &rows {
         let path = dir.join(r.file());
@@ -330,7 +328,7 @@ fn load() -> Option<Corpus> {
             _ => {}
         }
     }
-    Some(Corpus { dir, rows, certs })
+    Corpus { dir, rows, certs }
 }
 
 fn entity_ids(xml: &[u8]) -> Vec<String> {
@@ -355,14 +353,8 @@ fn override_field(file: &str, field: &str) -> Option<String> {
 /// The SHA-1 (hex) of the certificate the xmlsec1 column says verified the first good signature,
 /// and whether that certificate only exists embedded in the message.
 fn verifying_cert(row: &Row) -> Option<(String, bool)> {
-    let col = row.get("signature_check_xmlsec1");
-    let ok = col.split(":OK with ").nth(1)?;
-    let sha = ok.split("[sha1=").nth(1)?.get(..40)?.to_string();
-    let embedded = ok
-        .split("[sha1=")
-        .next()
-        .is_some_and(|s| s.contains("(embedded)"));
-    Some((sha, embedded))
+    let sha = row.get("verified_by_sha1");
+    (sha.len() == 40).then(|| (sha.to_string(), row.get("verified_by_embedded") == "yes"))
 }
 
 fn sp_key(c: &Corpus, row: &Row) -> Option<SigningKey> {
@@ -388,7 +380,7 @@ fn trust_for(c: &Corpus, row: &Row) -> IdpTrust {
         return IdpTrust::Certificates(vec![c.certs[&sha].0.clone()]);
     }
     let source = row.file().split('/').next().unwrap_or("");
-    let accept = row.get("strict_sp_expectation").starts_with("ACCEPT");
+    let accept = row.accept();
     match verifying_cert(row) {
         // A corpus certificate verifies it: configure that one.
         Some((sha, _)) if c.certs.contains_key(&sha) => {
@@ -486,14 +478,14 @@ fn refused_for_sha1(out: &Outcome) -> bool {
 
 #[test]
 fn every_response_row_gets_its_verdict() {
-    let Some(c) = load() else { return };
+    let c = load();
     let mut checked = 0;
     let mut sha1_rows = 0;
     let mut failures = Vec::new();
     for row in c.rows.iter().filter(|r| r.get("kind") == "response") {
         let file = row.file();
-        let expect = row.get("strict_sp_expectation");
-        let accept_expected = expect.starts_with("ACCEPT");
+        let expect = row.get("expectation");
+        let accept_expected = row.accept();
         let trust = trust_for(&c, row);
         let strict = judge(&c, row, false, &trust);
         let sha1 = refused_for_sha1(&strict);
@@ -555,6 +547,7 @@ fn every_response_row_gets_its_verdict() {
         }
     }
     assert!(checked >= 100, "only {checked} response rows found");
+    record_cases("corpus", checked);
     // The SHA-1 ACCEPT rows were refused (algorithm_forbidden) without the legacy switch.
     assert!(
         sha1_rows >= 8,
@@ -570,7 +563,7 @@ fn every_response_row_gets_its_verdict() {
 
 #[test]
 fn fingerprint_only_trust_needs_a_certificate_in_the_message() {
-    let Some(c) = load() else { return };
+    let c = load();
     // "ACCEPT only with configured cert (ruby-saml.crt); fingerprint-only config must REJECT".
     let row = c
         .rows
@@ -592,7 +585,7 @@ fn fingerprint_only_trust_needs_a_certificate_in_the_message() {
 
 #[test]
 fn node_text_attack_keeps_the_whole_name_id() {
-    let Some(c) = load() else { return };
+    let c = load();
     // "ACCEPT signature (ruby-saml.crt); NameID must be the full \"test@onelogin.com\"": a comment
     // splits the NameID text; the signature verifies and the name comes back whole.
     let row = c
@@ -620,7 +613,7 @@ fn node_text_attack_keeps_the_whole_name_id() {
 
 #[test]
 fn logout_rows_get_their_verdict() {
-    let Some(c) = load() else { return };
+    let c = load();
     let mut n = 0;
     for row in c.rows.iter().filter(|r| r.get("kind") == "logout") {
         let xml = read_message(&c, row);
@@ -630,7 +623,7 @@ fn logout_rows_get_their_verdict() {
             ..Default::default()
         };
         let got = verify_logout(LogoutBinding::Post(&xml), &trust, &opts);
-        let expect_accept = row.get("strict_sp_expectation").starts_with("ACCEPT");
+        let expect_accept = row.accept();
         eprintln!(
             "{}: {:?}",
             row.file(),
@@ -653,11 +646,12 @@ fn logout_rows_get_their_verdict() {
         n += 1;
     }
     assert_eq!(n, 4, "logout rows");
+    record_cases("corpus", n);
 }
 
 #[test]
 fn metadata_rows_parse() {
-    let Some(c) = load() else { return };
+    let c = load();
     let mut n = 0;
     for row in c.rows.iter().filter(|r| r.get("kind") == "metadata") {
         let xml = std::fs::read(c.dir.join(row.file())).expect("readable");
@@ -682,7 +676,7 @@ fn metadata_rows_parse() {
         .expect("parses");
         if doc.local_name(doc.root()) == "EntityDescriptor" {
             let d = parse_idp_metadata(&xml, None).expect("single entity");
-            let listed = row.get("certificate_or_fingerprint");
+            let listed = row.get("certificates");
             for cert in &d.signing_certificates {
                 let sha = hex::encode(cert.fingerprint(DigestAlgorithm::Sha1));
                 assert!(
@@ -695,12 +689,23 @@ fn metadata_rows_parse() {
         n += 1;
     }
     assert!(n >= 15, "metadata rows: {n}");
+    record_cases("corpus", n);
 }
 
 #[test]
 fn the_corpus_is_where_the_tests_say() {
-    let Some(c) = load() else { return };
+    let c = load();
     assert!(Path::new(&c.dir).join("README.md").exists());
+    // Every source folder carries its licence and where it came from.
+    for row in &c.rows {
+        let source = row.file().split('/').next().expect("folder");
+        for f in ["LICENSE", "SOURCE"] {
+            assert!(
+                c.dir.join(source).join(f).exists(),
+                "{source}/{f} is missing"
+            );
+        }
+    }
     assert!(
         c.certs.len() >= 10,
         "certificates indexed: {}",

@@ -1,4 +1,5 @@
-//! Shared test support: where the shared material is, the corpus manifest, and throw-away keys.
+//! Shared test support: the corpus and its manifest, the real-IdP harness, prerequisites and
+//! suite reports, throw-away keys, the in-process service.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -7,36 +8,96 @@ use std::path::{Path, PathBuf};
 pub mod app;
 pub mod generate;
 pub mod hostile_gen;
+pub mod real_idp;
 pub mod http;
 
-/// The team's shared folder (`../shared` beside the repository): `SSOGATE_SHARED_DIR`, or the first
-/// `shared/` with a corpus manifest found walking up from the package.
-pub fn shared_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("SSOGATE_SHARED_DIR") {
-        let p = PathBuf::from(d);
-        return p.join("corpus/MANIFEST.tsv").exists().then_some(p);
-    }
-    let mut dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
-    while let Some(d) = dir {
-        let cand = d.join("shared");
-        if cand.join("corpus/MANIFEST.tsv").exists() {
-            return Some(cand);
-        }
-        dir = d.parent();
-    }
-    None
+/// The corpus of real IdP messages the tests read: `tests/corpus/` (see its README).
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
-/// The shared folder, or a line saying the test is skipped (returns None).
-pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
-    let d = shared_dir();
-    if d.is_none() {
-        eprintln!("SKIPPED {test}: the shared corpus was not found (set SSOGATE_SHARED_DIR)");
-    }
+/// The real-IdP harness (`tests/real-idp/`: SimpleSAMLphp on loopback and a scripted browser).
+pub fn real_idp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real-idp")
+}
+
+/// Suites the person running the tests opted out of by name: `SSOGATE_SKIP=real-idp,xmlsec1`.
+fn opted_out(suite: &str) -> bool {
+    std::env::var("SSOGATE_SKIP").is_ok_and(|v| {
+        v.split(',')
+            .map(str::trim)
+            .any(|s| s == suite || s == "all")
+    })
+}
+
+/// Where suites report what they ran (read by `./run-tests` for its closing lines).
+fn report_dir() -> PathBuf {
+    let d = std::env::var_os("SSOGATE_SUITE_REPORT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("suite-report"));
+    let _ = std::fs::create_dir_all(&d);
     d
 }
 
-/// One row of `corpus/MANIFEST.tsv`, by column name.
+/// Records that `suite` executed `cases` cases (added up over the suite's tests).
+pub fn record_cases(suite: &str, cases: usize) {
+    use std::io::Write as _;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(report_dir().join(format!("{suite}.cases")))
+    {
+        let _ = writeln!(f, "{cases}");
+    }
+}
+
+/// A suite's prerequisite: `Some(())` when `missing` is `None`. When something is missing, the
+/// test fails naming it and the command that installs it, unless the suite was opted out of by
+/// name (`SSOGATE_SKIP`), in which case it records that it did not run and returns `None`.
+pub fn require(suite: &str, missing: Option<String>) -> Option<()> {
+    let Some(what) = missing else {
+        return Some(());
+    };
+    if opted_out(suite) {
+        let _ = std::fs::write(
+            report_dir().join(format!("{suite}.skipped")),
+            format!("SSOGATE_SKIP names it ({what})"),
+        );
+        return None;
+    }
+    panic!(
+        "suite {suite}: {what}. Install it (./run-tests does, as root), or opt out by name: \
+         SSOGATE_SKIP={suite}"
+    );
+}
+
+/// `Some(description)` of the commands among `programs` that are not on PATH, with the Debian
+/// packages that provide them.
+pub fn missing_programs(programs: &[(&str, &str)]) -> Option<String> {
+    let gone: Vec<&(&str, &str)> = programs
+        .iter()
+        .filter(|(cmd, _)| {
+            std::process::Command::new(cmd)
+                .arg("--version")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_err()
+        })
+        .collect();
+    if gone.is_empty() {
+        return None;
+    }
+    let cmds: Vec<&str> = gone.iter().map(|(c, _)| *c).collect();
+    let pkgs: Vec<&str> = gone.iter().map(|(_, p)| *p).collect();
+    Some(format!(
+        "{} not found (apt-get install {})",
+        cmds.join(", "),
+        pkgs.join(" ")
+    ))
+}
+
+/// One row of `tests/corpus/MANIFEST.tsv`, by column name.
 #[derive(Debug, Clone)]
 pub struct Row(pub HashMap<String, String>);
 
@@ -45,27 +106,29 @@ impl Row {
         self.0.get(k).map(String::as_str).unwrap_or("")
     }
     pub fn file(&self) -> &str {
-        self.get("local_file")
+        self.get("file")
     }
-    /// `valid_at=` of conditions_valid_instant.
+    /// The instant the test clock is set to.
     pub fn valid_at(&self) -> Option<String> {
-        let c = self.get("conditions_valid_instant");
-        c.split_whitespace()
-            .find_map(|w| w.strip_prefix("valid_at="))
-            .map(str::to_string)
+        Some(self.get("valid_at").to_string()).filter(|v| !v.is_empty())
     }
-    /// `Key=value` pairs of saml_fields.
+    /// `Key=value` pairs of `fields`.
     pub fn field(&self, key: &str) -> Option<String> {
-        let f = self.get("saml_fields");
+        let f = self.get("fields");
         f.split_whitespace()
             .find_map(|w| w.strip_prefix(&format!("{key}=")))
             .map(str::to_string)
     }
+    /// Whether the corpus expects the message to be accepted.
+    pub fn accept(&self) -> bool {
+        self.get("expect") == "ACCEPT"
+    }
 }
 
-pub fn manifest(shared: &Path) -> Vec<Row> {
-    let text =
-        std::fs::read_to_string(shared.join("corpus/MANIFEST.tsv")).expect("manifest readable");
+/// The rows of `tests/corpus/MANIFEST.tsv`.
+pub fn manifest() -> Vec<Row> {
+    let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv"))
+        .expect("tests/corpus/MANIFEST.tsv is readable");
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()
