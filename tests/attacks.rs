@@ -1,4 +1,5 @@
-//! The SAML attack catalogue (`../shared/SECURITY.md`), built from our own baseline responses
+//! The SAML attack catalogue (XML signature wrapping, stripping, injection, key and algorithm
+//! confusion, references, resource limits, every protocol check), built from our own baseline responses
 //! signed at test time with throw-away keys (`common::generate`). Each test asserts the exact
 //! reason code: a test that failed for another reason would prove nothing.
 

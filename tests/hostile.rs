@@ -156,7 +156,7 @@ async fn a_name_of_a_foreign_domain_signs_no_one_in_and_the_detail_says_how_to_a
 }
 
 /// acme and globex share the one IdP, each with its login domains.
-async fn shared_idp() -> TestApp {
+async fn two_tenants_one_idp() -> TestApp {
     let t = TestApp::new(true).await;
     for (name, domains) in [
         ("acme", ["acme.example", "acme"]),
@@ -192,8 +192,8 @@ async fn shared_idp() -> TestApp {
 }
 
 #[tokio::test]
-async fn a_shared_idp_signs_in_only_the_tenant_the_domain_names() {
-    let t = shared_idp().await;
+async fn an_idp_of_two_tenants_signs_in_only_the_tenant_the_domain_names() {
+    let t = two_tenants_one_idp().await;
     // Started at acme, answered for a globex identity: refused, nobody signed in.
     let (id, pending) = t.start_login("/t/acme/login").await;
     let a = t
@@ -249,9 +249,9 @@ async fn a_shared_idp_signs_in_only_the_tenant_the_domain_names() {
 
 #[tokio::test]
 async fn sharing_an_idp_needs_login_domains_on_every_tenant() {
-    let t = shared_idp().await;
+    let t = two_tenants_one_idp().await;
     let s: &dyn Store = t.store.as_ref();
-    // A third tenant without domains may not take the shared IdP.
+    // A third tenant without domains may not take the IdP the two use.
     admin::tenant_add(s, "initech", TenantInput::default())
         .await
         .expect("tenant");

@@ -255,7 +255,7 @@ async fn login_state_in_a_file_and_after_reopening() {
 }
 
 /// Under continuous writes (and reads) the WAL must start again from its beginning: a log that
-/// only grows takes the disk, and its shared-memory index (mapped into the process) the memory.
+/// only grows takes the disk, and its -shm index (mapped into the process) the memory.
 /// The first 0.4 s (before the first restart, due after 1 s) give the bytes one commit adds; six
 /// seconds of commits in a log that never restarted would be that many times as long. (With a
 /// restart every second the log holds about a second's worth; the bound leaves room for a
