@@ -19,12 +19,18 @@ use crate::store::Store;
 #[derive(Args, Debug, Clone, Default)]
 pub struct StoreArgs {
     /// Configuration file (TOML).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL, display_order = 900)]
     pub config: Option<PathBuf>,
     /// Data directory (default ./ssogate-data).
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL, display_order = 901)]
     pub data_dir: Option<PathBuf>,
 }
+
+/// The help heading of the options every command takes.
+pub const GLOBAL: &str = "Global options";
+
+/// The values of an on/off switch (one vocabulary for every switch).
+pub const ON_OFF: [&str; 2] = ["on", "off"];
 
 impl StoreArgs {
     pub fn load(&self) -> Result<Config, String> {
@@ -64,46 +70,76 @@ pub enum SpCommand {
         sp: Option<String>,
     },
     /// Remove a service provider.
-    Rm { sp: String },
+    Rm {
+        /// ID, entity ID or host URL.
+        sp: String,
+    },
 }
 
+/// Where an IdP is and how it signs: every one required by `idp add`.
+#[derive(Args, Debug, Default)]
+pub struct IdpRequired {
+    /// Attribute (claim) whose value is the agent's user name, or NameID.
+    #[arg(long, value_name = "NAME", required = true, display_order = 1)]
+    username_claim: Option<String>,
+    /// Entity ID (the Issuer of its messages).
+    #[arg(long, value_name = "URI", required = true, display_order = 2)]
+    entity_id: Option<String>,
+    /// SingleSignOnService URL (for --sso-binding).
+    #[arg(long, value_name = "URL", required = true, display_order = 3)]
+    sso_url: Option<String>,
+    /// A signing certificate (PEM or base64 DER); repeat for a rollover. Required unless
+    /// --fingerprint is given.
+    #[arg(long, value_name = "FILE", required_unless_present = "fingerprint", display_order = 4)]
+    cert: Vec<PathBuf>,
+    /// Trust the KeyInfo certificate with this fingerprint: ALG:HEX (sha256, sha384, sha512; sha1
+    /// with --allow-sha1 on). Required unless --cert is given.
+    #[arg(long, value_name = "ALG:HEX", conflicts_with = "cert", display_order = 5)]
+    fingerprint: Option<String>,
+}
+
+/// The same fields, each optional (`idp import` takes them from metadata, `idp set` changes only
+/// those given).
+#[derive(Args, Debug, Default)]
+pub struct IdpOptional {
+    /// Entity ID (the Issuer of its messages).
+    #[arg(long, value_name = "URI", display_order = 2)]
+    entity_id: Option<String>,
+    /// SingleSignOnService URL (for --sso-binding).
+    #[arg(long, value_name = "URL", display_order = 3)]
+    sso_url: Option<String>,
+    /// A signing certificate (PEM or base64 DER); repeat for a rollover. Replaces the trusted set.
+    #[arg(long, value_name = "FILE", display_order = 4)]
+    cert: Vec<PathBuf>,
+    /// Trust the KeyInfo certificate with this fingerprint: ALG:HEX (sha256, sha384, sha512; sha1
+    /// with --allow-sha1 on).
+    #[arg(long, value_name = "ALG:HEX", conflicts_with = "cert", display_order = 5)]
+    fingerprint: Option<String>,
+}
+
+/// How to talk to the IdP: every one optional.
 #[derive(Args, Debug, Default)]
 pub struct IdpFields {
-    /// Attribute (claim) whose value is the agent's user name, or NameID.
-    #[arg(long, value_name = "NAME")]
-    username_claim: Option<String>,
-    /// Entity ID.
-    #[arg(long, value_name = "URI")]
-    entity_id: Option<String>,
-    /// SingleSignOnService URL.
-    #[arg(long, value_name = "URL")]
-    sso_url: Option<String>,
-    /// How AuthnRequests are sent: redirect or post.
-    #[arg(long, value_name = "BINDING")]
+    /// How AuthnRequests are sent (switching takes the IdP's location for that binding).
+    #[arg(long, value_name = "BINDING", value_parser = ["redirect", "post"], display_order = 10)]
     sso_binding: Option<String>,
     /// SingleLogoutService URL ("" to remove).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", display_order = 11)]
     slo_url: Option<String>,
     /// Where LogoutResponses go when not the SLO URL ("" to remove).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", display_order = 12)]
     slo_response_url: Option<String>,
-    /// How logout messages are sent: redirect or post.
-    #[arg(long, value_name = "BINDING")]
+    /// How logout messages are sent.
+    #[arg(long, value_name = "BINDING", value_parser = ["redirect", "post"], display_order = 13)]
     slo_binding: Option<String>,
-    /// A signing certificate (PEM or base64 DER); repeat for a rollover. Replaces the trusted set.
-    #[arg(long, value_name = "FILE")]
-    cert: Vec<PathBuf>,
-    /// Trust the KeyInfo certificate with this fingerprint: ALG:HEX (sha1, sha256, sha384, sha512).
-    #[arg(long, value_name = "ALG:HEX")]
-    fingerprint: Option<String>,
-    /// Accept RSA-SHA1 and SHA-1 digests from this (legacy) IdP: true or false.
-    #[arg(long, value_name = "BOOL")]
-    allow_sha1: Option<bool>,
+    /// Accept RSA-SHA1 signatures, SHA-1 digests and SHA-1 fingerprints (legacy IdPs only).
+    #[arg(long, value_name = "on|off", value_parser = ON_OFF, display_order = 14)]
+    allow_sha1: Option<String>,
     /// NameIDPolicy Format to ask for ("" for none).
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", display_order = 15)]
     name_id_format: Option<String>,
     /// AuthnContextClassRef to request, exact ("" for none: the default).
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", display_order = 16)]
     authn_context: Option<String>,
 }
 
@@ -111,36 +147,54 @@ pub struct IdpFields {
 pub enum IdpCommand {
     /// Add an identity provider by hand.
     Add {
-        /// Short name to refer to it by.
+        /// Short name to refer to it by (letters, digits, '-', '_', '.').
         name: String,
+        #[command(flatten)]
+        required: IdpRequired,
         #[command(flatten)]
         fields: IdpFields,
     },
     /// Import an identity provider from its metadata (file, or - for stdin).
     Import {
+        /// Short name to refer to it by (letters, digits, '-', '_', '.').
         name: String,
         /// The metadata XML file, or - for standard input.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", display_order = 0)]
         metadata: PathBuf,
         /// Which entity of an EntitiesDescriptor.
-        #[arg(long, value_name = "URI")]
+        #[arg(long, value_name = "URI", display_order = 0)]
         select_entity: Option<String>,
+        /// Attribute (claim) whose value is the agent's user name, or NameID (metadata does not
+        /// say which).
+        #[arg(long, value_name = "NAME", display_order = 1)]
+        username_claim: String,
+        #[command(flatten)]
+        given: IdpOptional,
         #[command(flatten)]
         fields: IdpFields,
     },
     /// Change an identity provider's fields.
     Set {
+        /// The identity provider: its name, entity ID or ID.
         idp: String,
         /// New name.
-        #[arg(long)]
+        #[arg(long, display_order = 0)]
         rename: Option<String>,
+        /// Attribute (claim) whose value is the agent's user name, or NameID.
+        #[arg(long, value_name = "NAME", display_order = 1)]
+        username_claim: Option<String>,
+        #[command(flatten)]
+        given: IdpOptional,
         #[command(flatten)]
         fields: IdpFields,
     },
     /// List the identity providers.
     List,
     /// Remove an identity provider (refused while a tenant uses it).
-    Rm { idp: String },
+    Rm {
+        /// The identity provider: its name, entity ID or ID.
+        idp: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -155,23 +209,24 @@ pub struct TenantFields {
     /// Takes a login domain off the list; repeat.
     #[arg(long = "remove-login-domain", value_name = "DOMAIN")]
     remove_login_domains: Vec<String>,
-    /// Single sign-on: on or off.
-    #[arg(long, value_name = "on|off")]
+    /// Single sign-on through the tenant's identity provider.
+    #[arg(long, value_name = "on|off", value_parser = ON_OFF)]
     sso: Option<String>,
     /// The identity provider ("" for none).
     #[arg(long, value_name = "NAME")]
     idp: Option<String>,
-    /// Single logout: on or off.
-    #[arg(long, value_name = "on|off")]
+    /// Single logout (needs SSO on).
+    #[arg(long, value_name = "on|off", value_parser = ON_OFF)]
     slo: Option<String>,
-    /// IdP-initiated login: on or off.
-    #[arg(long, value_name = "on|off")]
+    /// IdP-initiated (unsolicited) login.
+    #[arg(long, value_name = "on|off", value_parser = ON_OFF)]
     idp_initiated: Option<String>,
-    /// Username rule: strip-domain (DOMAIN\user, user@domain -> user) or keep.
-    #[arg(long, value_name = "RULE")]
+    /// Username rule: strip-domain (DOMAIN\user, user@domain -> user, for the tenant's own domains)
+    /// or keep (compare the whole name).
+    #[arg(long, value_name = "RULE", value_parser = ["strip-domain", "keep"])]
     username_rule: Option<String>,
-    /// User names compared with case: on or off (default off).
-    #[arg(long, value_name = "on|off")]
+    /// User names compared with case (default off).
+    #[arg(long, value_name = "on|off", value_parser = ON_OFF)]
     case_sensitive: Option<String>,
 }
 
@@ -179,12 +234,14 @@ pub struct TenantFields {
 pub enum TenantCommand {
     /// Add a tenant.
     Add {
+        /// The tenant's name, as in /t/NAME/login (letters, digits, '-', '_', '.').
         name: String,
         #[command(flatten)]
         fields: TenantFields,
     },
     /// Change a tenant.
     Set {
+        /// The tenant's name.
         name: String,
         #[command(flatten)]
         fields: TenantFields,
@@ -207,8 +264,8 @@ pub struct UserFields {
     /// Read a local password from the first line of this file.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// Role (agent, tenant-manager, central-admin); repeat; replaces the list.
-    #[arg(long = "role", value_name = "ROLE")]
+    /// Role; repeat; replaces the list (default agent).
+    #[arg(long = "role", value_name = "ROLE", value_parser = ["agent", "tenant-manager", "central-admin"])]
     roles: Vec<String>,
     /// Shorthand for --role central-admin.
     #[arg(long)]
@@ -219,6 +276,7 @@ pub struct UserFields {
 pub enum UserCommand {
     /// Add a user.
     Add {
+        /// The user name, as the identity provider's claim gives it after the tenant's rule.
         username: String,
         /// Tenant (default: the implicit one).
         #[arg(long, default_value = admin::DEFAULT_TENANT)]
@@ -228,7 +286,9 @@ pub enum UserCommand {
     },
     /// Change a user.
     Set {
+        /// The user's name.
         username: String,
+        /// Tenant (default: the implicit one).
         #[arg(long, default_value = admin::DEFAULT_TENANT)]
         tenant: String,
         /// New user name.
@@ -242,12 +302,15 @@ pub enum UserCommand {
     },
     /// List users.
     List {
+        /// Only this tenant's.
         #[arg(long)]
         tenant: Option<String>,
     },
     /// Remove a user (and end their sessions).
     Rm {
+        /// The user's name.
         username: String,
+        /// Tenant (default: the implicit one).
         #[arg(long, default_value = admin::DEFAULT_TENANT)]
         tenant: String,
     },
@@ -290,23 +353,56 @@ fn on_off(field: &str, v: &Option<String>) -> Result<Option<bool>, Refused> {
     }
 }
 
-fn idp_input(name: Option<String>, f: IdpFields) -> Result<IdpInput, Refused> {
+/// The identity fields given (`idp add` gives them all).
+struct IdpGiven {
+    username_claim: Option<String>,
+    entity_id: Option<String>,
+    sso_url: Option<String>,
+    cert: Vec<PathBuf>,
+    fingerprint: Option<String>,
+}
+
+impl From<IdpRequired> for IdpGiven {
+    fn from(r: IdpRequired) -> Self {
+        IdpGiven {
+            username_claim: r.username_claim,
+            entity_id: r.entity_id,
+            sso_url: r.sso_url,
+            cert: r.cert,
+            fingerprint: r.fingerprint,
+        }
+    }
+}
+
+impl IdpGiven {
+    fn optional(username_claim: Option<String>, r: IdpOptional) -> Self {
+        IdpGiven {
+            username_claim,
+            entity_id: r.entity_id,
+            sso_url: r.sso_url,
+            cert: r.cert,
+            fingerprint: r.fingerprint,
+        }
+    }
+}
+
+fn idp_input(name: Option<String>, g: IdpGiven, f: IdpFields) -> Result<IdpInput, Refused> {
     let mut certificates = Vec::new();
-    for p in &f.cert {
+    for p in &g.cert {
         certificates.push(read_text(p)?);
     }
     Ok(IdpInput {
         name,
-        entity_id: f.entity_id,
-        sso_url: f.sso_url,
+        entity_id: g.entity_id,
+        sso_url: g.sso_url,
         sso_binding: f.sso_binding,
         slo_url: f.slo_url,
         slo_response_url: f.slo_response_url,
         slo_binding: f.slo_binding,
-        username: f.username_claim,
+        username: g.username_claim,
         certificates,
-        fingerprint: f.fingerprint,
-        allow_sha1: f.allow_sha1,
+        fingerprint: g.fingerprint,
+        allow_sha1: on_off("allow-sha1", &f.allow_sha1)?,
         name_id_format: f.name_id_format,
         authn_context: f.authn_context,
     })
@@ -398,6 +494,7 @@ fn describe_idp(i: &crate::domain::IdentityProvider) -> String {
     )
 }
 
+/// The store, for a command that changes something (created and migrated when needed).
 async fn store_of(args: &StoreArgs) -> Result<(Config, Arc<dyn Store>), Refused> {
     let config = args.load().map_err(|e| Refused(2, e))?;
     let store = crate::serve::open_store(&config)
@@ -407,8 +504,27 @@ async fn store_of(args: &StoreArgs) -> Result<(Config, Arc<dyn Store>), Refused>
     Ok((config, store))
 }
 
+/// The store, for a command that only reads: nothing is created, migrated or written.
+async fn read_store_of(args: &StoreArgs) -> Result<Arc<dyn Store>, Refused> {
+    let config = args.load().map_err(|e| Refused(2, e))?;
+    crate::serve::open_store_read_only(&config)
+        .await
+        .map_err(|e| Refused(3, e))
+}
+
+/// `ssogate backup FILE`: a consistent copy of the store, while the service runs.
+pub async fn backup(args: &StoreArgs, file: &std::path::Path) -> Result<(), Refused> {
+    let store = read_store_of(args).await?;
+    store.backup(file).await?;
+    println!("backed up to {}", file.display());
+    Ok(())
+}
+
 pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
-    let (_, store) = store_of(args).await?;
+    let store = match &cmd {
+        SpCommand::List | SpCommand::Metadata { .. } => read_store_of(args).await?,
+        _ => store_of(args).await?.1,
+    };
     let rng = SystemRng;
     match cmd {
         SpCommand::Add {
@@ -491,24 +607,35 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
 }
 
 pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
-    let (_, store) = store_of(args).await?;
+    let store = match &cmd {
+        IdpCommand::List => read_store_of(args).await?,
+        _ => store_of(args).await?.1,
+    };
     match cmd {
-        IdpCommand::Add { name, fields } => {
-            let i = admin::idp_add(store.as_ref(), idp_input(Some(name), fields)?).await?;
+        IdpCommand::Add {
+            name,
+            required,
+            fields,
+        } => {
+            let input = idp_input(Some(name), required.into(), fields)?;
+            let i = admin::idp_add(store.as_ref(), input).await?;
             println!("added identity provider {}", describe_idp(&i));
         }
         IdpCommand::Import {
             name,
             metadata,
             select_entity,
+            username_claim,
+            given,
             fields,
         } => {
             let xml = read_text(&metadata)?;
+            let given = IdpGiven::optional(Some(username_claim), given);
             let i = admin::idp_import(
                 store.as_ref(),
                 xml.as_bytes(),
                 select_entity.as_deref(),
-                idp_input(Some(name), fields)?,
+                idp_input(Some(name), given, fields)?,
             )
             .await?;
             println!("imported identity provider {}", describe_idp(&i));
@@ -516,9 +643,12 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
         IdpCommand::Set {
             idp,
             rename,
+            username_claim,
+            given,
             fields,
         } => {
-            let i = admin::idp_set(store.as_ref(), &idp, idp_input(rename, fields)?).await?;
+            let input = idp_input(rename, IdpGiven::optional(username_claim, given), fields)?;
+            let i = admin::idp_set(store.as_ref(), &idp, input).await?;
             println!("changed identity provider {}", describe_idp(&i));
         }
         IdpCommand::List => {
@@ -567,7 +697,10 @@ fn describe_tenant(t: &crate::domain::Tenant, idps: &[crate::domain::IdentityPro
 }
 
 pub async fn tenant(args: &StoreArgs, cmd: TenantCommand) -> Result<(), Refused> {
-    let (_, store) = store_of(args).await?;
+    let store = match &cmd {
+        TenantCommand::List => read_store_of(args).await?,
+        _ => store_of(args).await?.1,
+    };
     match cmd {
         TenantCommand::Add { name, fields } => {
             let t = admin::tenant_add(store.as_ref(), &name, tenant_input(fields)?).await?;
@@ -610,7 +743,10 @@ fn describe_user(u: &crate::domain::User, tenant: &str) -> String {
 }
 
 pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
-    let (_, store) = store_of(args).await?;
+    let store = match &cmd {
+        UserCommand::List { .. } => read_store_of(args).await?,
+        _ => store_of(args).await?.1,
+    };
     let rng: &dyn Rng = &SystemRng;
     match cmd {
         UserCommand::Add {
@@ -663,7 +799,7 @@ pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
 }
 
 pub async fn failures(args: &StoreArgs, limit: u32, json: bool) -> Result<(), Refused> {
-    let (_, store) = store_of(args).await?;
+    let store = read_store_of(args).await?;
     for f in store.failures_recent(limit).await? {
         if json {
             println!("{}", serde_json::to_string(&f).unwrap_or_default());

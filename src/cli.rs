@@ -87,6 +87,14 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write a consistent copy of the store to FILE, also while the service runs (README: "Backup
+    /// and restore").
+    Backup {
+        /// A new file (it holds keys and password hashes: it is made readable by you only).
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// The SAML core, offline.
     #[command(subcommand)]
     Saml(SamlCommand),
@@ -111,7 +119,8 @@ fn admin<F: std::future::Future<Output = Result<(), Refused>>>(f: F) -> Result<i
 enum SamlCommand {
     /// Verify a SAMLResponse and say exactly why it is accepted or refused (one JSON object).
     Verify(VerifyArgs),
-    /// Measure validations per second on one thread (replay check off).
+    /// Measure validations per second on one thread (replay check off); for developers.
+    #[command(hide = true)]
     Bench {
         #[command(flatten)]
         verify: VerifyArgs,
@@ -247,9 +256,29 @@ impl<E: std::fmt::Display> From<E> for UsageError {
     }
 }
 
+/// What every `--help` ends with.
+const EXIT_STATUS: &str = "Exit status:
+  0  done (saml verify: the response is accepted)
+  1  refused: a value is wrong, a name is taken or unknown, nothing was changed
+     (saml verify: the response is refused; the JSON on stdout says why)
+  2  usage error, or a file that cannot be read
+  3  the database cannot be reached";
+
+/// The command line, with the exit statuses at the end of every command's help.
+fn command() -> clap::Command {
+    fn with_exit_status(c: clap::Command) -> clap::Command {
+        c.after_help(EXIT_STATUS)
+            .mut_subcommands(with_exit_status)
+    }
+    with_exit_status(<Cli as clap::CommandFactory>::command())
+}
+
 /// Runs the command line; returns the exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -272,6 +301,7 @@ pub fn main() -> i32 {
         Command::Tenant { cmd, store } => admin(admin_cli::tenant(&store, cmd)),
         Command::User { cmd, store } => admin(admin_cli::user(&store, cmd)),
         Command::Failures { limit, json, store } => admin(admin_cli::failures(&store, limit, json)),
+        Command::Backup { file, store } => admin(admin_cli::backup(&store, &file)),
         Command::Saml(SamlCommand::Verify(a)) => verify(&a),
         Command::Saml(SamlCommand::Bench { verify, seconds }) => bench(&verify, seconds),
         Command::Saml(SamlCommand::Metadata(a)) => metadata(&a),

@@ -160,6 +160,8 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        // Each variable is checked alone first, so that a value that does not parse is reported
+        // with the variable's name.
         for field in FIELDS {
             let var = format!("SSOGATE_{}", field.to_ascii_uppercase());
             if let Some(v) = env(&var) {
@@ -177,8 +179,16 @@ impl Config {
                 } else if let Ok(i) = v.parse::<i64>() {
                     toml::Value::Integer(i)
                 } else {
-                    toml::Value::String(v)
+                    toml::Value::String(v.clone())
                 };
+                let mut alone = toml::Table::new();
+                alone.insert((*field).to_string(), value.clone());
+                if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
+                    return Err(format!(
+                        "environment variable {var}={v:?}: {}",
+                        e.message()
+                    ));
+                }
                 table.insert((*field).to_string(), value);
             }
         }

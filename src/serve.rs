@@ -14,8 +14,11 @@ use crate::web::{AppState, app, secure_cookies};
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSOGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never into a file or a journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -32,6 +35,15 @@ fn default_host_url(listen: &str) -> String {
         h => h,
     };
     format!("http://{host}:{port}")
+}
+
+/// Opens the store named by `config` to read only: nothing is created, migrated or written.
+pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, String> {
+    let path = config.database_path();
+    let store = SqliteStore::open_read_only(&path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Opens the store named by `config`.

@@ -273,6 +273,10 @@ pub trait Store: Send + Sync + 'static {
     /// `candidate` stored now when there is none yet.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
 
+    /// Writes a consistent copy of everything stored to `dest` (a new file), while the service
+    /// runs.
+    async fn backup(&self, dest: &std::path::Path) -> Result<()>;
+
     /// Deletes up to `batch` expired rows from each of pending logouts, replay entries and
     /// sessions, and trims the failure log to its newest `failure_rows` records; returns the most
     /// rows deleted from one of them, so a result equal to `batch` means there is more to do.

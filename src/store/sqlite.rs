@@ -147,6 +147,30 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens an existing database to read only (the admin commands that only list): nothing is
+    /// created or migrated, and every write fails.
+    pub async fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(StoreError::Unavailable(
+                "no database here yet (`ssogate serve` or a command that changes something creates it)"
+                    .into(),
+            ));
+        }
+        let c = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        c.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                write: Mutex::new(c),
+                read: Vec::new(),
+                closed: false.into(),
+            }),
+        })
+    }
+
     /// A private in-memory database (tests): one connection for everything.
     pub async fn memory() -> Result<Self> {
         let c = Connection::open_in_memory().map_err(err)?;
@@ -1041,6 +1065,25 @@ impl Store for SqliteStore {
             .map_err(err)?
             .query_row([name], |r| r.get(0))
             .map_err(err)
+    }
+
+    async fn backup(&self, dest: &Path) -> Result<()> {
+        if dest.exists() && std::fs::metadata(dest).map(|m| m.len()).unwrap_or(1) > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists; give a new file",
+                dest.display()
+            )));
+        }
+        // The copy holds keys and password hashes: owner-only, like the database.
+        make_private_file(dest)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dest.display())))?;
+        let target = dest.to_string_lossy().into_owned();
+        // VACUUM INTO reads one consistent snapshot (a read transaction), while the service goes
+        // on writing: the copy is the database as of one commit.
+        self.reader()?
+            .execute("VACUUM INTO ?", [target])
+            .map_err(err)?;
+        Ok(())
     }
 
     async fn purge_expired(&self, now: UnixTime, batch: u32, failure_rows: u64) -> Result<u64> {
