@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use super::time::UnixTime;
 
-/// Remembers assertion IDs. `key` already names the issuer (and, in the service, the tenant).
+/// Remembers keys until they expire: assertion IDs (with their issuer), request IDs, LogoutRequest
+/// IDs. A key names everything that makes it unique (`accept` makes `issuer \u{1f} assertion ID`).
 pub trait ReplayCache {
     /// Records `key` as used until `expires`. Returns `false` if it was already recorded and has
     /// not expired yet (a replay).

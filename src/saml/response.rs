@@ -235,11 +235,6 @@ impl UnverifiedResponse {
             .map(|i| trim_xml_ws(&d.text(i)).to_string())
     }
 
-    /// The document, for diagnostics only.
-    pub fn document(&self) -> &Document {
-        &self.doc
-    }
-
     /// Checks the structure, then verifies every signature that vouches for the assertion, with the
     /// keys `trust` allows. Decrypts an EncryptedAssertion with `opts.decryption_key`.
     pub fn verify(self, trust: &IdpTrust, opts: &VerifyOptions) -> Result<VerifiedResponse, Error> {
@@ -601,14 +596,6 @@ impl VerifiedResponse {
             .map(str::to_string)
     }
 
-    /// The signed Assertion's Issuer.
-    pub fn issuer(&self) -> Option<String> {
-        let d = self.adoc();
-        d.children_named(self.assertion, ns::SAML, "Issuer")
-            .next()
-            .map(|i| trim_xml_ws(&d.text(i)).to_string())
-    }
-
     /// Whether the Response's own signature was verified.
     pub fn response_signed(&self) -> bool {
         self.response_signed
@@ -617,10 +604,6 @@ impl VerifiedResponse {
     /// Whether the Assertion's own signature was verified.
     pub fn assertion_signed(&self) -> bool {
         self.assertion_signed
-    }
-
-    pub fn signing_certificate(&self) -> &TrustedCertificate {
-        &self.signing_cert
     }
 
     /// The signed assertion's Subject/NameID (for diagnosis: whom the assertion names).

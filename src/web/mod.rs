@@ -168,7 +168,7 @@ impl KeyCache {
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ssogate_session";
 
-/// The service provider a request came in for, with the path below its host URL.
+/// The service provider a request came in for (by Host, then path prefix; see `resolve_sp`).
 #[derive(Clone, Debug)]
 pub struct CurrentSp(pub Arc<ServiceProvider>);
 

@@ -110,10 +110,6 @@ impl TrustedCertificate {
             .collect::<Vec<_>>()
             .join(", ")
     }
-    /// The end of the validity period, as OpenSSL prints it.
-    pub fn not_after(&self) -> String {
-        self.x509.not_after().to_string()
-    }
     pub fn sha256_hex(&self) -> String {
         colon_hex(&self.sha256)
     }
