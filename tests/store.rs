@@ -255,64 +255,74 @@ async fn login_state_in_a_file_and_after_reopening() {
 }
 
 /// Under continuous writes (and reads) the WAL must start again from its beginning: a log that
-/// only grows takes the disk, and its -shm index (mapped into the process) the memory.
-/// The first 0.4 s (before the first restart, due after 1 s) give the bytes one commit adds; six
-/// seconds of commits in a log that never restarted would be that many times as long. (With a
-/// restart every second the log holds about a second's worth; the bound leaves room for a
-/// checkpointer delayed by a busy machine.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wal_starts_again_under_continuous_writes_and_reads() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
-
-    let dir = common::scratch_dir("store-wal");
+/// only grows takes the disk, and its -shm index (mapped into the process) the memory. Counted,
+/// not timed: one checkpoint step per 20 commits (the background thread's 100 ms) and a restart
+/// every 10 steps (its second). A reader holds a snapshot across each PASSIVE step, as readers
+/// under load always do, so a PASSIVE checkpoint never copies the whole log and never lets it
+/// begin again by itself; the restart must. The control, the same commits without restarts,
+/// shows the log growing with every commit: what the test would catch.
+async fn wal_after(restart: bool, name: &str) -> (u64, u64) {
+    let dir = common::scratch_dir(name);
     let path = dir.join("ssogate.db");
-    let wal = dir.join("ssogate.db-wal");
-    let s = SqliteStore::open(&path, Durability::Normal)
+    let s = SqliteStore::open_without_checkpointer(&path, Durability::Normal)
         .await
         .expect("open");
-    let opened = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (s, stop) = (s.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut reads = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                s.session_load("nobody", t(0)).await.expect("read");
-                reads += 1;
-                tokio::task::yield_now().await;
-            }
-            reads
-        })
+    let reader = rusqlite::Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("reader");
+    let wal = || {
+        std::fs::metadata(dir.join("ssogate.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0)
     };
-    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    let (mut commits, mut early) = (0u64, None);
-    while opened.elapsed() < Duration::from_secs(6) {
+    let mut after_first_period = 0;
+    for commit in 0..4000u64 {
+        if commit % 20 == 10 {
+            // A read transaction whose snapshot the next ten commits go past.
+            reader.execute_batch("BEGIN").expect("begin");
+            let _: i64 = reader
+                .query_row("SELECT count(*) FROM replay_cache", [], |r| r.get(0))
+                .expect("read");
+        }
         assert!(
-            s.replay_remember(&format!("_assertion-{commits}"), t(9000), t(0))
+            s.replay_remember(&format!("_assertion-{commit}"), t(9000), t(0))
                 .await
                 .expect("remember")
         );
-        commits += 1;
-        if early.is_none() && opened.elapsed() >= Duration::from_millis(400) {
-            early = Some((commits, wal_len()));
+        s.session_load("nobody", t(0)).await.expect("read");
+        if commit % 20 == 19 {
+            let restart_now = restart && (commit / 20) % 10 == 9;
+            if restart_now {
+                reader.execute_batch("COMMIT").expect("end read");
+                s.checkpoint_step(true);
+            } else {
+                s.checkpoint_step(false);
+                reader.execute_batch("COMMIT").expect("end read");
+            }
+        }
+        if commit == 199 {
+            after_first_period = wal();
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let reads = reader.await.expect("reader");
-    let (early_commits, early_len) = early.expect("0.4 s passed");
-    let per_commit = early_len as f64 / early_commits as f64;
-    let never_restarted = per_commit * commits as f64;
-    let len = wal_len();
+    (after_first_period, wal())
+}
+
+#[tokio::test]
+async fn the_wal_starts_again_under_continuous_writes_and_reads() {
+    let (period, with_restarts) = wal_after(true, "store-wal").await;
+    let (_, without) = wal_after(false, "store-wal-control").await;
+    assert!(period > 0, "the first restart period wrote to the log");
+    // 4,000 commits: twenty restart periods. Restarted, the log stays about one period long.
     assert!(
-        per_commit >= 512.0,
-        "a commit adds at least one frame: {per_commit:.0} bytes"
+        with_restarts <= 2 * period,
+        "the WAL is {with_restarts} bytes after 4,000 commits; one restart period wrote {period}"
     );
+    // Without restarts it holds every commit: the test would see a log that never restarts.
     assert!(
-        (len as f64) < 0.6 * never_restarted,
-        "the WAL is {len} bytes after {commits} commits and {reads} reads in 6 s; a log that never \
-         restarted would be {never_restarted:.0} ({per_commit:.0} bytes a commit)"
+        without >= 10 * period,
+        "control: without restarts the WAL is only {without} bytes ({period} a period)"
     );
 }
 

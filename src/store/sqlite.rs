@@ -45,6 +45,8 @@ struct Inner {
     /// Empty for an in-memory database: reads use the writer.
     read: Vec<Mutex<Connection>>,
     closed: std::sync::atomic::AtomicBool,
+    /// The checkpointer of a store opened without the background thread (tests).
+    manual: Mutex<Option<Checkpointer>>,
 }
 
 #[derive(Clone)]
@@ -104,6 +106,12 @@ fn configure(c: &Connection, durability: Durability) -> rusqlite::Result<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies the migrations.
     pub async fn open(path: &Path, durability: Durability) -> Result<Self> {
+        let store = Self::open_inner(path, durability).await?;
+        store.start_checkpointer(path, durability);
+        Ok(store)
+    }
+
+    async fn open_inner(path: &Path, durability: Durability) -> Result<Self> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -141,9 +149,9 @@ impl SqliteStore {
                 write: Mutex::new(write),
                 read,
                 closed: false.into(),
+                manual: Mutex::new(None),
             }),
         };
-        store.start_checkpointer(path, durability);
         Ok(store)
     }
 
@@ -167,6 +175,7 @@ impl SqliteStore {
                 write: Mutex::new(c),
                 read: Vec::new(),
                 closed: false.into(),
+                manual: Mutex::new(None),
             }),
         })
     }
@@ -181,6 +190,7 @@ impl SqliteStore {
                 write: Mutex::new(c),
                 read: Vec::new(),
                 closed: false.into(),
+                manual: Mutex::new(None),
             }),
         })
     }
@@ -192,32 +202,18 @@ impl SqliteStore {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Checkpoints the WAL every 100 ms from its own connection (a thread that ends with the store).
-    ///
-    /// What makes a commit wait is an fsync inside a lock, and an fsync costs what is dirty in
-    /// the file it syncs. So everything slow happens outside the locks: a PASSIVE checkpoint
-    /// (which syncs the log, then copies it into the database) and then an fsync of the database
-    /// file, so that its dirty pages reach the disk 100 ms at a time. Once a second a RESTART,
-    /// with every connection's lock held, copies the few frames written since and lets the next
-    /// write begin the log again; its fsyncs find almost nothing to write.
+    /// Checkpoints the WAL every 100 ms from its own connection (a thread that ends with the store),
+    /// restarting it every [`RESTART_TICKS`] ticks; see [`Checkpointer::step`].
     fn start_checkpointer(&self, path: &Path, durability: Durability) {
         let weak = Arc::downgrade(&self.inner);
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("ssogate-checkpoint".into())
             .spawn(move || {
-                let Ok(c) = Connection::open(&path) else {
+                let Some(mut cp) = Checkpointer::new(&path, durability) else {
                     return;
                 };
-                if configure(&c, durability).is_err() {
-                    return;
-                }
-                // The same file SQLite writes: its fsync flushes the pages the checkpoint copied.
-                let db_file = std::fs::File::open(&path).ok();
                 let mut tick = 0u64;
-                // The (log, copied) frame counts last synced and last restarted: an idle store
-                // is left alone.
-                let (mut synced, mut restarted) = ((0, 0), (0, 0));
                 loop {
                     std::thread::sleep(Duration::from_millis(100));
                     tick += 1;
@@ -225,52 +221,30 @@ impl SqliteStore {
                     if inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
                         return;
                     }
-                    // PASSIVE: never waits for readers or the writer; copies what it can.
-                    let (log, copied) = c
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                        })
-                        .unwrap_or((0, 0));
-                    // A PASSIVE checkpoint that cannot copy the whole log (under continuous
-                    // writes, never) does not sync the database file; this does.
-                    if copied > 0
-                        && (log, copied) != synced
-                        && let Some(f) = &db_file
-                    {
-                        if let Err(e) = f.sync_data() {
-                            tracing::warn!(error = %e, "cannot sync the database file");
-                        }
-                        synced = (log, copied);
-                    }
-                    // Under continuous writes a PASSIVE checkpoint never catches up with the log,
-                    // which then never restarts: the WAL file and its shared-memory index (mapped
-                    // into this process) grow without end, and every read gets slower. A RESTART
-                    // would sleep in SQLite's busy handler until no reader uses the log, and
-                    // readers never pause by themselves under load: so it runs with every
-                    // connection's lock held, which takes a few milliseconds now that the slow
-                    // part has happened above.
-                    if tick.is_multiple_of(RESTART_TICKS) && log > 0 && (log, copied) != restarted {
-                        restarted = (log, copied);
-                        let _writer = inner.write.lock().unwrap_or_else(|p| p.into_inner());
-                        let _readers: Vec<_> = inner
-                            .read
-                            .iter()
-                            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
-                            .collect();
-                        let started = std::time::Instant::now();
-                        let r = c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
-                            r.get::<_, i64>(0)
-                        });
-                        tracing::debug!(
-                            frames = log,
-                            busy = ?r,
-                            ms = started.elapsed().as_millis() as u64,
-                            "WAL restarted"
-                        );
-                    }
+                    cp.step(&inner, tick.is_multiple_of(RESTART_TICKS));
                 }
             })
             .ok();
+    }
+
+    /// Opens (creating if needed) the database at `path` without the background checkpointer:
+    /// the caller runs each checkpoint with [`Self::checkpoint_step`] (tests that count
+    /// checkpoints instead of waiting for them).
+    pub async fn open_without_checkpointer(path: &Path, durability: Durability) -> Result<Self> {
+        let store = Self::open_inner(path, durability).await?;
+        let cp = Checkpointer::new(path, durability)
+            .ok_or_else(|| StoreError::Unavailable("cannot open the checkpoint connection".into()))?;
+        *store.inner.manual.lock().unwrap_or_else(|p| p.into_inner()) = Some(cp);
+        Ok(store)
+    }
+
+    /// One checkpoint, as the background thread runs it every 100 ms (`restart`: as it does every
+    /// second). Only for a store opened with [`Self::open_without_checkpointer`].
+    pub fn checkpoint_step(&self, restart: bool) {
+        let mut m = self.inner.manual.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cp) = m.as_mut() {
+            cp.step(&self.inner, restart);
+        }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -297,6 +271,83 @@ impl SqliteStore {
             }
         }
         Ok(self.inner.read[0].lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// What the checkpointer keeps between its steps: its own connection, the database file (to sync
+/// it), and the frame counts last synced and last restarted (an idle store is left alone).
+///
+/// What makes a commit wait is an fsync inside a lock, and an fsync costs what is dirty in the
+/// file it syncs. So everything slow happens outside the locks: a PASSIVE checkpoint (which syncs
+/// the log, then copies it into the database) and then an fsync of the database file, so that its
+/// dirty pages reach the disk 100 ms at a time. Once a second a RESTART, with every connection's
+/// lock held, copies the few frames written since and lets the next write begin the log again;
+/// its fsyncs find almost nothing to write.
+struct Checkpointer {
+    c: Connection,
+    db_file: Option<std::fs::File>,
+    synced: (i64, i64),
+    restarted: (i64, i64),
+}
+
+impl Checkpointer {
+    fn new(path: &Path, durability: Durability) -> Option<Checkpointer> {
+        let c = Connection::open(path).ok()?;
+        configure(&c, durability).ok()?;
+        // The same file SQLite writes: its fsync flushes the pages the checkpoint copied.
+        let db_file = std::fs::File::open(path).ok();
+        Some(Checkpointer {
+            c,
+            db_file,
+            synced: (0, 0),
+            restarted: (0, 0),
+        })
+    }
+
+    fn step(&mut self, inner: &Inner, restart: bool) {
+        // PASSIVE: never waits for readers or the writer; copies what it can.
+        let (log, copied) = self
+            .c
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .unwrap_or((0, 0));
+        // A PASSIVE checkpoint that cannot copy the whole log (under continuous writes, never)
+        // does not sync the database file; this does.
+        if copied > 0
+            && (log, copied) != self.synced
+            && let Some(f) = &self.db_file
+        {
+            if let Err(e) = f.sync_data() {
+                tracing::warn!(error = %e, "cannot sync the database file");
+            }
+            self.synced = (log, copied);
+        }
+        // Under continuous writes a PASSIVE checkpoint never catches up with the log, which then
+        // never restarts: the WAL file and its shared-memory index (mapped into this process)
+        // grow without end, and every read gets slower. A RESTART would sleep in SQLite's busy
+        // handler until no reader uses the log, and readers never pause by themselves under load:
+        // so it runs with every connection's lock held, which takes a few milliseconds now that
+        // the slow part has happened above.
+        if restart && log > 0 && (log, copied) != self.restarted {
+            self.restarted = (log, copied);
+            let _writer = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            let _readers: Vec<_> = inner
+                .read
+                .iter()
+                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+                .collect();
+            let started = std::time::Instant::now();
+            let r = self
+                .c
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+            tracing::debug!(
+                frames = log,
+                busy = ?r,
+                ms = started.elapsed().as_millis() as u64,
+                "WAL restarted"
+            );
+        }
     }
 }
 
