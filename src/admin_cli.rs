@@ -90,11 +90,21 @@ pub struct IdpRequired {
     sso_url: Option<String>,
     /// A signing certificate (PEM or base64 DER); repeat for a rollover. Required unless
     /// --fingerprint is given.
-    #[arg(long, value_name = "FILE", required_unless_present = "fingerprint", display_order = 4)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "fingerprint",
+        display_order = 4
+    )]
     cert: Vec<PathBuf>,
     /// Trust the KeyInfo certificate with this fingerprint: ALG:HEX (sha256, sha384, sha512; sha1
     /// with --allow-sha1 on). Required unless --cert is given.
-    #[arg(long, value_name = "ALG:HEX", conflicts_with = "cert", display_order = 5)]
+    #[arg(
+        long,
+        value_name = "ALG:HEX",
+        conflicts_with = "cert",
+        display_order = 5
+    )]
     fingerprint: Option<String>,
 }
 
@@ -113,7 +123,12 @@ pub struct IdpOptional {
     cert: Vec<PathBuf>,
     /// Trust the KeyInfo certificate with this fingerprint: ALG:HEX (sha256, sha384, sha512; sha1
     /// with --allow-sha1 on).
-    #[arg(long, value_name = "ALG:HEX", conflicts_with = "cert", display_order = 5)]
+    #[arg(
+        long,
+        value_name = "ALG:HEX",
+        conflicts_with = "cert",
+        display_order = 5
+    )]
     fingerprint: Option<String>,
 }
 

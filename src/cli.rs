@@ -267,8 +267,7 @@ const EXIT_STATUS: &str = "Exit status:
 /// The command line, with the exit statuses at the end of every command's help.
 fn command() -> clap::Command {
     fn with_exit_status(c: clap::Command) -> clap::Command {
-        c.after_help(EXIT_STATUS)
-            .mut_subcommands(with_exit_status)
+        c.after_help(EXIT_STATUS).mut_subcommands(with_exit_status)
     }
     with_exit_status(<Cli as clap::CommandFactory>::command())
 }

@@ -184,10 +184,7 @@ impl Config {
                 let mut alone = toml::Table::new();
                 alone.insert((*field).to_string(), value.clone());
                 if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
-                    return Err(format!(
-                        "environment variable {var}={v:?}: {}",
-                        e.message()
-                    ));
+                    return Err(format!("environment variable {var}={v:?}: {}", e.message()));
                 }
                 table.insert((*field).to_string(), value);
             }

@@ -219,7 +219,6 @@ fn service_providers() {
         "{md}"
     );
     assert!(!md.contains("PRIVATE KEY"), "a key in metadata");
-
 }
 
 #[test]
@@ -362,7 +361,14 @@ fn identity_providers() {
     );
     // The fingerprint as openssl computes it (colons, upper case): ours must take it as it is.
     let out = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in", &idp_cert])
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            &idp_cert,
+        ])
         .output()
         .expect("openssl runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -391,13 +397,21 @@ fn identity_providers() {
     // A SHA-1 fingerprint needs the legacy switch, said as on|off like every switch.
     let sha1 = format!("sha1:{}", "ab".repeat(20));
     let mut legacy = vec![
-        "idp", "add", "legacy", "--entity-id", "urn:legacy", "--sso-url", "https://legacy.example/sso",
-        "--username-claim", "upn", "--fingerprint", &sha1,
+        "idp",
+        "add",
+        "legacy",
+        "--entity-id",
+        "urn:legacy",
+        "--sso-url",
+        "https://legacy.example/sso",
+        "--username-claim",
+        "upn",
+        "--fingerprint",
+        &sha1,
     ];
     refused(&run(&data, &legacy), "SHA-1 fingerprint");
     legacy.extend(["--allow-sha1", "on"]);
     assert!(ok(&data, &legacy).contains("sha1=allowed"));
-
 }
 
 #[test]
@@ -483,7 +497,6 @@ fn tenants() {
         tenants.contains("default\tdomains=-\tsso=off"),
         "the failed set changed nothing: {tenants}"
     );
-
 }
 
 #[test]
@@ -571,7 +584,6 @@ fn users() {
         &run(&data, &["user", "rm", "ghost", "--tenant", "acme"]),
         "has no user",
     );
-
 }
 
 #[test]
@@ -590,7 +602,6 @@ fn the_last_central_administrator_stays() {
     );
     ok(&data, &["user", "rm", "agent1", "--tenant", "acme"]);
     assert_eq!(ok(&data, &["user", "list", "--tenant", "acme"]), "");
-
 }
 
 #[test]
@@ -620,7 +631,6 @@ fn a_username_rule_that_merges_two_users_is_refused_whole() {
         "would have the same name",
     );
     assert!(ok(&data, &["tenant", "list"]).contains("default\tdomains=-\tsso=off\tidp=-\tslo=off\tidp-initiated=off\tusername-rule=keep,case-sensitive"));
-
 }
 
 #[test]
@@ -746,7 +756,10 @@ fn listing_commands_change_nothing() {
         assert_eq!(o.status.code(), Some(3), "{cmd:?}");
         assert!(!data.exists(), "{cmd:?} created {}", data.display());
     }
-    ok(&data, &["sp", "add", "--host-url", "https://cc.example.com"]);
+    ok(
+        &data,
+        &["sp", "add", "--host-url", "https://cc.example.com"],
+    );
     let db = data.join("ssogate.db");
     let snapshot = |p: &Path| {
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(p)
@@ -770,7 +783,10 @@ fn listing_commands_change_nothing() {
         ok(&data, cmd);
     }
     assert!(db.exists());
-    assert!(before == snapshot(&data), "a listing changed the store's files");
+    assert!(
+        before == snapshot(&data),
+        "a listing changed the store's files"
+    );
 }
 
 #[test]
@@ -778,13 +794,21 @@ fn a_backup_taken_while_the_service_runs_restores_everything() {
     let dir = common::scratch_dir("cli_admin_backup");
     let data = dir.join("data");
     ok(&data, &["sp", "add", "--host-url", "http://127.0.0.1:1"]);
-    ok(&data, &["user", "add", "agent1", "--display-name", "Agent One"]);
+    ok(
+        &data,
+        &["user", "add", "agent1", "--display-name", "Agent One"],
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port");
     let mut server = Command::new(ssogate())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

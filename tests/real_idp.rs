@@ -184,8 +184,7 @@ fn round_trips_with_simplesamlphp() {
         None,
     )
     .expect("url");
-    let r1 = login(&url1, "agent1")
-        .expect("the IdP answers our unsigned request");
+    let r1 = login(&url1, "agent1").expect("the IdP answers our unsigned request");
     let a1 = validate(&idp, &plain, &r1, Solicitation::Request(&id1))
         .expect("its response passes every check");
     assert_eq!(a1.username, "EXAMPLE\\agent1");
@@ -202,8 +201,7 @@ fn round_trips_with_simplesamlphp() {
         Some((&keys.key, SignatureAlgorithm::RSA_SHA256_ALG)),
     )
     .expect("url");
-    let r2 = login(&url2, "agent2")
-        .expect("the IdP accepts our Redirect-signed request");
+    let r2 = login(&url2, "agent2").expect("the IdP accepts our Redirect-signed request");
     assert_eq!(
         validate(&idp, &signing, &r2, Solicitation::Request(&id2))
             .expect("valid")
@@ -226,8 +224,7 @@ fn round_trips_with_simplesamlphp() {
         &signed3,
         Some("/portal"),
     ));
-    let r3 = login(&page, "agent1")
-        .expect("the IdP accepts our POST-signed request");
+    let r3 = login(&page, "agent1").expect("the IdP accepts our POST-signed request");
     assert_eq!(
         validate(&idp, &signing, &r3, Solicitation::Request(&id3))
             .expect("valid")
@@ -264,8 +261,7 @@ fn round_trips_with_simplesamlphp() {
         "{sso}?spentityid={}",
         percent_encoding::utf8_percent_encode(&plain.entity_id, percent_encoding::NON_ALPHANUMERIC)
     );
-    let r6 = login(&idp_init, "agent2")
-        .expect("IdP-initiated response");
+    let r6 = login(&idp_init, "agent2").expect("IdP-initiated response");
     assert_eq!(
         validate(&idp, &plain, &r6, Solicitation::Unsolicited)
             .expect("valid")

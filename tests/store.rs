@@ -267,11 +267,9 @@ async fn wal_after(restart: bool, name: &str) -> (u64, u64) {
     let s = SqliteStore::open_without_checkpointer(&path, Durability::Normal)
         .await
         .expect("open");
-    let reader = rusqlite::Connection::open_with_flags(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("reader");
+    let reader =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("reader");
     let wal = || {
         std::fs::metadata(dir.join("ssogate.db-wal"))
             .map(|m| m.len())

@@ -403,8 +403,8 @@ fn ns_of<'a>(xml: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn never_accept_what_xmlsec1_rejects() {
-    let missing = (!xmlsec1_available())
-        .then(|| "xmlsec1 not found (apt-get install xmlsec1)".to_string());
+    let missing =
+        (!xmlsec1_available()).then(|| "xmlsec1 not found (apt-get install xmlsec1)".to_string());
     if common::require("xmlsec1", missing).is_none() {
         return;
     }

@@ -232,8 +232,9 @@ impl SqliteStore {
     /// checkpoints instead of waiting for them).
     pub async fn open_without_checkpointer(path: &Path, durability: Durability) -> Result<Self> {
         let store = Self::open_inner(path, durability).await?;
-        let cp = Checkpointer::new(path, durability)
-            .ok_or_else(|| StoreError::Unavailable("cannot open the checkpoint connection".into()))?;
+        let cp = Checkpointer::new(path, durability).ok_or_else(|| {
+            StoreError::Unavailable("cannot open the checkpoint connection".into())
+        })?;
         *store.inner.manual.lock().unwrap_or_else(|p| p.into_inner()) = Some(cp);
         Ok(store)
     }

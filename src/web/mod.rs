@@ -264,17 +264,7 @@ async fn request_timeout(State(state): State<AppState>, req: Request, next: Next
 async fn resolve_sp(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let sps = match state.store.sp_list().await {
         Ok(s) => s,
-        Err(e) => {
-            let r = reference(state.rng.as_ref());
-            tracing::error!(reference = %r, error = %e, "cannot read the service providers");
-            return pages::message(
-                None,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in is unavailable",
-                "The service cannot reach its database.",
-                Some(&r),
-            );
-        }
+        Err(e) => return refusal::refuse_early(&state, &req, Refusal::store(&e)).await,
     };
     let host = req
         .headers()

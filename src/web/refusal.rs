@@ -371,6 +371,30 @@ pub async fn record_refusals(State(state): State<AppState>, req: Request, next: 
     let endpoint = endpoint_of(req.uri().path());
     let sp = req.extensions().get::<CurrentSp>().cloned();
     let res = next.run(req).await;
+    finish(&state, client, endpoint, sp, res).await
+}
+
+/// Answers a refusal met before any handler ran (the SP could not be resolved), as
+/// [`record_refusals`] answers a handler's.
+pub fn refuse_early(
+    state: &AppState,
+    req: &Request,
+    refusal: Refusal,
+) -> impl Future<Output = Response> + Send + 'static {
+    let client = req.extensions().get::<ClientAddr>().copied();
+    let endpoint = endpoint_of(req.uri().path());
+    let state = state.clone();
+    async move { finish(&state, client, endpoint, None, refusal.into_response()).await }
+}
+
+/// Logs and records the refusal `res` carries (if any) and renders its page.
+async fn finish(
+    state: &AppState,
+    client: Option<ClientAddr>,
+    endpoint: &'static str,
+    sp: Option<CurrentSp>,
+    res: Response,
+) -> Response {
     let Some(refusal) = res.extensions().get::<Arc<Refusal>>().cloned() else {
         return res;
     };

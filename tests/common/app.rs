@@ -35,6 +35,8 @@ pub struct TestApp {
 }
 
 pub struct Answer {
+    /// The refusal the service attached to its answer, if it refused.
+    pub refusal: Option<Arc<ssogate::web::Refusal>>,
     pub status: StatusCode,
     pub location: Option<String>,
     pub cookies: Vec<String>,
@@ -44,6 +46,10 @@ pub struct Answer {
 
 pub async fn answer(res: Response<Body>) -> Answer {
     let status = res.status();
+    let refusal = res
+        .extensions()
+        .get::<Arc<ssogate::web::Refusal>>()
+        .cloned();
     let headers = res.headers().clone();
     let location = headers
         .get(header::LOCATION)
@@ -56,6 +62,7 @@ pub async fn answer(res: Response<Body>) -> Answer {
     let body = String::from_utf8_lossy(&res.into_body().collect().await.expect("body").to_bytes())
         .into_owned();
     Answer {
+        refusal,
         status,
         location,
         cookies,

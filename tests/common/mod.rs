@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 pub mod app;
 pub mod generate;
 pub mod hostile_gen;
-pub mod real_idp;
 pub mod http;
+pub mod real_idp;
 
 /// The corpus of real IdP messages the tests read: `tests/corpus/` (see its README).
 pub fn corpus_dir() -> PathBuf {

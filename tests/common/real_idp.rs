@@ -56,8 +56,7 @@ impl RealIdp {
             "the IdP did not start (does it accept our SP metadata?):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("idp.py prints JSON");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("idp.py prints JSON");
         let s = |k: &str| v[k].as_str().expect("a string").to_string();
         RealIdp {
             metadata_file: s("metadata_file"),
