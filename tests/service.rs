@@ -114,7 +114,7 @@ async fn assert_refused(t: &TestApp, a: &Answer, status: StatusCode, reason: &st
 }
 
 #[tokio::test]
-async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
+async fn malformed_messages_are_refused_as_the_clients_fault() {
     let t = TestApp::new(false).await;
 
     // Message-level problems: 400.
@@ -135,6 +135,11 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
         "doctype_forbidden",
     )
     .await;
+}
+
+#[tokio::test]
+async fn unsigned_foreign_and_unknown_signers_are_refused() {
+    let t = TestApp::new(false).await;
 
     // Signature and trust: 403.
     assert_refused(
@@ -164,6 +169,11 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
         "unknown_idp",
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_answer_must_be_to_our_request_in_this_browser_and_only_once() {
+    let t = TestApp::new(false).await;
 
     // SP-initiated: the request must be ours, of this browser, and answered once.
     let (id, binding) = t.start_login("/login").await;
@@ -224,6 +234,11 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
         "request_already_answered",
     )
     .await;
+}
+
+#[tokio::test]
+async fn protocol_checks_refuse_one_changed_field_each() {
+    let t = TestApp::new(false).await;
 
     // Protocol checks, one field changed each (on fresh requests).
     let cases: Vec<(&str, Change)> = vec![
@@ -277,6 +292,11 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
             .await;
         assert_refused(&t, &a, StatusCode::FORBIDDEN, reason).await;
     }
+}
+
+#[tokio::test]
+async fn an_assertion_past_its_lifetime_and_the_skew_is_expired() {
+    let t = TestApp::new(false).await;
 
     // Expiry at the skew edge (180 s): NotOnOrAfter + skew is refused.
     let (id, binding) = t.start_login("/login").await;
@@ -290,6 +310,11 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
     )
     .await;
     t.clock.set(generate::now());
+}
+
+#[tokio::test]
+async fn an_unsolicited_response_is_refused_while_idp_initiated_is_off() {
+    let t = TestApp::new(false).await;
 
     // IdP-initiated while it is off for the tenant.
     assert_refused(
@@ -299,6 +324,11 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
         "idp_initiated_disabled",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_user_the_tenant_lacks_is_named_on_the_page() {
+    let t = TestApp::new(false).await;
 
     // A user the tenant does not have: the page says so.
     admin::tenant_set(
@@ -322,8 +352,29 @@ async fn each_acs_refusal_reaches_its_status_page_and_failure_record() {
         "{}",
         a.body
     );
+}
 
-    // Replay: accepted once, refused after (the unknown user's assertion above was used up too).
+#[tokio::test]
+async fn an_assertion_is_accepted_once_and_replays_are_refused() {
+    let t = TestApp::new(false).await;
+    admin::tenant_set(
+        t.store.as_ref(),
+        "default",
+        TenantInput {
+            idp_initiated: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("tenant");
+    let nobody = Template {
+        attributes: vec![(USER_ATTR.into(), vec!["EXAMPLE\\nobody".into()])],
+        ..unsolicited()
+    };
+    let a = t.acs(&nobody.signed_assertion(idp()), &[]).await;
+    assert_refused(&t, &a, StatusCode::FORBIDDEN, "unknown_user").await;
+
+    // Replay: accepted once, refused after (an assertion for a user the tenant lacks is used up too).
     let fresh = Template {
         assertion_id: "_fresh-1".into(),
         ..unsolicited()
