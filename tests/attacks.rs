@@ -43,6 +43,8 @@ fn check_with(
     ctx: &ExpectedContext<'_>,
     now: UnixTime,
 ) -> Result<Assertion, Error> {
+    // Every message checked is a case of the suite's count.
+    common::record_cases("attacks", 1);
     let v = UnverifiedResponse::parse(xml.as_bytes(), &opts.limits)?.verify(trust, opts)?;
     v.accept(ctx, now)
         .and_then(|u| u.redeem(&InMemoryReplayCache::new(), now))
