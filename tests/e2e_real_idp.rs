@@ -95,7 +95,7 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(18090);
-    let idp = common::real_idp::RealIdp::start(&dir, idp_port, &[sp_xml.clone()]);
+    let idp = common::real_idp::RealIdp::start(&dir, idp_port, std::slice::from_ref(&sp_xml));
     let idp_metadata = idp.metadata_file.clone();
 
     // Everything else through the CLI.

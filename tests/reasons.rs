@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::app::{Answer, HOST, TestApp, answering, unsolicited};
