@@ -326,11 +326,8 @@ async fn an_unsolicited_response_is_refused_while_idp_initiated_is_off() {
     .await;
 }
 
-#[tokio::test]
-async fn a_user_the_tenant_lacks_is_named_on_the_page() {
-    let t = TestApp::new(false).await;
-
-    // A user the tenant does not have: the page says so.
+/// With IdP-initiated login on, an assertion for a user the tenant does not have: refused.
+async fn refuse_an_unknown_user(t: &TestApp) -> (Template, Answer) {
     admin::tenant_set(
         t.store.as_ref(),
         "default",
@@ -346,7 +343,16 @@ async fn a_user_the_tenant_lacks_is_named_on_the_page() {
         ..unsolicited()
     };
     let a = t.acs(&nobody.signed_assertion(idp()), &[]).await;
-    assert_refused(&t, &a, StatusCode::FORBIDDEN, "unknown_user").await;
+    assert_refused(t, &a, StatusCode::FORBIDDEN, "unknown_user").await;
+    (nobody, a)
+}
+
+#[tokio::test]
+async fn a_user_the_tenant_lacks_is_named_on_the_page() {
+    let t = TestApp::new(false).await;
+
+    // A user the tenant does not have: the page says so.
+    let (_, a) = refuse_an_unknown_user(&t).await;
     assert!(
         a.body.contains("no agent account") && a.body.contains("EXAMPLE\\nobody"),
         "{}",
@@ -357,22 +363,7 @@ async fn a_user_the_tenant_lacks_is_named_on_the_page() {
 #[tokio::test]
 async fn an_assertion_is_accepted_once_and_replays_are_refused() {
     let t = TestApp::new(false).await;
-    admin::tenant_set(
-        t.store.as_ref(),
-        "default",
-        TenantInput {
-            idp_initiated: Some(true),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("tenant");
-    let nobody = Template {
-        attributes: vec![(USER_ATTR.into(), vec!["EXAMPLE\\nobody".into()])],
-        ..unsolicited()
-    };
-    let a = t.acs(&nobody.signed_assertion(idp()), &[]).await;
-    assert_refused(&t, &a, StatusCode::FORBIDDEN, "unknown_user").await;
+    let (nobody, _) = refuse_an_unknown_user(&t).await;
 
     // Replay: accepted once, refused after (an assertion for a user the tenant lacks is used up too).
     let fresh = Template {
