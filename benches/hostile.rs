@@ -15,27 +15,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod generate;
 #[path = "../tests/common/hostile_gen.rs"]
 mod hostile_gen;
+mod support;
 
 use std::hint::black_box;
 use std::io::Write as _;
-use std::time::Instant;
+use support::best_of;
 
 use generate::{Template, USER_ATTR, b64, b64_raw, idp};
 use ssogate::saml::bindings::decode_post;
 use ssogate::saml::response::{UnverifiedResponse, VerifyOptions};
 use ssogate::saml::xmldsig::IdpTrust;
-
-fn best_of(n: u32, mut f: impl FnMut()) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..7 {
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        best = best.min(t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
-    }
-    best
-}
 
 /// Decode, parse and verify a POSTed value; whether it verified.
 fn verify(value: &[u8], trust: &IdpTrust, opts: &VerifyOptions) -> bool {

@@ -10,9 +10,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "../tests/common/generate.rs"]
 #[allow(dead_code)]
 mod generate;
+mod support;
 
 use std::hint::black_box;
-use std::time::Instant;
+use support::best_of;
 
 use ssogate::saml::UnixTime;
 use ssogate::saml::bindings::decode_post;
@@ -23,18 +24,6 @@ use ssogate::saml::response::{
 use ssogate::saml::xml::Document;
 use ssogate::saml::xmldsig::c14n::canonicalize;
 use ssogate::saml::xmldsig::{IdpTrust, TrustedCertificate};
-
-fn best_of(n: u32, mut f: impl FnMut()) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..7 {
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        best = best.min(t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
-    }
-    best
-}
 
 struct Case {
     name: &'static str,

@@ -72,8 +72,8 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     p.display().to_string()
 }
 
-/// A data directory with the IdP `adfs` and the tenant `acme` (login domain acme.com) using it.
-fn with_acme(name: &str) -> (PathBuf, PathBuf) {
+/// A data directory with the IdP `adfs`.
+fn with_adfs(name: &str) -> (PathBuf, PathBuf) {
     let dir = common::scratch_dir(name);
     let data = dir.join("data");
     let idp_cert = write(&dir, "idp.crt", &idp().cert_pem);
@@ -93,6 +93,12 @@ fn with_acme(name: &str) -> (PathBuf, PathBuf) {
             &idp_cert,
         ],
     );
+    (dir, data)
+}
+
+/// A data directory with the IdP `adfs` and the tenant `acme` (login domain acme.com) using it.
+fn with_acme(name: &str) -> (PathBuf, PathBuf) {
+    let (dir, data) = with_adfs(name);
     ok(
         &data,
         &[
@@ -416,25 +422,7 @@ fn identity_providers() {
 
 #[test]
 fn tenants() {
-    let dir = common::scratch_dir("cli_admin_tenant");
-    let data = dir.join("data");
-    let idp_cert = write(&dir, "idp.crt", &idp().cert_pem);
-    ok(
-        &data,
-        &[
-            "idp",
-            "add",
-            "adfs",
-            "--entity-id",
-            "http://adfs.example.com/adfs/services/trust",
-            "--sso-url",
-            "https://adfs.example.com/adfs/ls/",
-            "--username-claim",
-            "upn",
-            "--cert",
-            &idp_cert,
-        ],
-    );
+    let (_dir, data) = with_adfs("cli_admin_tenant");
     // Tenants.
     refused(
         &run(&data, &["tenant", "set", "nope", "--sso", "on"]),
