@@ -420,6 +420,7 @@ fn idp_input(name: Option<String>, g: IdpGiven, f: IdpFields) -> Result<IdpInput
         allow_sha1: on_off("allow-sha1", &f.allow_sha1)?,
         name_id_format: f.name_id_format,
         authn_context: f.authn_context,
+        ..Default::default()
     })
 }
 
@@ -455,6 +456,7 @@ fn tenant_input(f: TenantFields) -> Result<TenantInput, Refused> {
         idp_initiated: on_off("idp-initiated", &f.idp_initiated)?,
         strip_domain: strip,
         case_insensitive: on_off("case-sensitive", &f.case_sensitive)?.map(|c| !c),
+        ..Default::default()
     })
 }
 
@@ -485,6 +487,7 @@ fn user_input(username: Option<String>, f: UserFields) -> Result<UserInput, Refu
         password,
         clear_password: false,
         roles: if roles.is_empty() { None } else { Some(roles) },
+        ..Default::default()
     })
 }
 
@@ -560,6 +563,7 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
                     certificate_pem,
                     private_key_pem,
                     generate_key,
+                    ..Default::default()
                 },
             )
             .await?;

@@ -1031,6 +1031,9 @@ fn debug_output_never_shows_a_secret() {
         private_key_pem: Some(Secret::new(
             "-----BEGIN PRIVATE KEY-----\nMIIsecret\n-----END PRIVATE KEY-----".into(),
         )),
+        next_certificate_pem: None,
+        next_private_key_pem: None,
+        version: 1,
     };
     let d = format!("{sp:?}");
     assert!(!d.contains("MIIsecret"), "{d}");

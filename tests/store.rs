@@ -34,6 +34,7 @@ fn failure(reference: &str) -> SignInFailure {
         detail: "d".into(),
         client: Some("192.0.2.1".into()),
         repeats: 0,
+        username: Some("kate".into()),
     }
 }
 

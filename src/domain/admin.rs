@@ -15,22 +15,77 @@ use crate::store::{
 /// The implicit tenant of single-tenant mode (and the home of the first central administrator).
 pub const DEFAULT_TENANT: &str = "default";
 
+/// Why an administrative operation changed nothing. `field` names the input at fault (the JSON
+/// API's field name; the Web Manager shows the message beside it).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{message}")]
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
+    #[error("{message}")]
+    Conflict {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// The object changed since the version the edit was based on.
     #[error("{0}")]
-    Conflict(String),
+    Stale(String),
     #[error("{0}")]
     Store(StoreError),
+}
+
+impl AdminError {
+    /// The same error, blamed on `field` unless it already names one.
+    pub fn in_field(self, f: &'static str) -> AdminError {
+        match self {
+            AdminError::Invalid {
+                field: None,
+                message,
+            } => AdminError::Invalid {
+                field: Some(f),
+                message,
+            },
+            AdminError::Conflict {
+                field: None,
+                message,
+            } => AdminError::Conflict {
+                field: Some(f),
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// The input field at fault, if one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            AdminError::Invalid { field, .. } | AdminError::Conflict { field, .. } => *field,
+            _ => None,
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> AdminError {
+        AdminError::Conflict {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// `map_err` helper: blame `field`.
+pub fn at(field: &'static str) -> impl Fn(AdminError) -> AdminError {
+    move |e| e.in_field(field)
 }
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(m) => AdminError::Conflict(m),
+            StoreError::Conflict(m) => AdminError::conflict(m),
+            StoreError::Stale(m) => AdminError::Stale(m),
             other => AdminError::Store(other),
         }
     }
@@ -38,8 +93,19 @@ impl From<StoreError> for AdminError {
 
 type Result<T> = std::result::Result<T, AdminError>;
 
+fn bad(m: impl Into<String>) -> AdminError {
+    AdminError::Invalid {
+        field: None,
+        message: m.into(),
+    }
+}
+
 fn invalid<T>(m: impl Into<String>) -> Result<T> {
-    Err(AdminError::Invalid(m.into()))
+    Err(bad(m))
+}
+
+fn invalid_in<T>(field: &'static str, m: impl Into<String>) -> Result<T> {
+    Err(bad(m).in_field(field))
 }
 
 /// An absolute http(s) URL with a host, no query or fragment, returned without a trailing slash.
@@ -112,20 +178,18 @@ pub fn parse_certificates(field: &str, text: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if text.contains("-----BEGIN") {
         let stack = openssl::x509::X509::stack_from_pem(text.as_bytes())
-            .map_err(|e| AdminError::Invalid(format!("{field}: not a PEM certificate ({e})")))?;
+            .map_err(|e| bad(format!("{field}: not a PEM certificate ({e})")))?;
         for c in stack {
-            let der = c
-                .to_der()
-                .map_err(|e| AdminError::Invalid(format!("{field}: {e}")))?;
+            let der = c.to_der().map_err(|e| bad(format!("{field}: {e}")))?;
             out.push(
                 crate::saml::xmldsig::TrustedCertificate::from_der(&der)
-                    .map_err(|e| AdminError::Invalid(format!("{field}: {e}")))?
+                    .map_err(|e| bad(format!("{field}: {e}")))?
                     .base64(),
             );
         }
     } else {
         let c = crate::saml::xmldsig::TrustedCertificate::from_base64(text.trim())
-            .map_err(|e| AdminError::Invalid(format!("{field}: {e}")))?;
+            .map_err(|e| bad(format!("{field}: {e}")))?;
         out.push(c.base64());
     }
     if out.is_empty() {
@@ -136,18 +200,29 @@ pub fn parse_certificates(field: &str, text: &str) -> Result<Vec<String>> {
 
 /// SP certificate and key: both or neither, and the key must belong to the certificate.
 fn check_sp_keypair(cert_pem: &str, key_pem: &str) -> Result<()> {
-    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())
-        .map_err(|e| AdminError::Invalid(format!("SP certificate: not a PEM certificate ({e})")))?;
-    let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())
-        .map_err(|_| AdminError::Invalid("SP private key: not a PEM private key".into()))?;
+    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes()).map_err(|_| {
+        bad("this is not a PEM certificate (-----BEGIN CERTIFICATE-----)").in_field("certificate")
+    })?;
+    if key_pem.contains("PUBLIC KEY-----") {
+        return invalid_in(
+            "private_key",
+            "this is a public key: the certificate already carries it; give its private key",
+        );
+    }
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes()).map_err(|_| {
+        bad("this is not a PEM private key (-----BEGIN PRIVATE KEY-----)").in_field("private_key")
+    })?;
     let public = cert
         .public_key()
-        .map_err(|e| AdminError::Invalid(format!("SP certificate: {e}")))?;
+        .map_err(|e| bad(format!("SP certificate: {e}")).in_field("certificate"))?;
     if !public.public_eq(&key) {
-        return invalid("the SP private key does not belong to the SP certificate");
+        return invalid_in(
+            "private_key",
+            "the SP private key does not belong to the SP certificate",
+        );
     }
     crate::saml::xmldsig::SigningKey::from_pem(key_pem.as_bytes())
-        .map_err(|e| AdminError::Invalid(format!("SP private key: {e}")))?;
+        .map_err(|e| bad(format!("SP private key: {e}")).in_field("private_key"))?;
     Ok(())
 }
 
@@ -159,8 +234,7 @@ pub fn generate_sp_keypair(common_name: &str, rng: &dyn Rng) -> Result<(String, 
     use openssl::pkey::PKey;
     use openssl::rsa::Rsa;
     use openssl::x509::{X509, X509NameBuilder};
-    let fail =
-        |e: openssl::error::ErrorStack| AdminError::Invalid(format!("cannot generate a key: {e}"));
+    let fail = |e: openssl::error::ErrorStack| bad(format!("cannot generate a key: {e}"));
     let rsa = Rsa::generate(2048).map_err(fail)?;
     let key = PKey::from_rsa(rsa).map_err(fail)?;
     let mut name = X509NameBuilder::new().map_err(fail)?;
@@ -182,14 +256,14 @@ pub fn generate_sp_keypair(common_name: &str, rng: &dyn Rng) -> Result<(String, 
     b.set_not_before(&from).map_err(fail)?;
     b.set_not_after(&until).map_err(fail)?;
     b.sign(&key, MessageDigest::sha256()).map_err(fail)?;
-    let cert = String::from_utf8(b.build().to_pem().map_err(fail)?)
-        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let cert =
+        String::from_utf8(b.build().to_pem().map_err(fail)?).map_err(|e| bad(e.to_string()))?;
     let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().map_err(fail)?)
-        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        .map_err(|e| bad(e.to_string()))?;
     Ok((cert, Secret::new(key_pem)))
 }
 
-/// What `sp add` takes.
+/// What `sp add` and `sp set` take (for `sp set`, absent fields stay as they are).
 #[derive(Debug, Default)]
 pub struct SpInput {
     pub host_url: String,
@@ -197,56 +271,111 @@ pub struct SpInput {
     pub certificate_pem: Option<String>,
     pub private_key_pem: Option<Secret>,
     pub generate_key: bool,
+    /// `sp set` only: take the key pair away (requests go unsigned).
+    pub remove_key: bool,
+    /// The version the edit is based on (`None`: whatever is stored).
+    pub version: Option<i64>,
 }
 
-pub async fn sp_add(store: &dyn Store, rng: &dyn Rng, input: SpInput) -> Result<ServiceProvider> {
-    let host_url = check_http_url("host URL", &input.host_url)?;
-    let entity_id = check_entity_id("entity ID", input.entity_id.as_deref().unwrap_or(&host_url))?;
-    let (certificate_pem, private_key_pem) = match (
-        input.certificate_pem,
-        input.private_key_pem,
-        input.generate_key,
-    ) {
-        (Some(_), _, true) | (_, Some(_), true) => {
-            return invalid("give either a certificate and key, or --generate-key, not both");
-        }
-        (Some(c), Some(k), false) => {
+/// The certificate and key an input asks for: `Some(None)` for none, `None` for "unchanged".
+fn sp_keys(
+    input: &SpInput,
+    host_url: &str,
+    rng: &dyn Rng,
+) -> Result<Option<(Option<String>, Option<Secret>)>> {
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let cert = given(&input.certificate_pem);
+    let key = input
+        .private_key_pem
+        .as_ref()
+        .is_some_and(|k| !k.secret().trim().is_empty());
+    if input.generate_key && (cert || key) {
+        return invalid_in(
+            "certificate",
+            "give either a certificate and key, or Generate, not both",
+        );
+    }
+    if input.remove_key && (cert || key || input.generate_key) {
+        return invalid_in("certificate", "give a new key pair or remove it, not both");
+    }
+    match (cert, key) {
+        (true, true) => {
+            let (c, k) = (
+                input.certificate_pem.clone().unwrap_or_default(),
+                input
+                    .private_key_pem
+                    .clone()
+                    .unwrap_or_else(|| Secret::new(String::new())),
+            );
             check_sp_keypair(&c, k.secret())?;
-            (Some(c), Some(k))
+            Ok(Some((Some(c), Some(k))))
         }
-        (Some(_), None, false) => {
-            return invalid("an SP certificate needs its private key (--key)");
-        }
-        (None, Some(_), false) => {
-            return invalid("an SP private key needs its certificate (--cert)");
-        }
-        (None, None, true) => {
+        (true, false) => invalid_in(
+            "private_key",
+            "a certificate needs its private key (or choose Generate)",
+        ),
+        (false, true) => invalid_in("certificate", "a private key needs its certificate"),
+        (false, false) if input.generate_key => {
             let cn = host_url
                 .split("://")
                 .nth(1)
-                .unwrap_or(&host_url)
+                .unwrap_or(host_url)
                 .split('/')
                 .next()
                 .unwrap_or("ssogate")
                 .to_string();
             let (c, k) = generate_sp_keypair(&cn, rng)?;
-            (Some(c), Some(k))
+            Ok(Some((Some(c), Some(k))))
         }
-        (None, None, false) => (None, None),
-    };
-    let existing = store.sp_list().await?;
-    if let Some(s) = existing.iter().find(|s| s.entity_id == entity_id) {
-        return Err(AdminError::Conflict(format!(
-            "service provider {} already has entity ID {entity_id}",
-            s.id
-        )));
+        (false, false) if input.remove_key => Ok(Some((None, None))),
+        (false, false) => Ok(None),
     }
-    if let Some(s) = existing.iter().find(|s| s.host_url == host_url) {
-        return Err(AdminError::Conflict(format!(
+}
+
+/// No other SP may have the same entity ID or host URL.
+fn check_sp_unique(
+    existing: &[ServiceProvider],
+    me: Option<SpId>,
+    entity_id: &str,
+    host_url: &str,
+) -> Result<()> {
+    let others = || existing.iter().filter(|s| Some(s.id) != me);
+    if let Some(s) = others().find(|s| s.entity_id == entity_id) {
+        return Err(AdminError::conflict(format!(
+            "service provider {} ({}) already has entity ID {entity_id}",
+            s.id, s.host_url
+        ))
+        .in_field("entity_id"));
+    }
+    if let Some(s) = others().find(|s| s.host_url == host_url) {
+        return Err(AdminError::conflict(format!(
             "service provider {} already has host URL {host_url}",
             s.id
-        )));
+        ))
+        .in_field("host_url"));
     }
+    Ok(())
+}
+
+fn check_version(what: &str, stored: i64, expected: Option<i64>) -> Result<()> {
+    match expected {
+        Some(v) if v != stored => Err(AdminError::Stale(format!(
+            "the {what} was changed since it was read (version {v}, now {stored})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub async fn sp_add(store: &dyn Store, rng: &dyn Rng, input: SpInput) -> Result<ServiceProvider> {
+    let host_url = check_http_url("host URL", &input.host_url).map_err(at("host_url"))?;
+    let entity_id = match input.entity_id.as_deref().map(str::trim) {
+        None | Some("") => host_url.clone(),
+        Some(e) => e.to_string(),
+    };
+    let entity_id = check_entity_id("entity ID", &entity_id).map_err(at("entity_id"))?;
+    let (certificate_pem, private_key_pem) =
+        sp_keys(&input, &host_url, rng)?.unwrap_or((None, None));
+    check_sp_unique(&store.sp_list().await?, None, &entity_id, &host_url)?;
     Ok(store
         .sp_insert(NewServiceProvider {
             entity_id,
@@ -255,6 +384,54 @@ pub async fn sp_add(store: &dyn Store, rng: &dyn Rng, input: SpInput) -> Result<
             private_key_pem,
         })
         .await?)
+}
+
+/// `sp set`: host URL, entity ID (empty: the host URL), key pair (given, generated or removed).
+pub async fn sp_set(
+    store: &dyn Store,
+    rng: &dyn Rng,
+    selector: &str,
+    input: SpInput,
+) -> Result<ServiceProvider> {
+    let mut sp = sp_find(store, selector).await?;
+    check_version("service provider", sp.version, input.version)?;
+    if !input.host_url.trim().is_empty() {
+        sp.host_url = check_http_url("host URL", &input.host_url).map_err(at("host_url"))?;
+    }
+    if let Some(e) = input.entity_id.as_deref() {
+        let e = if e.trim().is_empty() {
+            sp.host_url.clone()
+        } else {
+            e.to_string()
+        };
+        sp.entity_id = check_entity_id("entity ID", &e).map_err(at("entity_id"))?;
+    }
+    if let Some((c, k)) = sp_keys(&input, &sp.host_url, rng)? {
+        sp.certificate_pem = c;
+        sp.private_key_pem = k;
+    }
+    check_sp_unique(
+        &store.sp_list().await?,
+        Some(sp.id),
+        &sp.entity_id,
+        &sp.host_url,
+    )?;
+    store.sp_update(&sp).await?;
+    sp.version += 1;
+    Ok(sp)
+}
+
+/// `sp rm`: never the last one (nothing could sign in any more).
+pub async fn sp_rm(store: &dyn Store, selector: &str) -> Result<ServiceProvider> {
+    let sp = sp_find(store, selector).await?;
+    if store.sp_list().await?.len() <= 1 {
+        return Err(AdminError::conflict(format!(
+            "service provider {} is the only one: without it no agent can sign in; add another first",
+            sp.host_url
+        )));
+    }
+    store.sp_delete(sp.id).await?;
+    Ok(sp)
 }
 
 /// Finds an SP by ID, entity ID or host URL.
@@ -271,7 +448,7 @@ pub fn sp_metadata_xml(sp: &ServiceProvider) -> Result<String> {
     let cert = match &sp.certificate_pem {
         Some(pem) => Some(
             crate::saml::xmldsig::TrustedCertificate::from_any(pem.as_bytes())
-                .map_err(|e| AdminError::Invalid(format!("stored SP certificate: {e}")))?,
+                .map_err(|e| bad(format!("stored SP certificate: {e}")))?,
         ),
         None => None,
     };
@@ -309,12 +486,56 @@ pub struct IdpInput {
     pub allow_sha1: Option<bool>,
     pub name_id_format: Option<String>,
     pub authn_context: Option<String>,
+    /// Where to fetch the metadata again every 6 hours ("" to stop).
+    pub metadata_url: Option<String>,
+    /// The version the edit is based on (`None`: whatever is stored).
+    pub version: Option<i64>,
+}
+
+/// The IdP's name when none is given: its entity ID's host (`idp.example.com`), else its last
+/// path segment, made to fit the name rule.
+fn default_idp_name(entity_id: &str) -> String {
+    let rest = entity_id.split_once("://").map_or(entity_id, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    let base = if host.is_empty() {
+        entity_id.rsplit([':', '/']).next().unwrap_or("")
+    } else {
+        host
+    };
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() { "idp".into() } else { name }
+}
+
+fn idp_name(input: &IdpInput, entity_id: &str) -> Result<String> {
+    match input.name.as_deref().map(str::trim) {
+        None | Some("") => Ok(default_idp_name(entity_id)),
+        Some(n) => check_name("IdP name", n).map_err(at("name")),
+    }
 }
 
 fn username_mapping(s: &str) -> Result<UsernameMapping> {
     let s = s.trim();
     if s.is_empty() {
-        return invalid("the username claim is empty: give an attribute name or NameID");
+        return invalid_in(
+            "username_mapping",
+            "the username mapping is empty: give a claim (attribute) name, or NameID",
+        );
+    }
+    if s.len() > 1024 || s.chars().any(|c| c.is_control()) {
+        return invalid_in(
+            "username_mapping",
+            "the username mapping must be at most 1024 characters, without control characters",
+        );
     }
     if s.eq_ignore_ascii_case("nameid") {
         return Ok(UsernameMapping::NameId);
@@ -322,21 +543,37 @@ fn username_mapping(s: &str) -> Result<UsernameMapping> {
     Ok(UsernameMapping::Attribute(s.to_string()))
 }
 
-fn binding_of(field: &str, s: &str) -> Result<Binding> {
-    Binding::parse(s)
-        .ok_or_else(|| AdminError::Invalid(format!("{field} {s:?} is not redirect or post")))
+fn binding_of(field: &'static str, s: &str) -> Result<Binding> {
+    Binding::parse(s).ok_or_else(|| {
+        bad(format!(
+            "{} {s:?} is not redirect or post",
+            field.replace('_', " ")
+        ))
+        .in_field(field)
+    })
 }
 
-fn opt_url(field: &str, v: &Option<String>) -> Result<Option<String>> {
+fn opt_url(field: &'static str, v: &Option<String>) -> Result<Option<String>> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(u) => check_http_url(field, u).map(Some),
+        Some(u) => check_http_url(
+            &field
+                .replace('_', " ")
+                .replace("url", "URL")
+                .replace("slo", "SLO"),
+            u,
+        )
+        .map(Some)
+        .map_err(at(field)),
     }
 }
 
 fn trust_of(input: &IdpInput) -> Result<Option<TrustConfig>> {
     match (input.certificates.is_empty(), &input.fingerprint) {
-        (false, Some(_)) => invalid("give certificates or a fingerprint, not both"),
+        (false, Some(_)) => invalid_in(
+            "fingerprint",
+            "give certificates or a fingerprint, not both",
+        ),
         (true, None) => Ok(None),
         (true, Some(f)) => {
             let (alg, hex) = match f.split_once(':') {
@@ -344,12 +581,12 @@ fn trust_of(input: &IdpInput) -> Result<Option<TrustConfig>> {
                     parse_fingerprint(a, rest)
                 }
                 _ => {
-                    return invalid(format!(
+                    return invalid_in("fingerprint", format!(
                         "fingerprint {f:?} must be ALG:HEX, ALG one of sha1, sha256, sha384, sha512"
                     ));
                 }
             }
-            .map_err(|e| AdminError::Invalid(format!("fingerprint: {e}")))?;
+            .map_err(|e| bad(format!("fingerprint: {e}")).in_field("fingerprint"))?;
             Ok(Some(TrustConfig::Fingerprint {
                 algorithm: alg,
                 hex,
@@ -358,7 +595,9 @@ fn trust_of(input: &IdpInput) -> Result<Option<TrustConfig>> {
         (false, None) => {
             let mut all = Vec::new();
             for (i, c) in input.certificates.iter().enumerate() {
-                for b in parse_certificates(&format!("certificate {}", i + 1), c)? {
+                for b in parse_certificates(&format!("certificate {}", i + 1), c)
+                    .map_err(at("certificates"))?
+                {
                     if !all.contains(&b) {
                         all.push(b);
                     }
@@ -371,30 +610,37 @@ fn trust_of(input: &IdpInput) -> Result<Option<TrustConfig>> {
 
 /// `idp add`: every field by hand.
 pub async fn idp_add(store: &dyn Store, input: IdpInput) -> Result<IdentityProvider> {
-    let name = check_name("IdP name", input.name.as_deref().unwrap_or(""))?;
-    let entity_id = check_entity_id("IdP entity ID", input.entity_id.as_deref().unwrap_or(""))?;
-    let sso_url = check_http_url("SSO URL", input.sso_url.as_deref().unwrap_or(""))?;
+    let entity_id = check_entity_id("IdP entity ID", input.entity_id.as_deref().unwrap_or(""))
+        .map_err(at("entity_id"))?;
+    let name = idp_name(&input, &entity_id)?;
+    let sso_url =
+        check_http_url("SSO URL", input.sso_url.as_deref().unwrap_or("")).map_err(at("sso_url"))?;
     let Some(username) = input.username.as_deref() else {
-        return invalid("the username claim is missing (--username-claim NAME, or NameID)");
+        return invalid_in(
+            "username_mapping",
+            "the username mapping is missing (--username-claim NAME, or NameID)",
+        );
     };
     let username = username_mapping(username)?;
     let Some(trust) = trust_of(&input)? else {
-        return invalid(
+        return invalid_in(
+            "certificates",
             "the IdP needs a certificate (--cert) or a fingerprint (--fingerprint ALG:HEX)",
         );
     };
+    let metadata_url = opt_url("metadata_url", &input.metadata_url)?;
     let new = NewIdentityProvider {
         name,
         entity_id,
         sso_url,
         sso_binding: binding_of(
-            "SSO binding",
+            "sso_binding",
             input.sso_binding.as_deref().unwrap_or("redirect"),
         )?,
-        slo_url: opt_url("SLO URL", &input.slo_url)?,
-        slo_response_url: opt_url("SLO response URL", &input.slo_response_url)?,
+        slo_url: opt_url("slo_url", &input.slo_url)?,
+        slo_response_url: opt_url("slo_response_url", &input.slo_response_url)?,
         slo_binding: binding_of(
-            "SLO binding",
+            "slo_binding",
             input.slo_binding.as_deref().unwrap_or("redirect"),
         )?,
         username,
@@ -403,6 +649,7 @@ pub async fn idp_add(store: &dyn Store, input: IdpInput) -> Result<IdentityProvi
         name_id_format: input.name_id_format.clone().filter(|s| !s.is_empty()),
         authn_context: input.authn_context.clone().filter(|s| !s.is_empty()),
         endpoints: IdpEndpoints::default(),
+        metadata_url,
     };
     // By hand, the IdP offers what was given: one location per service, for its binding.
     let mut new = new;
@@ -418,7 +665,8 @@ pub async fn idp_add(store: &dyn Store, input: IdpInput) -> Result<IdentityProvi
 fn check_trust_policy(trust: &TrustConfig, allow_sha1: bool) -> Result<()> {
     match trust {
         TrustConfig::Fingerprint { algorithm, .. } if algorithm == "sha1" && !allow_sha1 => {
-            invalid(
+            invalid_in(
+                "fingerprint",
                 "a SHA-1 fingerprint is accepted only for an IdP that allows SHA-1 (--allow-sha1 on); \
              give a sha256 fingerprint, or the certificate itself",
             )
@@ -431,16 +679,18 @@ async fn insert_idp(store: &dyn Store, new: NewIdentityProvider) -> Result<Ident
     check_trust_policy(&new.trust, new.allow_sha1)?;
     for other in store.idp_list().await? {
         if other.name == new.name {
-            return Err(AdminError::Conflict(format!(
+            return Err(AdminError::conflict(format!(
                 "an identity provider named {:?} already exists",
                 new.name
-            )));
+            ))
+            .in_field("name"));
         }
         if other.entity_id == new.entity_id {
-            return Err(AdminError::Conflict(format!(
+            return Err(AdminError::conflict(format!(
                 "identity provider {:?} already has entity ID {}",
                 other.name, new.entity_id
-            )));
+            ))
+            .in_field("entity_id"));
         }
     }
     Ok(store.idp_insert(new).await?)
@@ -453,17 +703,19 @@ pub async fn idp_import(
     select_entity: Option<&str>,
     input: IdpInput,
 ) -> Result<IdentityProvider> {
-    let name = check_name("IdP name", input.name.as_deref().unwrap_or(""))?;
     let Some(username) = input.username.as_deref() else {
-        return invalid(
-            "the username claim is missing (--username-claim NAME, or NameID): metadata does not say which claim names the agent",
+        return invalid_in(
+            "username_mapping",
+            "the username mapping is missing (--username-claim NAME, or NameID): metadata does not say which claim names the agent",
         );
     };
     let username = username_mapping(username)?;
     let d = parse_idp_metadata(metadata, select_entity)
-        .map_err(|e| AdminError::Invalid(format!("IdP metadata: {e}")))?;
+        .map_err(|e| bad(format!("IdP metadata: {e}")).in_field("metadata"))?;
+    let name = idp_name(&input, &d.entity_id)?;
+    let metadata_url = opt_url("metadata_url", &input.metadata_url)?;
     let sso_binding = match input.sso_binding.as_deref() {
-        Some(b) => binding_of("SSO binding", b)?,
+        Some(b) => binding_of("sso_binding", b)?,
         None if d.sso_location(BINDING_REDIRECT).is_some() => Binding::Redirect,
         None => Binding::Post,
     };
@@ -475,31 +727,34 @@ pub async fn idp_import(
         }
     };
     let sso_url = match &input.sso_url {
-        Some(u) => check_http_url("SSO URL", u)?,
+        Some(u) => check_http_url("SSO URL", u).map_err(at("sso_url"))?,
         None => match d.sso_location(uri(sso_binding)) {
             Some(u) => check_http_url("SSO URL from metadata", u)?,
             None => {
-                return invalid(format!(
-                    "the metadata has no SingleSignOnService for the {} binding",
-                    sso_binding.as_str()
-                ));
+                return invalid_in(
+                    "sso_binding",
+                    format!(
+                        "the metadata has no SingleSignOnService for the {} binding",
+                        sso_binding.as_str()
+                    ),
+                );
             }
         },
     };
     let slo_binding = match input.slo_binding.as_deref() {
-        Some(b) => binding_of("SLO binding", b)?,
+        Some(b) => binding_of("slo_binding", b)?,
         None if d.slo_endpoint(BINDING_REDIRECT).is_some() => Binding::Redirect,
         None => Binding::Post,
     };
     let slo = d.slo_endpoint(uri(slo_binding));
     let slo_url = match &input.slo_url {
-        Some(_) => opt_url("SLO URL", &input.slo_url)?,
+        Some(_) => opt_url("slo_url", &input.slo_url)?,
         None => slo
             .map(|e| check_http_url("SLO URL from metadata", &e.location))
             .transpose()?,
     };
     let slo_response_url = match &input.slo_response_url {
-        Some(_) => opt_url("SLO response URL", &input.slo_response_url)?,
+        Some(_) => opt_url("slo_response_url", &input.slo_response_url)?,
         None => slo
             .and_then(|e| e.response_location.as_deref())
             .map(|u| check_http_url("SLO response URL from metadata", u))
@@ -547,6 +802,7 @@ pub async fn idp_import(
         name_id_format: input.name_id_format.clone().filter(|s| !s.is_empty()),
         authn_context: input.authn_context.clone().filter(|s| !s.is_empty()),
         endpoints,
+        metadata_url,
     };
     insert_idp(store, new).await
 }
@@ -568,32 +824,39 @@ pub async fn idp_set(
     input: IdpInput,
 ) -> Result<IdentityProvider> {
     let mut idp = idp_find(store, selector).await?;
-    if let Some(n) = &input.name {
-        idp.name = check_name("IdP name", n)?;
-    }
+    check_version("identity provider", idp.version, input.version)?;
     if let Some(e) = &input.entity_id {
-        idp.entity_id = check_entity_id("IdP entity ID", e)?;
+        idp.entity_id = check_entity_id("IdP entity ID", e).map_err(at("entity_id"))?;
+    }
+    if input.name.is_some() {
+        idp.name = idp_name(&input, &idp.entity_id)?;
+    }
+    if input.metadata_url.is_some() {
+        idp.metadata_url = opt_url("metadata_url", &input.metadata_url)?;
     }
     // SSO: a new binding brings its own location (the one the IdP offers for it), unless a
     // location is given with it; a binding the IdP offers no location for is refused.
     let sso_binding = match &input.sso_binding {
-        Some(b) => binding_of("SSO binding", b)?,
+        Some(b) => binding_of("sso_binding", b)?,
         None => idp.sso_binding,
     };
     match &input.sso_url {
         Some(u) => {
-            idp.sso_url = check_http_url("SSO URL", u)?;
+            idp.sso_url = check_http_url("SSO URL", u).map_err(at("sso_url"))?;
             idp.endpoints.set_sso(sso_binding, &idp.sso_url.clone());
         }
         None if sso_binding != idp.sso_binding => {
             let Some(u) = idp.endpoints.sso_location(sso_binding) else {
-                return invalid(format!(
-                    "identity provider {:?} offers single sign-on by the {} binding only; it has no {} location \
+                return invalid_in(
+                    "sso_binding",
+                    format!(
+                        "identity provider {:?} offers single sign-on by the {} binding only; it has no {} location \
                      (give one with --sso-url URL, or import its metadata again)",
-                    idp.name,
-                    idp.endpoints.sso_bindings(),
-                    sso_binding.as_str()
-                ));
+                        idp.name,
+                        idp.endpoints.sso_bindings(),
+                        sso_binding.as_str()
+                    ),
+                );
             };
             idp.sso_url = u.to_string();
         }
@@ -602,15 +865,15 @@ pub async fn idp_set(
     idp.sso_binding = sso_binding;
     // SLO: the same, with the response location that belongs to the binding.
     let slo_binding = match &input.slo_binding {
-        Some(b) => binding_of("SLO binding", b)?,
+        Some(b) => binding_of("slo_binding", b)?,
         None => idp.slo_binding,
     };
     if input.slo_url.is_some() || input.slo_response_url.is_some() {
         if input.slo_url.is_some() {
-            idp.slo_url = opt_url("SLO URL", &input.slo_url)?;
+            idp.slo_url = opt_url("slo_url", &input.slo_url)?;
         }
         if input.slo_response_url.is_some() {
-            idp.slo_response_url = opt_url("SLO response URL", &input.slo_response_url)?;
+            idp.slo_response_url = opt_url("slo_response_url", &input.slo_response_url)?;
         }
         match &idp.slo_url {
             Some(u) => {
@@ -621,13 +884,16 @@ pub async fn idp_set(
         }
     } else if slo_binding != idp.slo_binding && idp.slo_url.is_some() {
         let Some(e) = idp.endpoints.slo_endpoint(slo_binding) else {
-            return invalid(format!(
-                "identity provider {:?} offers single logout by the {} binding only; it has no {} location \
+            return invalid_in(
+                "slo_binding",
+                format!(
+                    "identity provider {:?} offers single logout by the {} binding only; it has no {} location \
                  (give one with --slo-url URL, or import its metadata again)",
-                idp.name,
-                idp.endpoints.slo_bindings(),
-                slo_binding.as_str()
-            ));
+                    idp.name,
+                    idp.endpoints.slo_bindings(),
+                    slo_binding.as_str()
+                ),
+            );
         };
         idp.slo_url = Some(e.location.clone());
         idp.slo_response_url = e.response_location.clone();
@@ -650,20 +916,40 @@ pub async fn idp_set(
     }
     check_trust_policy(&idp.trust, idp.allow_sha1)?;
     for other in store.idp_list().await? {
-        if other.id != idp.id && (other.name == idp.name || other.entity_id == idp.entity_id) {
-            return Err(AdminError::Conflict(format!(
-                "identity provider {:?} already has that name or entity ID",
+        if other.id != idp.id && other.name == idp.name {
+            return Err(AdminError::conflict(format!(
+                "an identity provider named {:?} already exists",
                 other.name
-            )));
+            ))
+            .in_field("name"));
+        }
+        if other.id != idp.id && other.entity_id == idp.entity_id {
+            return Err(AdminError::conflict(format!(
+                "identity provider {:?} already has entity ID {}",
+                other.name, idp.entity_id
+            ))
+            .in_field("entity_id"));
         }
     }
     store.idp_update(&idp).await?;
+    idp.version += 1;
+    Ok(idp)
+}
+
+/// `idp rm`: refused while a tenant uses it (the store names them).
+pub async fn idp_rm(store: &dyn Store, selector: &str) -> Result<IdentityProvider> {
+    let idp = idp_find(store, selector).await?;
+    store.idp_delete(idp.id).await?;
     Ok(idp)
 }
 
 /// Tenant fields (`tenant add` / `tenant set`).
 #[derive(Debug, Default, Clone)]
 pub struct TenantInput {
+    /// What agents read ("Sign in to Acme"); "" for the tenant's name.
+    pub display_name: Option<String>,
+    /// The version the edit is based on (`None`: whatever is stored).
+    pub version: Option<i64>,
     /// Replaces the list.
     pub login_domains: Option<Vec<String>>,
     /// Added to the list (after any replacement).
@@ -689,9 +975,12 @@ fn check_domains(domains: &[String]) -> Result<Vec<String>> {
                 .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
             && !d.starts_with(['.', '-']);
         if !ok {
-            return invalid(format!(
-                "login domain {d:?} must be a DNS or NetBIOS domain name (letters, digits, '-', '.')"
-            ));
+            return invalid_in(
+                "login_domains",
+                format!(
+                    "login domain {d:?} must be a DNS or NetBIOS domain name (letters, digits, '-', '.')"
+                ),
+            );
         }
         if !out.contains(&d) {
             out.push(d);
@@ -701,6 +990,17 @@ fn check_domains(domains: &[String]) -> Result<Vec<String>> {
 }
 
 async fn apply_tenant(store: &dyn Store, t: &mut Tenant, input: &TenantInput) -> Result<()> {
+    check_version("tenant", t.version, input.version)?;
+    if let Some(d) = &input.display_name {
+        let d = d.trim();
+        if d.chars().count() > 100 || d.chars().any(|c| c.is_control()) {
+            return invalid_in(
+                "display_name",
+                "the display name must be at most 100 characters, without control characters",
+            );
+        }
+        t.display_name = d.to_string();
+    }
     if let Some(d) = &input.login_domains {
         t.login_domains = check_domains(d)?;
     }
@@ -723,17 +1023,26 @@ async fn apply_tenant(store: &dyn Store, t: &mut Tenant, input: &TenantInput) ->
             .iter()
             .find(|d| t.login_domains.contains(d))
         {
-            return Err(AdminError::Conflict(format!(
+            return Err(AdminError::conflict(format!(
                 "login domain {d:?} already belongs to tenant {:?}",
                 other.name
-            )));
+            ))
+            .in_field("login_domains"));
         }
     }
     if let Some(i) = &input.idp {
         t.idp_id = if i.is_empty() {
             None
         } else {
-            Some(idp_find(store, i).await?.id)
+            Some(
+                idp_find(store, i)
+                    .await
+                    .map_err(|e| match e {
+                        AdminError::NotFound(m) => bad(m).in_field("idp"),
+                        e => e,
+                    })?
+                    .id,
+            )
         };
     }
     if let Some(v) = input.sso_enabled {
@@ -752,13 +1061,34 @@ async fn apply_tenant(store: &dyn Store, t: &mut Tenant, input: &TenantInput) ->
         t.username_rule.case_insensitive = v;
     }
     if t.sso_enabled && t.idp_id.is_none() {
-        return invalid(format!(
-            "tenant {:?}: SSO on needs an identity provider (--idp NAME)",
-            t.name
-        ));
+        return invalid_in(
+            "idp",
+            format!(
+                "tenant {:?}: single sign-on needs an identity provider (--idp NAME)",
+                t.name
+            ),
+        );
     }
     if t.slo_enabled && !t.sso_enabled {
-        return invalid(format!("tenant {:?}: single logout needs SSO on", t.name));
+        return invalid_in(
+            "slo_enabled",
+            format!("tenant {:?}: single logout needs SSO on", t.name),
+        );
+    }
+    // Single logout sends a LogoutRequest to the IdP's SLO URL: without one, "on" would quietly
+    // be a local logout.
+    if t.slo_enabled
+        && let Some(idp) = t.idp_id
+        && let Some(i) = store.idp_get(idp).await?
+        && i.slo_url.is_none()
+    {
+        return invalid_in(
+            "slo_enabled",
+            format!(
+                "identity provider {:?} has no SLO URL: give it one (idp set {} --slo-url URL) before turning single logout on",
+                i.name, i.name
+            ),
+        );
     }
     // DESIGN §1: an IdP shared by several tenants routes each identity by the domain it names,
     // so every tenant that shares it needs login domains (and no two share one: checked above).
@@ -771,38 +1101,47 @@ async fn apply_tenant(store: &dyn Store, t: &mut Tenant, input: &TenantInput) ->
             .map(|i| i.name)
             .unwrap_or_else(|| idp.to_string());
         if t.login_domains.is_empty() {
-            return Err(AdminError::Conflict(format!(
-                "identity provider {idp_name:?} is also used by tenant {:?}; a shared identity provider \
+            return Err(AdminError::Conflict {
+                field: Some("login_domains"),
+                message: format!(
+                    "identity provider {idp_name:?} is also used by tenant {:?}; a shared identity provider \
                  needs login domains on every tenant that uses it, so that each identity goes to one tenant: \
                  give tenant {:?} its domains (--login-domain DOMAIN, repeated)",
-                other.name, t.name
-            )));
+                    other.name, t.name
+                ),
+            });
         }
         if let Some(bare) = others
             .iter()
             .find(|o| o.idp_id == Some(idp) && o.login_domains.is_empty())
         {
-            return Err(AdminError::Conflict(format!(
-                "identity provider {idp_name:?} is also used by tenant {:?}, which has no login domains; \
+            return Err(AdminError::Conflict {
+                field: Some("idp"),
+                message: format!(
+                    "identity provider {idp_name:?} is also used by tenant {:?}, which has no login domains; \
                  a shared identity provider needs login domains on every tenant that uses it: first \
                  `ssogate tenant set {} --login-domain DOMAIN`",
-                bare.name, bare.name
-            )));
+                    bare.name, bare.name
+                ),
+            });
         }
     }
     Ok(())
 }
 
 pub async fn tenant_add(store: &dyn Store, name: &str, input: TenantInput) -> Result<Tenant> {
-    let name = check_name("tenant name", name)?;
+    let name = check_name("tenant name", name).map_err(at("name"))?;
     if store.tenant_by_name(&name).await?.is_some() {
-        return Err(AdminError::Conflict(format!(
-            "a tenant named {name:?} already exists"
-        )));
+        return Err(
+            AdminError::conflict(format!("a tenant named {name:?} already exists"))
+                .in_field("name"),
+        );
     }
     let mut t = Tenant {
         id: TenantId(0),
         name,
+        display_name: String::new(),
+        version: 0,
         login_domains: Vec::new(),
         sso_enabled: false,
         idp_id: None,
@@ -810,10 +1149,19 @@ pub async fn tenant_add(store: &dyn Store, name: &str, input: TenantInput) -> Re
         idp_initiated: false,
         username_rule: UsernameRule::default(),
     };
-    apply_tenant(store, &mut t, &input).await?;
+    apply_tenant(
+        store,
+        &mut t,
+        &TenantInput {
+            version: None,
+            ..input
+        },
+    )
+    .await?;
     Ok(store
         .tenant_insert(NewTenant {
             name: t.name,
+            display_name: t.display_name,
             login_domains: t.login_domains,
             sso_enabled: t.sso_enabled,
             idp_id: t.idp_id,
@@ -843,11 +1191,10 @@ pub async fn tenant_set(store: &dyn Store, name: &str, input: TenantInput) -> Re
         let users = store.user_list(Some(t.id)).await?;
         let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for u in &users {
-            let norm = normalise(&u.username, t.username_rule).map_err(|e| {
-                AdminError::Invalid(format!("under the new username rule, user {e}"))
-            })?;
+            let norm = normalise(&u.username, t.username_rule)
+                .map_err(|e| bad(format!("under the new username rule, user {e}")))?;
             if let Some(prev) = seen.insert(norm.clone(), u.username.clone()) {
-                return Err(AdminError::Conflict(format!(
+                return Err(AdminError::conflict(format!(
                     "under the new username rule, users {prev:?} and {:?} of tenant {:?} would have the same name",
                     u.username, t.name
                 )));
@@ -856,7 +1203,37 @@ pub async fn tenant_set(store: &dyn Store, name: &str, input: TenantInput) -> Re
         }
     }
     store.tenant_update(&t, &renormalised).await?;
+    t.version += 1;
     Ok(t)
+}
+
+/// `tenant rm`: refused while it has users (and never `default`).
+pub async fn tenant_rm(store: &dyn Store, name: &str) -> Result<Tenant> {
+    let t = tenant_find(store, name).await?;
+    if t.name == DEFAULT_TENANT {
+        return Err(AdminError::conflict(
+            "the default tenant cannot be deleted: it is the home of the central administrators",
+        ));
+    }
+    store.tenant_delete(t.id).await.map_err(|e| match e {
+        StoreError::Conflict(m) => AdminError::conflict(format!("tenant {:?}: {m}", t.name)),
+        e => e.into(),
+    })?;
+    Ok(t)
+}
+
+/// The stored `multi_tenant` switch (seeded from the configuration on first start).
+pub const SETTING_MULTI_TENANT: &str = "multi_tenant";
+
+/// Whether the service runs several tenants: the stored setting, else `seed`.
+pub async fn multi_tenant(store: &dyn Store, seed: bool) -> Result<bool> {
+    Ok(
+        match store.setting(SETTING_MULTI_TENANT).await?.as_deref() {
+            Some("true") => true,
+            Some("false") => false,
+            _ => seed,
+        },
+    )
 }
 
 /// The implicit tenant, created on first use.
@@ -867,7 +1244,7 @@ pub async fn ensure_default_tenant(store: &dyn Store) -> Result<Tenant> {
     match tenant_add(store, DEFAULT_TENANT, TenantInput::default()).await {
         Ok(t) => Ok(t),
         // Another process created it in between.
-        Err(AdminError::Conflict(_)) => tenant_find(store, DEFAULT_TENANT).await,
+        Err(AdminError::Conflict { .. }) => tenant_find(store, DEFAULT_TENANT).await,
         Err(e) => Err(e),
     }
 }
@@ -876,16 +1253,15 @@ pub async fn ensure_default_tenant(store: &dyn Store) -> Result<Tenant> {
 pub fn hash_password(password: &str, rng: &dyn Rng) -> Result<Secret> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     if password.chars().count() < 8 {
-        return invalid("the password has fewer than 8 characters");
+        return invalid_in("password", "the password has fewer than 8 characters");
     }
     if password.len() > 1024 {
-        return invalid("the password is longer than 1024 bytes");
+        return invalid_in("password", "the password is longer than 1024 bytes");
     }
-    let salt =
-        SaltString::encode_b64(&rng.bytes16()).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let salt = SaltString::encode_b64(&rng.bytes16()).map_err(|e| bad(e.to_string()))?;
     let hash = argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        .map_err(|e| bad(e.to_string()))?;
     Ok(Secret::new(hash.to_string()))
 }
 
@@ -910,22 +1286,27 @@ pub struct UserInput {
     pub password: Option<Secret>,
     pub clear_password: bool,
     pub roles: Option<Vec<String>>,
+    /// The password given is a one-time one: it must be replaced at the next Web Manager sign-in.
+    pub one_time_password: bool,
+    /// The version the edit is based on (`None`: whatever is stored).
+    pub version: Option<i64>,
 }
 
 fn roles_of(v: &[String]) -> Result<Vec<Role>> {
     let mut out = Vec::new();
     for r in v {
         let role = Role::parse(r.trim()).ok_or_else(|| {
-            AdminError::Invalid(format!(
+            bad(format!(
                 "role {r:?} is not agent, tenant-manager or central-admin"
             ))
+            .in_field("roles")
         })?;
         if !out.contains(&role) {
             out.push(role);
         }
     }
     if out.is_empty() {
-        return invalid("a user needs at least one role");
+        return invalid_in("roles", "a user needs at least one role");
     }
     out.sort();
     Ok(out)
@@ -937,12 +1318,26 @@ fn check_circuit(c: &str) -> Result<Option<(String, String)>> {
     if c.is_empty() {
         return Ok(None);
     }
-    if c.len() > 320 || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-        return invalid(format!(
-            "Circuit user {c:?} must be an e-mail address or URI without white space"
-        ));
+    let shaped = c.split_once('@').is_some_and(|(l, d)| {
+        !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+    }) || c.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme
+                .chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "+-.".contains(ch))
+    });
+    if c.len() > 320 || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()) || !shaped {
+        return invalid_in(
+            "circuit_user",
+            format!("Circuit user {c:?} must be an e-mail address or URI without white space"),
+        );
     }
-    let norm = circuit_norm(c).map_err(|e| AdminError::Invalid(format!("Circuit user: {e}")))?;
+    let norm =
+        circuit_norm(c).map_err(|e| bad(format!("Circuit user: {e}")).in_field("circuit_user"))?;
     Ok(Some((c.to_string(), norm)))
 }
 
@@ -954,26 +1349,28 @@ pub async fn user_add(
 ) -> Result<User> {
     let t = tenant_find(store, tenant).await?;
     let username = input.username.unwrap_or_default();
-    check_username(&username).map_err(AdminError::Invalid)?;
+    check_username(&username).map_err(|e| bad(e).in_field("username"))?;
     let norm = normalise(&username, t.username_rule)
-        .map_err(|e| AdminError::Invalid(format!("{e} (after the tenant's username rule)")))?;
+        .map_err(|e| bad(format!("{e} (after the tenant's username rule)")).in_field("username"))?;
     let circuit = check_circuit(input.circuit_user.as_deref().unwrap_or(""))?;
     let (circuit_user, circuit_user_norm) = circuit.unzip();
     let roles = roles_of(&input.roles.unwrap_or_else(|| vec!["agent".into()]))?;
+    let display_name = match input.display_name.as_deref().map(str::trim) {
+        None | Some("") => username.clone(),
+        Some(d) => check_display_name(d)?,
+    };
+    if let Some(u) = store.user_by_norm(t.id, &norm).await? {
+        return Err(AdminError::conflict(format!(
+            "tenant {:?} already has user {:?}, which the username rule makes the same name",
+            t.name, u.username
+        ))
+        .in_field("username"));
+    }
+    check_circuit_free(store, &t, None, circuit_user_norm.as_deref()).await?;
     let password_hash = match &input.password {
         Some(p) => Some(hash_password(p.secret(), rng)?),
         None => None,
     };
-    if let Some(u) = store.user_by_norm(t.id, &norm).await? {
-        return Err(AdminError::Conflict(format!(
-            "tenant {:?} already has user {:?}, which the username rule makes the same name",
-            t.name, u.username
-        )));
-    }
-    let display_name = input
-        .display_name
-        .filter(|d| !d.trim().is_empty())
-        .unwrap_or_else(|| username.clone());
     store
         .user_insert(NewUser {
             tenant_id: t.id,
@@ -984,15 +1381,47 @@ pub async fn user_add(
             circuit_user_norm,
             password_hash,
             roles,
+            must_change_password: input.one_time_password,
         })
         .await
         .map_err(|e| user_conflict(&t, e))
 }
 
+fn check_display_name(d: &str) -> Result<String> {
+    let d = d.trim();
+    if d.is_empty() || d.chars().count() > 100 || d.chars().any(|c| c.is_control()) {
+        return invalid_in(
+            "display_name",
+            "the display name must have 1 to 100 characters, without control characters",
+        );
+    }
+    Ok(d.to_string())
+}
+
+/// A Circuit user belongs to one user of a tenant: the error names the one who has it.
+async fn check_circuit_free(
+    store: &dyn Store,
+    t: &Tenant,
+    me: Option<UserId>,
+    circuit_norm: Option<&str>,
+) -> Result<()> {
+    if let Some(c) = circuit_norm
+        && let Some(holder) = store.user_by_circuit(t.id, c).await?
+        && Some(holder.id) != me
+    {
+        return Err(AdminError::conflict(format!(
+            "user {:?} of tenant {:?} already has this Circuit user",
+            holder.username, t.name
+        ))
+        .in_field("circuit_user"));
+    }
+    Ok(())
+}
+
 /// A store conflict on a user, said for the administrator.
 fn user_conflict(t: &Tenant, e: StoreError) -> AdminError {
     match e {
-        StoreError::Conflict(_) => AdminError::Conflict(format!(
+        StoreError::Conflict(_) => AdminError::conflict(format!(
             "tenant {:?} already has a user with that name or Circuit user",
             t.name
         )),
@@ -1021,27 +1450,19 @@ pub async fn user_set(
     input: UserInput,
 ) -> Result<User> {
     let (t, mut u) = user_find(store, tenant, username).await?;
+    check_version("user", u.version, input.version)?;
     if let Some(n) = &input.username {
-        check_username(n).map_err(AdminError::Invalid)?;
+        check_username(n).map_err(|e| bad(e).in_field("username"))?;
         u.username = n.clone();
     }
     if let Some(d) = &input.display_name {
-        if d.trim().is_empty() {
-            return invalid("the display name is empty");
-        }
-        u.display_name = d.clone();
+        u.display_name = check_display_name(d)?;
     }
     if let Some(c) = &input.circuit_user {
         u.circuit_user = check_circuit(c)?.map(|(c, _)| c);
     }
     if input.clear_password && input.password.is_some() {
-        return invalid("give a new password or --no-password, not both");
-    }
-    if let Some(p) = &input.password {
-        u.password_hash = Some(hash_password(p.secret(), rng)?);
-    }
-    if input.clear_password {
-        u.password_hash = None;
+        return invalid_in("password", "give a new password or --no-password, not both");
     }
     if let Some(r) = &input.roles {
         let roles = roles_of(r)?;
@@ -1049,32 +1470,85 @@ pub async fn user_set(
             && !roles.contains(&Role::CentralAdmin)
             && store.user_count_with_role(Role::CentralAdmin).await? <= 1
         {
-            return invalid(
+            return invalid_in(
+                "roles",
                 "this is the last central administrator; give another user that role first",
             );
         }
         u.roles = roles;
     }
     let norm = normalise(&u.username, t.username_rule)
-        .map_err(|e| AdminError::Invalid(format!("{e} (after the tenant's username rule)")))?;
+        .map_err(|e| bad(format!("{e} (after the tenant's username rule)")).in_field("username"))?;
     if let Some(other) = store.user_by_norm(t.id, &norm).await?
         && other.id != u.id
     {
-        return Err(AdminError::Conflict(format!(
+        return Err(AdminError::conflict(format!(
             "tenant {:?} already has user {:?}",
             t.name, other.username
-        )));
+        ))
+        .in_field("username"));
     }
     let cnorm = match &u.circuit_user {
-        Some(c) => {
-            Some(circuit_norm(c).map_err(|e| AdminError::Invalid(format!("Circuit user: {e}")))?)
-        }
+        Some(c) => Some(
+            circuit_norm(c)
+                .map_err(|e| bad(format!("Circuit user: {e}")).in_field("circuit_user"))?,
+        ),
         None => None,
     };
+    check_circuit_free(store, &t, Some(u.id), cnorm.as_deref()).await?;
+    // The slow hash last, once everything else is known to be right.
+    if let Some(p) = &input.password {
+        u.password_hash = Some(hash_password(p.secret(), rng)?);
+        u.must_change_password = input.one_time_password;
+    }
+    if input.clear_password {
+        u.password_hash = None;
+        u.must_change_password = false;
+    }
     store
         .user_update(&u, &norm, cnorm.as_deref())
         .await
         .map_err(|e| user_conflict(&t, e))?;
+    u.version += 1;
+    Ok(u)
+}
+
+/// A user changes their own password (the Web Manager's forced change, or any later one): the
+/// current password must be right, the new one given twice, and different.
+pub async fn password_change(
+    store: &dyn Store,
+    rng: &dyn Rng,
+    user: &User,
+    new: &Secret,
+    confirm: &Secret,
+) -> Result<User> {
+    if new.secret() != confirm.secret() {
+        return invalid_in("confirm", "the two new passwords differ");
+    }
+    if let Some(h) = &user.password_hash
+        && verify_password(new.secret(), h)
+    {
+        return invalid_in(
+            "password",
+            "the new password must differ from the current one",
+        );
+    }
+    let mut u = user.clone();
+    u.password_hash = Some(hash_password(new.secret(), rng)?);
+    u.must_change_password = false;
+    let t = store
+        .tenant_get(u.tenant_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("the user's tenant is gone".into()))?;
+    let norm = normalise(&u.username, t.username_rule).map_err(|e| bad(e.to_string()))?;
+    let cnorm = u
+        .circuit_user
+        .as_deref()
+        .map(circuit_norm)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    store.user_update(&u, &norm, cnorm.as_deref()).await?;
+    u.version += 1;
     Ok(u)
 }
 
@@ -1083,9 +1557,9 @@ pub async fn user_rm(store: &dyn Store, tenant: &str, username: &str) -> Result<
     if u.roles.contains(&Role::CentralAdmin)
         && store.user_count_with_role(Role::CentralAdmin).await? <= 1
     {
-        return invalid(
+        return Err(AdminError::conflict(
             "this is the last central administrator; give another user that role first",
-        );
+        ));
     }
     store.user_delete(u.id).await?;
     Ok(u)
@@ -1104,11 +1578,12 @@ pub async fn bootstrap(store: &Arc<dyn Store>, rng: &dyn Rng) -> Result<Option<(
         display_name: Some("Central administrator".into()),
         password: Some(Secret::new(password.clone())),
         roles: Some(vec!["central-admin".into()]),
+        one_time_password: true,
         ..Default::default()
     };
     match user_add(store.as_ref(), rng, DEFAULT_TENANT, input).await {
         Ok(u) => Ok(Some((u.username, password))),
-        Err(AdminError::Conflict(_)) => Ok(None),
+        Err(AdminError::Conflict { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }

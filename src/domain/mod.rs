@@ -83,6 +83,11 @@ pub struct ServiceProvider {
     pub host_url: String,
     pub certificate_pem: Option<String>,
     pub private_key_pem: Option<Secret>,
+    /// Certificate rollover: published in the metadata beside the current one until promoted.
+    pub next_certificate_pem: Option<String>,
+    pub next_private_key_pem: Option<Secret>,
+    /// Bumped by every change (a stale edit is refused).
+    pub version: i64,
 }
 
 impl ServiceProvider {
@@ -287,6 +292,10 @@ pub struct IdentityProvider {
     /// Every location the IdP offers, by binding (`sso_url`/`slo_url` are those of the bindings
     /// in use).
     pub endpoints: IdpEndpoints,
+    /// Where its metadata is fetched again every 6 hours, if anywhere.
+    pub metadata_url: Option<String>,
+    /// Bumped by every change (a stale edit is refused).
+    pub version: i64,
 }
 
 impl IdentityProvider {
@@ -324,6 +333,8 @@ impl Default for UsernameRule {
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
+    /// What agents read ("Sign in to Acme"); the name when empty.
+    pub display_name: String,
     /// Lower-case domains (`example.com`, `EXAMPLE` for `EXAMPLE\user` is stored as `example`).
     pub login_domains: Vec<String>,
     pub sso_enabled: bool,
@@ -331,6 +342,19 @@ pub struct Tenant {
     pub slo_enabled: bool,
     pub idp_initiated: bool,
     pub username_rule: UsernameRule,
+    /// Bumped by every change (a stale edit is refused).
+    pub version: i64,
+}
+
+impl Tenant {
+    /// The name agents read.
+    pub fn title(&self) -> &str {
+        if self.display_name.is_empty() {
+            &self.name
+        } else {
+            &self.display_name
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -368,6 +392,10 @@ pub struct User {
     pub circuit_user: Option<String>,
     pub password_hash: Option<Secret>,
     pub roles: Vec<Role>,
+    /// The password is a one-time one: the Web Manager asks for a new one before anything else.
+    pub must_change_password: bool,
+    /// Bumped by every change (a stale edit is refused).
+    pub version: i64,
 }
 
 /// Parses a fingerprint given as `ALG:HEX` or bare hex with a separate algorithm.

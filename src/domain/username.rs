@@ -226,6 +226,8 @@ mod tests {
             slo_enabled: false,
             idp_initiated: false,
             username_rule: UsernameRule::default(),
+            display_name: String::new(),
+            version: 1,
         }
     }
 

@@ -25,6 +25,9 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The object changed since the version the update was based on (nothing was written).
+    #[error("{0}")]
+    Stale(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -54,6 +57,7 @@ pub struct NewIdentityProvider {
     pub name_id_format: Option<String>,
     pub authn_context: Option<String>,
     pub endpoints: IdpEndpoints,
+    pub metadata_url: Option<String>,
 }
 
 impl NewIdentityProvider {
@@ -73,6 +77,8 @@ impl NewIdentityProvider {
             name_id_format: self.name_id_format,
             authn_context: self.authn_context,
             endpoints: self.endpoints,
+            metadata_url: self.metadata_url,
+            version: 1,
         }
     }
 }
@@ -80,6 +86,7 @@ impl NewIdentityProvider {
 #[derive(Debug, Clone)]
 pub struct NewTenant {
     pub name: String,
+    pub display_name: String,
     pub login_domains: Vec<String>,
     pub sso_enabled: bool,
     pub idp_id: Option<IdpId>,
@@ -100,6 +107,7 @@ pub struct NewUser {
     pub circuit_user_norm: Option<String>,
     pub password_hash: Option<Secret>,
     pub roles: Vec<Role>,
+    pub must_change_password: bool,
 }
 
 /// A LogoutRequest we sent.
@@ -155,6 +163,15 @@ pub enum SignInMethod {
     Password,
 }
 
+impl SignInMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Saml => "saml",
+            SignInMethod::Password => "password",
+        }
+    }
+}
+
 /// What single logout needs to name the login at the IdP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SamlSessionRef {
@@ -182,6 +199,8 @@ pub struct SignInFailure {
     pub client: Option<String>,
     /// How many more refusals from that client were folded into this record (rate limit).
     pub repeats: u64,
+    /// The user name the refused sign-in named, if it named one.
+    pub username: Option<String>,
 }
 
 /// A stored session record (tower-sessions' data, serialized), with the columns that find it.
@@ -204,15 +223,66 @@ impl std::fmt::Debug for SessionRow {
     }
 }
 
+/// A Web Manager session: the SHA-256 of its cookie's token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSessionRow {
+    pub id_hash: String,
+    pub user_id: UserId,
+    pub created_at: UnixTime,
+    pub last_seen: UnixTime,
+    /// The absolute end (8 h after sign-in by default); the idle end is `last_seen` + idle.
+    pub expires_at: UnixTime,
+}
+
+/// Who an API client acts as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", content = "tenant", rename_all = "kebab-case")]
+pub enum ApiRole {
+    CentralAdmin,
+    TenantManager(TenantId),
+}
+
+/// An API client: its token is kept as SHA-256 only (shown once, at creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiClient {
+    pub id: i64,
+    pub name: String,
+    pub token_hash: String,
+    /// The token's first 8 characters, to recognise it in a list.
+    pub token_prefix: String,
+    pub role: ApiRole,
+    pub created_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+    pub version: i64,
+}
+
+/// One change, by whom, with the object before and after (JSON views without secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: UnixTime,
+    /// `user:<tenant>/<name>`, `api:<client>` or `cli:<os user>`.
+    pub actor: String,
+    /// `sp.add`, `idp.set`, `user.rm`, …
+    pub action: String,
+    /// `sp:3`, `idp:2`, `tenant:acme`, `user:acme/kate`, …
+    pub object: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Service providers.
     async fn sp_insert(&self, sp: NewServiceProvider) -> Result<ServiceProvider>;
     async fn sp_list(&self) -> Result<Vec<ServiceProvider>>;
     async fn sp_delete(&self, id: SpId) -> Result<bool>;
+    /// Writes `sp` if its stored version is still `sp.version` (then bumps it); else `Stale`.
+    async fn sp_update(&self, sp: &ServiceProvider) -> Result<()>;
 
     // Identity providers.
     async fn idp_insert(&self, idp: NewIdentityProvider) -> Result<IdentityProvider>;
+    /// Writes `idp` if its stored version is still `idp.version` (then bumps it); else `Stale`.
     async fn idp_update(&self, idp: &IdentityProvider) -> Result<()>;
     async fn idp_list(&self) -> Result<Vec<IdentityProvider>>;
     async fn idp_get(&self, id: IdpId) -> Result<Option<IdentityProvider>>;
@@ -228,6 +298,8 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_list(&self) -> Result<Vec<Tenant>>;
     async fn tenant_get(&self, id: TenantId) -> Result<Option<Tenant>>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    /// Refused (Conflict) while it has users.
+    async fn tenant_delete(&self, id: TenantId) -> Result<bool>;
 
     // Users.
     async fn user_insert(&self, u: NewUser) -> Result<User>;
@@ -240,6 +312,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn user_list(&self, tenant: Option<TenantId>) -> Result<Vec<User>>;
     async fn user_by_norm(&self, tenant: TenantId, username_norm: &str) -> Result<Option<User>>;
+    async fn user_get(&self, id: UserId) -> Result<Option<User>>;
+    /// The user of `tenant` whose Circuit user compares equal to `circuit_norm`.
+    async fn user_by_circuit(&self, tenant: TenantId, circuit_norm: &str) -> Result<Option<User>>;
     async fn user_delete(&self, id: UserId) -> Result<bool>;
     async fn user_count_with_role(&self, role: Role) -> Result<u64>;
 
@@ -262,6 +337,47 @@ pub trait Store: Send + Sync + 'static {
         name_id: &str,
         session_indexes: &[String],
     ) -> Result<Vec<String>>;
+
+    /// The signed-in sessions of a tenant (or of every tenant), newest first, at most `limit`.
+    async fn sessions_of_tenant(
+        &self,
+        tenant: Option<TenantId>,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<SessionRow>>;
+
+    // Web Manager sessions.
+    async fn admin_session_put(&self, s: &AdminSessionRow) -> Result<()>;
+    async fn admin_session_get(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<AdminSessionRow>>;
+    async fn admin_session_touch(&self, id_hash: &str, last_seen: UnixTime) -> Result<()>;
+    async fn admin_session_delete(&self, id_hash: &str) -> Result<()>;
+
+    // API clients.
+    async fn api_client_insert(&self, c: &ApiClient) -> Result<ApiClient>;
+    async fn api_client_list(&self) -> Result<Vec<ApiClient>>;
+    async fn api_client_by_token(&self, token_hash: &str) -> Result<Option<ApiClient>>;
+    /// Writes a new token for `c` if its stored version is still `c.version`; else `Stale`.
+    async fn api_client_update(&self, c: &ApiClient) -> Result<()>;
+    async fn api_client_used(&self, id: i64, at: UnixTime) -> Result<()>;
+    async fn api_client_delete(&self, id: i64) -> Result<bool>;
+
+    // Audit log.
+    async fn audit_record(&self, e: &AuditEntry) -> Result<()>;
+    /// Newest first: entries whose object starts with `object_prefix`, older than `before_id`.
+    async fn audit_list(
+        &self,
+        object_prefix: Option<&str>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+
+    // Settings shared by every instance.
+    async fn setting(&self, key: &str) -> Result<Option<String>>;
+    async fn setting_put(&self, key: &str, value: &str) -> Result<()>;
 
     // Failures.
     async fn failure_record(&self, f: &SignInFailure) -> Result<()>;

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_hostile_clients.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_web_manager.sql"),
+    ),
 ];
 
 /// Durability of commits against power loss (a process crash loses nothing either way).
@@ -425,6 +429,11 @@ fn sp_from_row(r: &Row<'_>) -> rusqlite::Result<ServiceProvider> {
         private_key_pem: r
             .get::<_, Option<String>>("private_key_pem")?
             .map(Secret::new),
+        next_certificate_pem: r.get("next_certificate_pem")?,
+        next_private_key_pem: r
+            .get::<_, Option<String>>("next_private_key_pem")?
+            .map(Secret::new),
+        version: r.get("version")?,
     })
 }
 
@@ -455,6 +464,8 @@ fn idp_row(r: &Row<'_>) -> rusqlite::Result<IdpRow> {
             name_id_format: r.get("name_id_format")?,
             authn_context: r.get("authn_context")?,
             endpoints: IdpEndpoints::default(),
+            metadata_url: r.get("metadata_url")?,
+            version: r.get("version")?,
         },
         endpoints: r.get("endpoints")?,
         sso_binding: r.get("sso_binding")?,
@@ -495,6 +506,7 @@ fn tenant_row(r: &Row<'_>) -> rusqlite::Result<(Tenant, String)> {
         Tenant {
             id: TenantId(r.get("id")?),
             name: r.get("name")?,
+            display_name: r.get("display_name")?,
             login_domains: Vec::new(),
             sso_enabled: r.get("sso_enabled")?,
             idp_id: r.get::<_, Option<i64>>("idp_id")?.map(IdpId),
@@ -504,6 +516,7 @@ fn tenant_row(r: &Row<'_>) -> rusqlite::Result<(Tenant, String)> {
                 strip_domain: r.get("strip_domain")?,
                 case_insensitive: r.get("case_insensitive")?,
             },
+            version: r.get("version")?,
         },
         r.get("login_domains")?,
     ))
@@ -526,6 +539,8 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<(User, String)> {
                 .get::<_, Option<String>>("password_hash")?
                 .map(Secret::new),
             roles: Vec::new(),
+            must_change_password: r.get("must_change_password")?,
+            version: r.get("version")?,
         },
         r.get("roles")?,
     ))
@@ -534,6 +549,45 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<(User, String)> {
 fn user_finish((mut u, roles): (User, String)) -> Result<User> {
     u.roles = serde_json::from_str(&roles).map_err(|e| corrupt("roles", e))?;
     Ok(u)
+}
+
+fn api_role_columns(r: &ApiRole) -> (&'static str, Option<i64>) {
+    match r {
+        ApiRole::CentralAdmin => ("central-admin", None),
+        ApiRole::TenantManager(t) => ("tenant-manager", Some(t.0)),
+    }
+}
+
+fn api_client_row(r: &Row<'_>) -> rusqlite::Result<Result<ApiClient>> {
+    let role: String = r.get("role")?;
+    let tenant: Option<i64> = r.get("tenant_id")?;
+    let role = match (role.as_str(), tenant) {
+        ("central-admin", None) => ApiRole::CentralAdmin,
+        ("tenant-manager", Some(t)) => ApiRole::TenantManager(TenantId(t)),
+        _ => return Ok(Err(corrupt("API client role", role))),
+    };
+    Ok(Ok(ApiClient {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        token_hash: r.get("token_hash")?,
+        token_prefix: r.get("token_prefix")?,
+        role,
+        created_at: UnixTime::from_millis(r.get("created_at")?),
+        last_used_at: r
+            .get::<_, Option<i64>>("last_used_at")?
+            .map(UnixTime::from_millis),
+        version: r.get("version")?,
+    }))
+}
+
+/// An update by version that changed no row: the object changed (or went) in between.
+fn stale_unless(rows: usize, what: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::Stale(format!(
+            "the {what} was changed or deleted since it was read"
+        )));
+    }
+    Ok(())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -592,6 +646,9 @@ impl Store for SqliteStore {
             host_url: sp.host_url,
             certificate_pem: sp.certificate_pem,
             private_key_pem: sp.private_key_pem,
+            next_certificate_pem: None,
+            next_private_key_pem: None,
+            version: 1,
         })
     }
 
@@ -612,38 +669,33 @@ impl Store for SqliteStore {
             > 0)
     }
 
+    async fn sp_update(&self, sp: &ServiceProvider) -> Result<()> {
+        let c = self.writer()?;
+        let n = c
+            .execute(
+                "UPDATE service_providers SET entity_id = ?, host_url = ?, certificate_pem = ?, private_key_pem = ?, \
+                 next_certificate_pem = ?, next_private_key_pem = ?, version = version + 1 WHERE id = ? AND version = ?",
+                params![
+                    sp.entity_id,
+                    sp.host_url,
+                    sp.certificate_pem,
+                    sp.private_key_pem.as_ref().map(|k| k.secret()),
+                    sp.next_certificate_pem,
+                    sp.next_private_key_pem.as_ref().map(|k| k.secret()),
+                    sp.id.0,
+                    sp.version
+                ],
+            )
+            .map_err(err)?;
+        stale_unless(n, "service provider")
+    }
+
     async fn idp_insert(&self, idp: NewIdentityProvider) -> Result<IdentityProvider> {
         let c = self.writer()?;
         let id: i64 = c
             .query_row(
                 "INSERT INTO identity_providers (name, entity_id, sso_url, sso_binding, slo_url, slo_response_url, slo_binding, \
-                 username_mapping, trust, allow_sha1, name_id_format, authn_context, endpoints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                params![
-                    idp.name,
-                    idp.entity_id,
-                    idp.sso_url,
-                    idp.sso_binding.as_str(),
-                    idp.slo_url,
-                    idp.slo_response_url,
-                    idp.slo_binding.as_str(),
-                    json(&idp.username),
-                    json(&idp.trust),
-                    idp.allow_sha1,
-                    idp.name_id_format,
-                    idp.authn_context,
-                    json(&idp.endpoints)
-                ],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
-        Ok(idp.with_id(IdpId(id)))
-    }
-
-    async fn idp_update(&self, idp: &IdentityProvider) -> Result<()> {
-        self.writer()?
-            .execute(
-                "UPDATE identity_providers SET name = ?, entity_id = ?, sso_url = ?, sso_binding = ?, slo_url = ?, slo_response_url = ?, \
-                 slo_binding = ?, username_mapping = ?, trust = ?, allow_sha1 = ?, name_id_format = ?, authn_context = ?, endpoints = ? WHERE id = ?",
+                 username_mapping, trust, allow_sha1, name_id_format, authn_context, endpoints, metadata_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 params![
                     idp.name,
                     idp.entity_id,
@@ -658,11 +710,41 @@ impl Store for SqliteStore {
                     idp.name_id_format,
                     idp.authn_context,
                     json(&idp.endpoints),
-                    idp.id.0
+                    idp.metadata_url
+                ],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        Ok(idp.with_id(IdpId(id)))
+    }
+
+    async fn idp_update(&self, idp: &IdentityProvider) -> Result<()> {
+        let n = self.writer()?
+            .execute(
+                "UPDATE identity_providers SET name = ?, entity_id = ?, sso_url = ?, sso_binding = ?, slo_url = ?, slo_response_url = ?, \
+                 slo_binding = ?, username_mapping = ?, trust = ?, allow_sha1 = ?, name_id_format = ?, authn_context = ?, endpoints = ?, \
+                 metadata_url = ?, version = version + 1 WHERE id = ? AND version = ?",
+                params![
+                    idp.name,
+                    idp.entity_id,
+                    idp.sso_url,
+                    idp.sso_binding.as_str(),
+                    idp.slo_url,
+                    idp.slo_response_url,
+                    idp.slo_binding.as_str(),
+                    json(&idp.username),
+                    json(&idp.trust),
+                    idp.allow_sha1,
+                    idp.name_id_format,
+                    idp.authn_context,
+                    json(&idp.endpoints),
+                    idp.metadata_url,
+                    idp.id.0,
+                    idp.version
                 ],
             )
             .map_err(err)?;
-        Ok(())
+        stale_unless(n, "identity provider")
     }
 
     async fn idp_list(&self) -> Result<Vec<IdentityProvider>> {
@@ -725,8 +807,8 @@ impl Store for SqliteStore {
         let c = self.writer()?;
         let id: i64 = c
             .query_row(
-                "INSERT INTO tenants (name, login_domains, sso_enabled, idp_id, slo_enabled, idp_initiated, strip_domain, case_insensitive) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO tenants (name, login_domains, sso_enabled, idp_id, slo_enabled, idp_initiated, strip_domain, case_insensitive, display_name) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 params![
                     t.name,
                     json(&t.login_domains),
@@ -735,7 +817,8 @@ impl Store for SqliteStore {
                     t.slo_enabled,
                     t.idp_initiated,
                     t.username_rule.strip_domain,
-                    t.username_rule.case_insensitive
+                    t.username_rule.case_insensitive,
+                    t.display_name
                 ],
                 |r| r.get(0),
             )
@@ -743,21 +826,23 @@ impl Store for SqliteStore {
         Ok(Tenant {
             id: TenantId(id),
             name: t.name,
+            display_name: t.display_name,
             login_domains: t.login_domains,
             sso_enabled: t.sso_enabled,
             idp_id: t.idp_id,
             slo_enabled: t.slo_enabled,
             idp_initiated: t.idp_initiated,
             username_rule: t.username_rule,
+            version: 1,
         })
     }
 
     async fn tenant_update(&self, t: &Tenant, renormalised: &[(UserId, String)]) -> Result<()> {
         let mut c = self.writer()?;
         let tx = c.transaction().map_err(err)?;
-        tx.execute(
+        let n = tx.execute(
             "UPDATE tenants SET name = ?, login_domains = ?, sso_enabled = ?, idp_id = ?, slo_enabled = ?, idp_initiated = ?, \
-             strip_domain = ?, case_insensitive = ? WHERE id = ?",
+             strip_domain = ?, case_insensitive = ?, display_name = ?, version = version + 1 WHERE id = ? AND version = ?",
             params![
                 t.name,
                 json(&t.login_domains),
@@ -767,10 +852,13 @@ impl Store for SqliteStore {
                 t.idp_initiated,
                 t.username_rule.strip_domain,
                 t.username_rule.case_insensitive,
-                t.id.0
+                t.display_name,
+                t.id.0,
+                t.version
             ],
         )
         .map_err(err)?;
+        stale_unless(n, "tenant")?;
         // New compared forms: cleared first, so that a swap of two names is no conflict; two
         // users that now compare equal make the whole change fail (unique index).
         if !renormalised.is_empty() {
@@ -825,12 +913,278 @@ impl Store for SqliteStore {
         row.map(tenant_finish).transpose()
     }
 
+    async fn tenant_delete(&self, id: TenantId) -> Result<bool> {
+        let mut c = self.writer()?;
+        let tx = c.transaction().map_err(err)?;
+        let users: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM users WHERE tenant_id = ?",
+                [id.0],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if users > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the tenant still has {users} user(s); delete them first"
+            )));
+        }
+        tx.execute("DELETE FROM api_clients WHERE tenant_id = ?", [id.0])
+            .map_err(err)?;
+        let n = tx
+            .execute("DELETE FROM tenants WHERE id = ?", [id.0])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n > 0)
+    }
+
+    async fn user_get(&self, id: UserId) -> Result<Option<User>> {
+        let row = self
+            .reader()?
+            .prepare_cached("SELECT * FROM users WHERE id = ?")
+            .map_err(err)?
+            .query_row([id.0], user_row)
+            .optional()
+            .map_err(err)?;
+        row.map(user_finish).transpose()
+    }
+
+    async fn user_by_circuit(&self, tenant: TenantId, circuit_norm: &str) -> Result<Option<User>> {
+        let row = self
+            .reader()?
+            .prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND circuit_user_norm = ?")
+            .map_err(err)?
+            .query_row(params![tenant.0, circuit_norm], user_row)
+            .optional()
+            .map_err(err)?;
+        row.map(user_finish).transpose()
+    }
+
+    async fn sessions_of_tenant(
+        &self,
+        tenant: Option<TenantId>,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<SessionRow>> {
+        let rows = all(
+            &*self.reader()?,
+            "SELECT id, data, expires_at FROM sessions WHERE user_id IS NOT NULL AND expires_at > ? \
+             AND (? IS NULL OR tenant_id = ?) ORDER BY rowid DESC LIMIT ?",
+            params![
+                now.millis(),
+                tenant.map(|t| t.0),
+                tenant.map(|t| t.0),
+                limit
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, data, exp)| SessionRow {
+                id,
+                agent: sessions::agent_of(&data),
+                data,
+                expires_at: UnixTime::from_millis(exp),
+            })
+            .collect())
+    }
+
+    async fn admin_session_put(&self, s: &AdminSessionRow) -> Result<()> {
+        self.writer()?
+            .execute(
+                "INSERT INTO admin_sessions (id_hash, user_id, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?)",
+                params![
+                    s.id_hash,
+                    s.user_id.0,
+                    s.created_at.millis(),
+                    s.last_seen.millis(),
+                    s.expires_at.millis()
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn admin_session_get(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<AdminSessionRow>> {
+        self.reader()?
+            .prepare_cached(
+                "SELECT id_hash, user_id, created_at, last_seen, expires_at FROM admin_sessions WHERE id_hash = ? AND expires_at > ?",
+            )
+            .map_err(err)?
+            .query_row(params![id_hash, now.millis()], |r| {
+                Ok(AdminSessionRow {
+                    id_hash: r.get(0)?,
+                    user_id: UserId(r.get(1)?),
+                    created_at: UnixTime::from_millis(r.get(2)?),
+                    last_seen: UnixTime::from_millis(r.get(3)?),
+                    expires_at: UnixTime::from_millis(r.get(4)?),
+                })
+            })
+            .optional()
+            .map_err(err)
+    }
+
+    async fn admin_session_touch(&self, id_hash: &str, last_seen: UnixTime) -> Result<()> {
+        self.writer()?
+            .prepare_cached("UPDATE admin_sessions SET last_seen = ? WHERE id_hash = ?")
+            .map_err(err)?
+            .execute(params![last_seen.millis(), id_hash])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn admin_session_delete(&self, id_hash: &str) -> Result<()> {
+        self.writer()?
+            .execute("DELETE FROM admin_sessions WHERE id_hash = ?", [id_hash])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn api_client_insert(&self, a: &ApiClient) -> Result<ApiClient> {
+        let (role, tenant) = api_role_columns(&a.role);
+        let id: i64 = self
+            .writer()?
+            .query_row(
+                "INSERT INTO api_clients (name, token_hash, token_prefix, role, tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                params![a.name, a.token_hash, a.token_prefix, role, tenant, a.created_at.millis()],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        Ok(ApiClient {
+            id,
+            version: 1,
+            last_used_at: None,
+            ..a.clone()
+        })
+    }
+
+    async fn api_client_list(&self) -> Result<Vec<ApiClient>> {
+        all(
+            &*self.reader()?,
+            "SELECT * FROM api_clients ORDER BY name",
+            [],
+            api_client_row,
+        )?
+        .into_iter()
+        .collect()
+    }
+
+    async fn api_client_by_token(&self, token_hash: &str) -> Result<Option<ApiClient>> {
+        let row = self
+            .reader()?
+            .prepare_cached("SELECT * FROM api_clients WHERE token_hash = ?")
+            .map_err(err)?
+            .query_row([token_hash], api_client_row)
+            .optional()
+            .map_err(err)?;
+        row.transpose()
+    }
+
+    async fn api_client_update(&self, a: &ApiClient) -> Result<()> {
+        let (role, tenant) = api_role_columns(&a.role);
+        let n = self
+            .writer()?
+            .execute(
+                "UPDATE api_clients SET name = ?, token_hash = ?, token_prefix = ?, role = ?, tenant_id = ?, version = version + 1 \
+                 WHERE id = ? AND version = ?",
+                params![a.name, a.token_hash, a.token_prefix, role, tenant, a.id, a.version],
+            )
+            .map_err(err)?;
+        stale_unless(n, "API client")
+    }
+
+    async fn api_client_used(&self, id: i64, at: UnixTime) -> Result<()> {
+        self.writer()?
+            .prepare_cached("UPDATE api_clients SET last_used_at = ? WHERE id = ?")
+            .map_err(err)?
+            .execute(params![at.millis(), id])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn api_client_delete(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .writer()?
+            .execute("DELETE FROM api_clients WHERE id = ?", [id])
+            .map_err(err)?
+            > 0)
+    }
+
+    async fn audit_record(&self, e: &AuditEntry) -> Result<()> {
+        self.writer()?
+            .prepare_cached(
+                "INSERT INTO audit_log (at, actor, action, object, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(err)?
+            .execute(params![e.at.millis(), e.actor, e.action, e.object, e.before, e.after])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn audit_list(
+        &self,
+        object_prefix: Option<&str>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        // A prefix match by range, so the index serves it (no LIKE escaping either).
+        let (from, to) = match object_prefix {
+            Some(p) => (p.to_string(), format!("{p}\u{10FFFF}")),
+            None => (String::new(), "\u{10FFFF}".to_string()),
+        };
+        all(
+            &*self.reader()?,
+            "SELECT id, at, actor, action, object, before, after FROM audit_log \
+             WHERE object >= ? AND object < ? AND id < ? ORDER BY id DESC LIMIT ?",
+            params![from, to, before_id.unwrap_or(i64::MAX), limit],
+            |r| {
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    at: UnixTime::from_millis(r.get(1)?),
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    object: r.get(4)?,
+                    before: r.get(5)?,
+                    after: r.get(6)?,
+                })
+            },
+        )
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.reader()?
+            .prepare_cached("SELECT value FROM settings WHERE key = ?")
+            .map_err(err)?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .map_err(err)
+    }
+
+    async fn setting_put(&self, key: &str, value: &str) -> Result<()> {
+        self.writer()?
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
     async fn user_insert(&self, u: NewUser) -> Result<User> {
         let c = self.writer()?;
         let id: i64 = c
             .query_row(
-                "INSERT INTO users (tenant_id, username, username_norm, display_name, circuit_user, circuit_user_norm, password_hash, roles) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO users (tenant_id, username, username_norm, display_name, circuit_user, circuit_user_norm, password_hash, roles, \
+                 must_change_password) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 params![
                     u.tenant_id.0,
                     u.username,
@@ -839,7 +1193,8 @@ impl Store for SqliteStore {
                     u.circuit_user,
                     u.circuit_user_norm,
                     u.password_hash.as_ref().map(|h| h.secret()),
-                    json(&u.roles)
+                    json(&u.roles),
+                    u.must_change_password
                 ],
                 |r| r.get(0),
             )
@@ -852,6 +1207,8 @@ impl Store for SqliteStore {
             circuit_user: u.circuit_user,
             password_hash: u.password_hash,
             roles: u.roles,
+            must_change_password: u.must_change_password,
+            version: 1,
         })
     }
 
@@ -861,10 +1218,10 @@ impl Store for SqliteStore {
         username_norm: &str,
         circuit_norm: Option<&str>,
     ) -> Result<()> {
-        self.writer()?
+        let n = self.writer()?
             .execute(
                 "UPDATE users SET tenant_id = ?, username = ?, username_norm = ?, display_name = ?, circuit_user = ?, circuit_user_norm = ?, \
-                 password_hash = ?, roles = ? WHERE id = ?",
+                 password_hash = ?, roles = ?, must_change_password = ?, version = version + 1 WHERE id = ? AND version = ?",
                 params![
                     u.tenant_id.0,
                     u.username,
@@ -874,11 +1231,13 @@ impl Store for SqliteStore {
                     circuit_norm,
                     u.password_hash.as_ref().map(|h| h.secret()),
                     json(&u.roles),
-                    u.id.0
+                    u.must_change_password,
+                    u.id.0,
+                    u.version
                 ],
             )
             .map_err(err)?;
-        Ok(())
+        stale_unless(n, "user")
     }
 
     async fn user_list(&self, tenant: Option<TenantId>) -> Result<Vec<User>> {
@@ -1068,9 +1427,9 @@ impl Store for SqliteStore {
 
     async fn failure_record(&self, f: &SignInFailure) -> Result<()> {
         self.writer()?
-            .prepare_cached("INSERT INTO signin_failures (at, reference, endpoint, tenant, idp, reason, detail, client, repeats) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .prepare_cached("INSERT INTO signin_failures (at, reference, endpoint, tenant, idp, reason, detail, client, repeats, username) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .map_err(err)?
-            .execute(params![f.at.millis(), f.reference, f.endpoint, f.tenant, f.idp, f.reason, f.detail, f.client, f.repeats as i64])
+            .execute(params![f.at.millis(), f.reference, f.endpoint, f.tenant, f.idp, f.reason, f.detail, f.client, f.repeats as i64, f.username])
             .map_err(err)?;
         Ok(())
     }
@@ -1087,7 +1446,7 @@ impl Store for SqliteStore {
     async fn failures_recent(&self, limit: u32) -> Result<Vec<SignInFailure>> {
         all(
             &*self.reader()?,
-            "SELECT at, reference, endpoint, tenant, idp, reason, detail, client, repeats FROM signin_failures ORDER BY id DESC LIMIT ?",
+            "SELECT at, reference, endpoint, tenant, idp, reason, detail, client, repeats, username FROM signin_failures ORDER BY id DESC LIMIT ?",
             [limit as i64],
             |r| {
                 Ok(SignInFailure {
@@ -1100,6 +1459,7 @@ impl Store for SqliteStore {
                     detail: r.get(6)?,
                     client: r.get(7)?,
                     repeats: r.get::<_, i64>(8)?.max(0) as u64,
+                    username: r.get(9)?,
                 })
             },
         )
@@ -1147,6 +1507,7 @@ impl Store for SqliteStore {
             ("pending_logouts", "id"),
             ("replay_cache", "key"),
             ("sessions", "id"),
+            ("admin_sessions", "id_hash"),
         ] {
             let sql = format!(
                 "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT ?)"

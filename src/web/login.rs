@@ -394,6 +394,7 @@ async fn login_submit_for(
     let wrong = |detail: String| {
         Refusal::new(Reason::PasswordRefused, detail)
             .tenant(&tenant.name)
+            .username(&form.username)
             .login_form(
                 &action,
                 &target,
@@ -810,6 +811,9 @@ mod tests {
             host_url: url.into(),
             certificate_pem: None,
             private_key_pem: None,
+            next_certificate_pem: None,
+            next_private_key_pem: None,
+            version: 1,
         }
     }
 

@@ -150,6 +150,8 @@ pub struct RefusalBody {
     pub page: Page,
     pub tenant: Option<String>,
     pub idp: Option<String>,
+    /// The user name the refused sign-in named (bounded), for the activity view's filter.
+    pub username: Option<String>,
 }
 
 impl Refusal {
@@ -177,6 +179,7 @@ impl Refusal {
             page,
             tenant: None,
             idp: None,
+            username: None,
         }))
     }
 
@@ -229,6 +232,12 @@ impl Refusal {
 
     pub fn idp(mut self, i: &str) -> Refusal {
         self.idp = Some(i.to_string());
+        self
+    }
+
+    /// The user name the request named (cut to 256 bytes).
+    pub fn username(mut self, u: &str) -> Refusal {
+        self.username = Some(bounded(u, 256));
         self
     }
 }
@@ -452,6 +461,7 @@ async fn finish(
                     detail: detail.clone(),
                     client: client_text.clone(),
                     repeats: 0,
+                    username: refusal.username.clone(),
                 };
                 if let Err(e) = state.store.failure_record(&record).await {
                     tracing::error!(reference = %r, error = %e, "cannot record the sign-in failure");

@@ -262,7 +262,7 @@ fn identity_refusal(
             )
         }
     };
-    r.idp(&idp.name).tenant(&tenant.name)
+    r.idp(&idp.name).tenant(&tenant.name).username(&a.username)
 }
 
 pub async fn acs(
@@ -413,6 +413,7 @@ pub async fn acs(
         )
         .idp(&idp.name)
         .tenant(&tenant.name)
+        .username(&assertion.username)
         .with_page(
             "No account",
             format!(
