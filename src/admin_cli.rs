@@ -10,7 +10,9 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
+use crate::clock::Clock;
 use crate::domain::admin::{self, AdminError, IdpInput, SpInput, TenantInput, UserInput};
+use crate::domain::audit::{Admin, session_handle};
 use crate::domain::{Secret, TrustConfig};
 use crate::rng::{Rng, SystemRng};
 use crate::store::Store;
@@ -61,6 +63,29 @@ pub enum SpCommand {
         /// Generate an RSA-2048 key and a self-signed certificate (10 years).
         #[arg(long)]
         generate_key: bool,
+    },
+    /// Change a service provider: host URL, entity ID, key pair.
+    Set {
+        /// ID, entity ID or host URL.
+        sp: String,
+        /// The agent portal URL.
+        #[arg(long, value_name = "URL")]
+        host_url: Option<String>,
+        /// Entity ID ("" for the host URL).
+        #[arg(long, value_name = "URI")]
+        entity_id: Option<String>,
+        /// New certificate (PEM), with --key.
+        #[arg(long, value_name = "PEMFILE")]
+        cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, value_name = "PEMFILE")]
+        key: Option<PathBuf>,
+        /// Generate a new RSA-2048 key and self-signed certificate.
+        #[arg(long)]
+        generate_key: bool,
+        /// Take the key pair away (requests go unsigned, encrypted assertions cannot be read).
+        #[arg(long)]
+        remove_key: bool,
     },
     /// List the service providers.
     List,
@@ -156,6 +181,9 @@ pub struct IdpFields {
     /// AuthnContextClassRef to request, exact ("" for none: the default).
     #[arg(long, value_name = "URI", display_order = 16)]
     authn_context: Option<String>,
+    /// Fetch the IdP's metadata from this URL again every 6 hours ("" to stop).
+    #[arg(long, value_name = "URL", display_order = 17)]
+    metadata_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -214,6 +242,9 @@ pub enum IdpCommand {
 
 #[derive(Args, Debug, Default)]
 pub struct TenantFields {
+    /// What agents read on the login page ("Sign in to Acme"); "" for the tenant's name.
+    #[arg(long, value_name = "TEXT")]
+    display_name: Option<String>,
     /// Login domain (UPN suffix of user@domain, or NetBIOS name of DOMAIN\user); repeat;
     /// replaces the list. "" clears it. An identity naming another domain is refused.
     #[arg(long = "login-domain", value_name = "DOMAIN")]
@@ -263,6 +294,54 @@ pub enum TenantCommand {
     },
     /// List the tenants.
     List,
+    /// Remove a tenant (refused while it has users).
+    Rm {
+        /// The tenant's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiClientCommand {
+    /// Add an API client; prints its token once (only its SHA-256 is kept).
+    Add {
+        /// A unique name, 1 to 32 characters.
+        name: String,
+        /// What it may do.
+        #[arg(long, value_parser = ["central-admin", "tenant-manager"], default_value = "central-admin")]
+        role: String,
+        /// The tenant of a tenant-manager client.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Read the token (32 characters or more) from the first line of standard input instead of
+        /// generating one.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// List the API clients (name, token prefix, role, created, last used).
+    List,
+    /// Give a client a new token (the old one stops working); prints it once.
+    Regenerate {
+        name: String,
+    },
+    /// Remove an API client.
+    Rm {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// The signed-in agents: handle, tenant, user, method, since, until.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// End a session (by the handle `sessions list` shows).
+    End {
+        handle: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -420,6 +499,7 @@ fn idp_input(name: Option<String>, g: IdpGiven, f: IdpFields) -> Result<IdpInput
         allow_sha1: on_off("allow-sha1", &f.allow_sha1)?,
         name_id_format: f.name_id_format,
         authn_context: f.authn_context,
+        metadata_url: f.metadata_url,
         ..Default::default()
     })
 }
@@ -447,6 +527,7 @@ fn tenant_input(f: TenantFields) -> Result<TenantInput, Refused> {
         )
     };
     Ok(TenantInput {
+        display_name: f.display_name,
         login_domains: domains,
         add_login_domains: f.add_login_domains,
         remove_login_domains: f.remove_login_domains,
@@ -512,6 +593,26 @@ fn describe_idp(i: &crate::domain::IdentityProvider) -> String {
     )
 }
 
+/// Who runs the command, for the audit log: `cli:<os user>`.
+fn cli_actor() -> String {
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            format!("uid {}", unsafe { libc::getuid() })
+        });
+    format!("cli:{}", name.chars().take(64).collect::<String>())
+}
+
+fn admin_of<'a>(store: &'a Arc<dyn Store>, rng: &'a dyn Rng) -> Admin<'a> {
+    Admin {
+        store: store.as_ref(),
+        rng,
+        actor: cli_actor(),
+        now: crate::clock::SystemClock.now(),
+    }
+}
+
 /// The store, for a command that changes something (created and migrated when needed).
 async fn store_of(args: &StoreArgs) -> Result<(Config, Arc<dyn Store>), Refused> {
     let config = args.load().map_err(|e| Refused(2, e))?;
@@ -544,6 +645,7 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
         _ => store_of(args).await?.1,
     };
     let rng = SystemRng;
+    let admin = admin_of(&store, &rng);
     match cmd {
         SpCommand::Add {
             host_url,
@@ -554,19 +656,16 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
         } => {
             let certificate_pem = cert.as_ref().map(read_text).transpose()?;
             let private_key_pem = key.as_ref().map(read_text).transpose()?.map(Secret::new);
-            let sp = admin::sp_add(
-                store.as_ref(),
-                &rng,
-                SpInput {
+            let sp = admin
+                .sp_add(SpInput {
                     host_url,
                     entity_id,
                     certificate_pem,
                     private_key_pem,
                     generate_key,
                     ..Default::default()
-                },
-            )
-            .await?;
+                })
+                .await?;
             println!(
                 "added service provider {}: {} (entity ID {})",
                 sp.id, sp.host_url, sp.entity_id
@@ -616,9 +715,41 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
                 };
             print!("{}", admin::sp_metadata_xml(&sp)?);
         }
+        SpCommand::Set {
+            sp,
+            host_url,
+            entity_id,
+            cert,
+            key,
+            generate_key,
+            remove_key,
+        } => {
+            let certificate_pem = cert.as_ref().map(read_text).transpose()?;
+            let private_key_pem = key.as_ref().map(read_text).transpose()?.map(Secret::new);
+            let s = admin
+                .sp_set(
+                    &sp,
+                    SpInput {
+                        host_url: host_url.unwrap_or_default(),
+                        entity_id,
+                        certificate_pem,
+                        private_key_pem,
+                        generate_key,
+                        remove_key,
+                        version: None,
+                    },
+                )
+                .await?;
+            println!(
+                "changed service provider {}: {} (entity ID {}, {})",
+                s.id,
+                s.host_url,
+                s.entity_id,
+                if s.private_key_pem.is_some() { "key" } else { "no key" }
+            );
+        }
         SpCommand::Rm { sp } => {
-            let s = admin::sp_find(store.as_ref(), &sp).await?;
-            store.sp_delete(s.id).await?;
+            let s = admin.sp_rm(&sp).await?;
             println!("removed service provider {} ({})", s.id, s.host_url);
         }
     }
@@ -630,6 +761,7 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
         IdpCommand::List => read_store_of(args).await?,
         _ => store_of(args).await?.1,
     };
+    let admin = admin_of(&store, &SystemRng);
     match cmd {
         IdpCommand::Add {
             name,
@@ -637,7 +769,7 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
             fields,
         } => {
             let input = idp_input(Some(name), required.into(), fields)?;
-            let i = admin::idp_add(store.as_ref(), input).await?;
+            let i = admin.idp_add(input).await?;
             println!("added identity provider {}", describe_idp(&i));
         }
         IdpCommand::Import {
@@ -650,13 +782,13 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
         } => {
             let xml = read_text(&metadata)?;
             let given = IdpGiven::optional(Some(username_claim), given);
-            let i = admin::idp_import(
-                store.as_ref(),
-                xml.as_bytes(),
-                select_entity.as_deref(),
-                idp_input(Some(name), given, fields)?,
-            )
-            .await?;
+            let i = admin
+                .idp_import(
+                    xml.as_bytes(),
+                    select_entity.as_deref(),
+                    idp_input(Some(name), given, fields)?,
+                )
+                .await?;
             println!("imported identity provider {}", describe_idp(&i));
         }
         IdpCommand::Set {
@@ -667,7 +799,7 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
             fields,
         } => {
             let input = idp_input(rename, IdpGiven::optional(username_claim, given), fields)?;
-            let i = admin::idp_set(store.as_ref(), &idp, input).await?;
+            let i = admin.idp_set(&idp, input).await?;
             println!("changed identity provider {}", describe_idp(&i));
         }
         IdpCommand::List => {
@@ -676,8 +808,7 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
             }
         }
         IdpCommand::Rm { idp } => {
-            let i = admin::idp_find(store.as_ref(), &idp).await?;
-            store.idp_delete(i.id).await?;
+            let i = admin.idp_rm(&idp).await?;
             println!("removed identity provider {}", i.name);
         }
     }
@@ -720,16 +851,17 @@ pub async fn tenant(args: &StoreArgs, cmd: TenantCommand) -> Result<(), Refused>
         TenantCommand::List => read_store_of(args).await?,
         _ => store_of(args).await?.1,
     };
+    let admin = admin_of(&store, &SystemRng);
     match cmd {
         TenantCommand::Add { name, fields } => {
-            let t = admin::tenant_add(store.as_ref(), &name, tenant_input(fields)?).await?;
+            let t = admin.tenant_add(&name, tenant_input(fields)?).await?;
             println!(
                 "added tenant {}",
                 describe_tenant(&t, &store.idp_list().await?)
             );
         }
         TenantCommand::Set { name, fields } => {
-            let t = admin::tenant_set(store.as_ref(), &name, tenant_input(fields)?).await?;
+            let t = admin.tenant_set(&name, tenant_input(fields)?).await?;
             println!(
                 "changed tenant {}",
                 describe_tenant(&t, &store.idp_list().await?)
@@ -740,6 +872,10 @@ pub async fn tenant(args: &StoreArgs, cmd: TenantCommand) -> Result<(), Refused>
             for t in store.tenant_list().await? {
                 println!("{}", describe_tenant(&t, &idps));
             }
+        }
+        TenantCommand::Rm { name } => {
+            let t = admin.tenant_rm(&name).await?;
+            println!("removed tenant {}", t.name);
         }
     }
     Ok(())
@@ -767,19 +903,16 @@ pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
         _ => store_of(args).await?.1,
     };
     let rng: &dyn Rng = &SystemRng;
+    let admin = admin_of(&store, rng);
     match cmd {
         UserCommand::Add {
             username,
             tenant,
             fields,
         } => {
-            let u = admin::user_add(
-                store.as_ref(),
-                rng,
-                &tenant,
-                user_input(Some(username), fields)?,
-            )
-            .await?;
+            let u = admin
+                .user_add(&tenant, user_input(Some(username), fields)?)
+                .await?;
             println!("added user {}", describe_user(&u, &tenant));
         }
         UserCommand::Set {
@@ -791,7 +924,7 @@ pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
         } => {
             let mut input = user_input(rename, fields)?;
             input.clear_password = no_password;
-            let u = admin::user_set(store.as_ref(), rng, &tenant, &username, input).await?;
+            let u = admin.user_set(&tenant, &username, input).await?;
             println!("changed user {}", describe_user(&u, &tenant));
         }
         UserCommand::List { tenant } => {
@@ -810,8 +943,107 @@ pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
             }
         }
         UserCommand::Rm { username, tenant } => {
-            let u = admin::user_rm(store.as_ref(), &tenant, &username).await?;
+            let u = admin.user_rm(&tenant, &username).await?;
             println!("removed user {} of tenant {tenant}", u.username);
+        }
+    }
+    Ok(())
+}
+
+pub async fn api_client(args: &StoreArgs, cmd: ApiClientCommand) -> Result<(), Refused> {
+    let store = match &cmd {
+        ApiClientCommand::List => read_store_of(args).await?,
+        _ => store_of(args).await?.1,
+    };
+    let admin = admin_of(&store, &SystemRng);
+    let tenants = store.tenant_list().await?;
+    let show = |c: &crate::store::ApiClient| {
+        let v = crate::domain::audit::ApiClientView::of(c, &tenants);
+        format!(
+            "{}\t{}…\t{}{}\tcreated {}\tlast used {}",
+            v.name,
+            v.token_prefix,
+            v.role,
+            v.tenant.map(|t| format!(" of {t}")).unwrap_or_default(),
+            v.created_at,
+            v.last_used_at.as_deref().unwrap_or("never")
+        )
+    };
+    match cmd {
+        ApiClientCommand::Add {
+            name,
+            role,
+            tenant,
+            token_stdin,
+        } => {
+            let token = if token_stdin {
+                let t = read_text(&PathBuf::from("-"))?;
+                Some(Secret::new(t.lines().next().unwrap_or("").to_string()))
+            } else {
+                None
+            };
+            let n = admin
+                .api_client_add(&name, &role, tenant.as_deref(), token)
+                .await?;
+            println!("added API client {}", show(&n.client));
+            println!("token (shown once; send it as Authorization: Bearer TOKEN): {}", n.token.secret());
+        }
+        ApiClientCommand::List => {
+            for c in store.api_client_list().await? {
+                println!("{}", show(&c));
+            }
+        }
+        ApiClientCommand::Regenerate { name } => {
+            let n = admin.api_client_regenerate(&name, None, None).await?;
+            println!("new token for API client {} (shown once): {}", n.client.name, n.token.secret());
+        }
+        ApiClientCommand::Rm { name } => {
+            let c = admin.api_client_rm(&name).await?;
+            println!("removed API client {}", c.name);
+        }
+    }
+    Ok(())
+}
+
+pub async fn sessions(args: &StoreArgs, cmd: SessionsCommand) -> Result<(), Refused> {
+    match cmd {
+        SessionsCommand::List { tenant } => {
+            let store = read_store_of(args).await?;
+            let filter = match &tenant {
+                Some(t) => Some(admin::tenant_find(store.as_ref(), t).await?.id),
+                None => None,
+            };
+            let now = crate::clock::SystemClock.now();
+            for r in store.sessions_of_tenant(filter, now, 10_000).await? {
+                if let Some(a) = &r.agent {
+                    println!(
+                        "{}\t{}\t{}\t{}\tsince {}\tuntil {}",
+                        session_handle(&r.id),
+                        a.tenant,
+                        a.username,
+                        a.method.as_str(),
+                        a.signed_in_at,
+                        a.expires_at
+                    );
+                }
+            }
+        }
+        SessionsCommand::End { handle } => {
+            let store = store_of(args).await?.1;
+            admin_of(&store, &SystemRng).session_end(None, &handle).await?;
+            println!("ended session {handle}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(args: &StoreArgs, object: Option<String>, limit: u32, json: bool) -> Result<(), Refused> {
+    let store = read_store_of(args).await?;
+    for e in store.audit_list(object.as_deref(), None, limit).await? {
+        if json {
+            println!("{}", serde_json::to_string(&e).unwrap_or_default());
+        } else {
+            println!("{}\t{}\t{}\t{}", e.at, e.actor, e.action, e.object);
         }
     }
     Ok(())

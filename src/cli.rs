@@ -87,6 +87,33 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// API clients of the JSON API (bearer tokens).
+    ApiClient {
+        #[command(subcommand)]
+        cmd: crate::admin_cli::ApiClientCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Signed-in agents' sessions.
+    Sessions {
+        #[command(subcommand)]
+        cmd: crate::admin_cli::SessionsCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The audit log: every change, by whom, newest first.
+    Audit {
+        /// Only changes of objects starting with this (`idp:3`, `tenant:acme`, `user:acme/`).
+        #[arg(long)]
+        object: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line, with the object before and after.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Write a consistent copy of the store to FILE, also while the service runs (README: "Backup
     /// and restore").
     Backup {
@@ -300,6 +327,14 @@ pub fn main() -> i32 {
         Command::Tenant { cmd, store } => admin(admin_cli::tenant(&store, cmd)),
         Command::User { cmd, store } => admin(admin_cli::user(&store, cmd)),
         Command::Failures { limit, json, store } => admin(admin_cli::failures(&store, limit, json)),
+        Command::ApiClient { cmd, store } => admin(admin_cli::api_client(&store, cmd)),
+        Command::Sessions { cmd, store } => admin(admin_cli::sessions(&store, cmd)),
+        Command::Audit {
+            object,
+            limit,
+            json,
+            store,
+        } => admin(admin_cli::audit(&store, object, limit, json)),
         Command::Backup { file, store } => admin(admin_cli::backup(&store, &file)),
         Command::Saml(SamlCommand::Verify(a)) => verify(&a),
         Command::Saml(SamlCommand::Bench { verify, seconds }) => bench(&verify, seconds),

@@ -4,6 +4,7 @@
 //! Manager) live in [`admin`]; they validate every field before the store sees anything.
 
 pub mod admin;
+pub mod audit;
 pub mod username;
 
 use std::fmt;

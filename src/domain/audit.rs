@@ -1,0 +1,738 @@
+//! Administration with an actor: every change made by the Web Manager, the JSON API or the CLI
+//! goes through [`Admin`], which runs the checked operation of [`super::admin`] and writes one
+//! audit entry (who, what, when, the object before and after as a view without secrets). The
+//! views are also what the JSON API answers.
+
+use serde::Serialize;
+
+use super::admin::{self, AdminError, IdpInput, SpInput, TenantInput, UserInput};
+use super::*;
+use crate::rng::Rng;
+use crate::saml::UnixTime;
+use crate::store::{ApiClient, ApiRole, AuditEntry, Store};
+
+type Result<T> = std::result::Result<T, AdminError>;
+
+/// Certificates are flagged this long before they expire.
+pub const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
+
+/// A certificate as an administrator reads it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CertView {
+    pub subject: String,
+    pub sha256: String,
+    pub not_after: Option<String>,
+    /// Expired, or expiring within 30 days.
+    pub expires_soon: bool,
+}
+
+/// `not_after` of a DER certificate, in seconds since the epoch.
+fn not_after_secs(der: &[u8]) -> Option<i64> {
+    let x = openssl::x509::X509::from_der(der).ok()?;
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(x.not_after()).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
+impl CertView {
+    /// From PEM or base64 DER; `None` when it is not a certificate.
+    pub fn of(text: &str, now: UnixTime) -> Option<CertView> {
+        let c = crate::saml::xmldsig::TrustedCertificate::from_any(text.as_bytes()).ok()?;
+        let not_after = not_after_secs(c.der());
+        Some(CertView {
+            subject: c.subject(),
+            sha256: c.sha256_hex(),
+            not_after: not_after.map(|s| UnixTime::from_secs(s).to_rfc3339()),
+            expires_soon: not_after
+                .is_some_and(|s| s - EXPIRY_WARNING_SECS <= now.millis() / 1000),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SpView {
+    pub id: i64,
+    pub host_url: String,
+    pub entity_id: String,
+    pub acs_url: String,
+    pub slo_url: String,
+    pub metadata_url: String,
+    pub has_key: bool,
+    pub certificate: Option<CertView>,
+    pub version: i64,
+}
+
+impl SpView {
+    pub fn of(sp: &ServiceProvider, now: UnixTime) -> SpView {
+        SpView {
+            id: sp.id.0,
+            host_url: sp.host_url.clone(),
+            entity_id: sp.entity_id.clone(),
+            acs_url: sp.acs_url(),
+            slo_url: sp.slo_url(),
+            metadata_url: sp.metadata_url(),
+            has_key: sp.private_key_pem.is_some(),
+            certificate: sp
+                .certificate_pem
+                .as_deref()
+                .and_then(|c| CertView::of(c, now)),
+            version: sp.version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrustView {
+    Certificates { certificates: Vec<CertView> },
+    Fingerprint { algorithm: String, value: String },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IdpView {
+    pub id: i64,
+    pub name: String,
+    pub entity_id: String,
+    pub sso_url: String,
+    pub sso_binding: Binding,
+    pub slo_url: Option<String>,
+    pub slo_response_url: Option<String>,
+    pub slo_binding: Binding,
+    /// The claim compared with user names, or `NameID`.
+    pub username_mapping: String,
+    pub trust: TrustView,
+    pub allow_sha1: bool,
+    pub name_id_format: Option<String>,
+    pub authn_context: Option<String>,
+    pub metadata_url: Option<String>,
+    pub endpoints: IdpEndpoints,
+    pub version: i64,
+}
+
+impl IdpView {
+    pub fn of(i: &IdentityProvider, now: UnixTime) -> IdpView {
+        IdpView {
+            id: i.id.0,
+            name: i.name.clone(),
+            entity_id: i.entity_id.clone(),
+            sso_url: i.sso_url.clone(),
+            sso_binding: i.sso_binding,
+            slo_url: i.slo_url.clone(),
+            slo_response_url: i.slo_response_url.clone(),
+            slo_binding: i.slo_binding,
+            username_mapping: mapping_text(&i.username),
+            trust: match &i.trust {
+                TrustConfig::Certificates(c) => TrustView::Certificates {
+                    certificates: c.iter().filter_map(|c| CertView::of(c, now)).collect(),
+                },
+                TrustConfig::Fingerprint { algorithm, hex } => TrustView::Fingerprint {
+                    algorithm: algorithm.clone(),
+                    value: hex.clone(),
+                },
+            },
+            allow_sha1: i.allow_sha1,
+            name_id_format: i.name_id_format.clone(),
+            authn_context: i.authn_context.clone(),
+            metadata_url: i.metadata_url.clone(),
+            endpoints: i.endpoints.clone(),
+            version: i.version,
+        }
+    }
+}
+
+/// The username mapping as typed in the forms: the claim name, or `NameID`.
+pub fn mapping_text(m: &UsernameMapping) -> String {
+    match m {
+        UsernameMapping::NameId => "NameID".into(),
+        UsernameMapping::Attribute(a) => a.clone(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantView {
+    pub name: String,
+    pub display_name: String,
+    pub login_domains: Vec<String>,
+    pub sso_enabled: bool,
+    /// The IdP's name.
+    pub idp: Option<String>,
+    pub slo_enabled: bool,
+    pub idp_initiated: bool,
+    pub strip_domain: bool,
+    pub case_insensitive: bool,
+    pub version: i64,
+}
+
+impl TenantView {
+    pub fn of(t: &Tenant, idps: &[IdentityProvider]) -> TenantView {
+        TenantView {
+            name: t.name.clone(),
+            display_name: t.display_name.clone(),
+            login_domains: t.login_domains.clone(),
+            sso_enabled: t.sso_enabled,
+            idp: t
+                .idp_id
+                .map(|id| {
+                    idps.iter()
+                        .find(|i| i.id == id)
+                        .map_or_else(|| id.to_string(), |i| i.name.clone())
+                }),
+            slo_enabled: t.slo_enabled,
+            idp_initiated: t.idp_initiated,
+            strip_domain: t.username_rule.strip_domain,
+            case_insensitive: t.username_rule.case_insensitive,
+            version: t.version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserView {
+    pub tenant: String,
+    pub username: String,
+    pub display_name: String,
+    pub circuit_user: Option<String>,
+    pub roles: Vec<Role>,
+    pub has_password: bool,
+    pub must_change_password: bool,
+    pub version: i64,
+}
+
+impl UserView {
+    pub fn of(u: &User, tenant: &str) -> UserView {
+        UserView {
+            tenant: tenant.to_string(),
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            circuit_user: u.circuit_user.clone(),
+            roles: u.roles.clone(),
+            has_password: u.password_hash.is_some(),
+            must_change_password: u.must_change_password,
+            version: u.version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiClientView {
+    pub id: i64,
+    pub name: String,
+    pub token_prefix: String,
+    pub role: &'static str,
+    pub tenant: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub version: i64,
+}
+
+impl ApiClientView {
+    pub fn of(c: &ApiClient, tenants: &[Tenant]) -> ApiClientView {
+        let (role, tenant) = match &c.role {
+            ApiRole::CentralAdmin => ("central-admin", None),
+            ApiRole::TenantManager(t) => (
+                "tenant-manager",
+                Some(
+                    tenants
+                        .iter()
+                        .find(|x| x.id == *t)
+                        .map_or_else(|| t.to_string(), |x| x.name.clone()),
+                ),
+            ),
+        };
+        ApiClientView {
+            id: c.id,
+            name: c.name.clone(),
+            token_prefix: c.token_prefix.clone(),
+            role,
+            tenant,
+            created_at: c.created_at.to_rfc3339(),
+            last_used_at: c.last_used_at.map(|t| t.to_rfc3339()),
+            version: c.version,
+        }
+    }
+}
+
+/// The SHA-256 (hex) an API token or a session token is kept as.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// An API client just made (or given a new token): the token is in here once, never stored.
+pub struct NewToken {
+    pub client: ApiClient,
+    pub token: Secret,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("client", &self.client)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Administration by someone: `actor` is `user:<tenant>/<name>`, `api:<client>` or
+/// `cli:<os user>`.
+pub struct Admin<'a> {
+    pub store: &'a dyn Store,
+    pub rng: &'a dyn Rng,
+    pub actor: String,
+    pub now: UnixTime,
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    // Our own plain views serialize without fail.
+    serde_json::to_string(v).expect("invariant: plain data serializes")
+}
+
+impl Admin<'_> {
+    async fn record(
+        &self,
+        action: &str,
+        object: String,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Result<()> {
+        self.store
+            .audit_record(&AuditEntry {
+                id: 0,
+                at: self.now,
+                actor: self.actor.clone(),
+                action: action.into(),
+                object,
+                before,
+                after,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A stale edit, said with who changed the object last and when.
+    async fn stale(&self, object: &str, e: AdminError) -> AdminError {
+        let AdminError::Stale(m) = e else { return e };
+        match self.store.audit_list(Some(object), None, 1).await {
+            Ok(v) if !v.is_empty() && v[0].object == object => AdminError::Stale(format!(
+                "changed by {} at {}: reload it and make your change again (nothing was saved)",
+                v[0].actor, v[0].at
+            )),
+            _ => AdminError::Stale(format!("{m}: reload it and make your change again")),
+        }
+    }
+
+    async fn idps(&self) -> Result<Vec<IdentityProvider>> {
+        Ok(self.store.idp_list().await?)
+    }
+
+    pub async fn sp_add(&self, input: SpInput) -> Result<ServiceProvider> {
+        let sp = admin::sp_add(self.store, self.rng, input).await?;
+        let after = to_json(&SpView::of(&sp, self.now));
+        self.record("sp.add", format!("sp:{}", sp.id), None, Some(after))
+            .await?;
+        Ok(sp)
+    }
+
+    pub async fn sp_set(&self, selector: &str, input: SpInput) -> Result<ServiceProvider> {
+        let before = admin::sp_find(self.store, selector).await?;
+        let object = format!("sp:{}", before.id);
+        let sp = match admin::sp_set(self.store, self.rng, selector, input).await {
+            Ok(sp) => sp,
+            Err(e) => return Err(self.stale(&object, e).await),
+        };
+        self.record(
+            "sp.set",
+            object,
+            Some(to_json(&SpView::of(&before, self.now))),
+            Some(to_json(&SpView::of(&sp, self.now))),
+        )
+        .await?;
+        Ok(sp)
+    }
+
+    pub async fn sp_rm(&self, selector: &str) -> Result<ServiceProvider> {
+        let sp = admin::sp_rm(self.store, selector).await?;
+        self.record(
+            "sp.rm",
+            format!("sp:{}", sp.id),
+            Some(to_json(&SpView::of(&sp, self.now))),
+            None,
+        )
+        .await?;
+        Ok(sp)
+    }
+
+    pub async fn idp_add(&self, input: IdpInput) -> Result<IdentityProvider> {
+        let i = admin::idp_add(self.store, input).await?;
+        self.record(
+            "idp.add",
+            format!("idp:{}", i.id),
+            None,
+            Some(to_json(&IdpView::of(&i, self.now))),
+        )
+        .await?;
+        Ok(i)
+    }
+
+    pub async fn idp_import(
+        &self,
+        metadata: &[u8],
+        select_entity: Option<&str>,
+        input: IdpInput,
+    ) -> Result<IdentityProvider> {
+        let i = admin::idp_import(self.store, metadata, select_entity, input).await?;
+        self.record(
+            "idp.import",
+            format!("idp:{}", i.id),
+            None,
+            Some(to_json(&IdpView::of(&i, self.now))),
+        )
+        .await?;
+        Ok(i)
+    }
+
+    pub async fn idp_set(&self, selector: &str, input: IdpInput) -> Result<IdentityProvider> {
+        let before = admin::idp_find(self.store, selector).await?;
+        let object = format!("idp:{}", before.id);
+        let i = match admin::idp_set(self.store, selector, input).await {
+            Ok(i) => i,
+            Err(e) => return Err(self.stale(&object, e).await),
+        };
+        self.record(
+            "idp.set",
+            object,
+            Some(to_json(&IdpView::of(&before, self.now))),
+            Some(to_json(&IdpView::of(&i, self.now))),
+        )
+        .await?;
+        Ok(i)
+    }
+
+    pub async fn idp_rm(&self, selector: &str) -> Result<IdentityProvider> {
+        let i = admin::idp_rm(self.store, selector).await?;
+        self.record(
+            "idp.rm",
+            format!("idp:{}", i.id),
+            Some(to_json(&IdpView::of(&i, self.now))),
+            None,
+        )
+        .await?;
+        Ok(i)
+    }
+
+    pub async fn tenant_add(&self, name: &str, input: TenantInput) -> Result<Tenant> {
+        let t = admin::tenant_add(self.store, name, input).await?;
+        let idps = self.idps().await?;
+        self.record(
+            "tenant.add",
+            format!("tenant:{}", t.name),
+            None,
+            Some(to_json(&TenantView::of(&t, &idps))),
+        )
+        .await?;
+        Ok(t)
+    }
+
+    pub async fn tenant_set(&self, name: &str, input: TenantInput) -> Result<Tenant> {
+        let before = admin::tenant_find(self.store, name).await?;
+        let object = format!("tenant:{}", before.name);
+        let t = match admin::tenant_set(self.store, name, input).await {
+            Ok(t) => t,
+            Err(e) => return Err(self.stale(&object, e).await),
+        };
+        let idps = self.idps().await?;
+        self.record(
+            "tenant.set",
+            object,
+            Some(to_json(&TenantView::of(&before, &idps))),
+            Some(to_json(&TenantView::of(&t, &idps))),
+        )
+        .await?;
+        Ok(t)
+    }
+
+    pub async fn tenant_rm(&self, name: &str) -> Result<Tenant> {
+        let t = admin::tenant_rm(self.store, name).await?;
+        let idps = self.idps().await?;
+        self.record(
+            "tenant.rm",
+            format!("tenant:{}", t.name),
+            Some(to_json(&TenantView::of(&t, &idps))),
+            None,
+        )
+        .await?;
+        Ok(t)
+    }
+
+    pub async fn multi_tenant_set(&self, on: bool, seed: bool) -> Result<()> {
+        let before = admin::multi_tenant(self.store, seed).await?;
+        self.store
+            .setting_put(admin::SETTING_MULTI_TENANT, if on { "true" } else { "false" })
+            .await?;
+        self.record(
+            "settings.set",
+            "settings:multi_tenant".into(),
+            Some(before.to_string()),
+            Some(on.to_string()),
+        )
+        .await
+    }
+
+    pub async fn user_add(&self, tenant: &str, input: UserInput) -> Result<User> {
+        let u = admin::user_add(self.store, self.rng, tenant, input).await?;
+        self.record(
+            "user.add",
+            format!("user:{tenant}/{}", u.username),
+            None,
+            Some(to_json(&UserView::of(&u, tenant))),
+        )
+        .await?;
+        Ok(u)
+    }
+
+    pub async fn user_set(&self, tenant: &str, username: &str, input: UserInput) -> Result<User> {
+        let (_, before) = admin::user_find(self.store, tenant, username).await?;
+        let object = format!("user:{tenant}/{}", before.username);
+        let u = match admin::user_set(self.store, self.rng, tenant, username, input).await {
+            Ok(u) => u,
+            Err(e) => return Err(self.stale(&object, e).await),
+        };
+        self.record(
+            "user.set",
+            object,
+            Some(to_json(&UserView::of(&before, tenant))),
+            Some(to_json(&UserView::of(&u, tenant))),
+        )
+        .await?;
+        Ok(u)
+    }
+
+    pub async fn user_rm(&self, tenant: &str, username: &str) -> Result<User> {
+        let u = admin::user_rm(self.store, tenant, username).await?;
+        self.record(
+            "user.rm",
+            format!("user:{tenant}/{}", u.username),
+            Some(to_json(&UserView::of(&u, tenant))),
+            None,
+        )
+        .await?;
+        Ok(u)
+    }
+
+    /// The signed-in user's own new password.
+    pub async fn password_change(
+        &self,
+        user: &User,
+        tenant: &str,
+        new: &Secret,
+        confirm: &Secret,
+    ) -> Result<User> {
+        let u = admin::password_change(self.store, self.rng, user, new, confirm).await?;
+        self.record(
+            "user.password",
+            format!("user:{tenant}/{}", u.username),
+            None,
+            None,
+        )
+        .await?;
+        Ok(u)
+    }
+
+    fn new_token(&self) -> Secret {
+        let mut b = [0u8; 64];
+        self.rng.fill(&mut b);
+        Secret::new(hex::encode(b))
+    }
+
+    fn check_token(token: &Secret) -> Result<()> {
+        let t = token.secret();
+        if t.len() < 32 || t.len() > 256 || !t.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(AdminError::Invalid {
+                field: Some("token"),
+                message: "a client token has 32 to 256 visible ASCII characters (or choose Generate)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn api_role(&self, role: &str, tenant: Option<&str>) -> Result<ApiRole> {
+        match (role, tenant.map(str::trim).filter(|t| !t.is_empty())) {
+            ("central-admin", None) => Ok(ApiRole::CentralAdmin),
+            ("central-admin", Some(_)) => Err(AdminError::Invalid {
+                field: Some("tenant"),
+                message: "a central-admin client acts for every tenant: give no tenant".into(),
+            }),
+            ("tenant-manager", Some(t)) => Ok(ApiRole::TenantManager(
+                admin::tenant_find(self.store, t)
+                    .await
+                    .map_err(|e| AdminError::Invalid {
+                        field: Some("tenant"),
+                        message: e.to_string(),
+                    })?
+                    .id,
+            )),
+            ("tenant-manager", None) => Err(AdminError::Invalid {
+                field: Some("tenant"),
+                message: "a tenant-manager client needs its tenant".into(),
+            }),
+            (other, _) => Err(AdminError::Invalid {
+                field: Some("role"),
+                message: format!("role {other:?} is not central-admin or tenant-manager"),
+            }),
+        }
+    }
+
+    /// A new API client; with no token given, one of 64 random bytes (128 hex digits).
+    pub async fn api_client_add(
+        &self,
+        name: &str,
+        role: &str,
+        tenant: Option<&str>,
+        token: Option<Secret>,
+    ) -> Result<NewToken> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.chars().count() > 32
+            || name.chars().any(|c| c.is_control())
+        {
+            return Err(AdminError::Invalid {
+                field: Some("name"),
+                message: "a client name has 1 to 32 characters".into(),
+            });
+        }
+        let token = match token.filter(|t| !t.secret().is_empty()) {
+            Some(t) => {
+                Self::check_token(&t)?;
+                t
+            }
+            None => self.new_token(),
+        };
+        let role = self.api_role(role, tenant).await?;
+        if self
+            .store
+            .api_client_list()
+            .await?
+            .iter()
+            .any(|c| c.name == name)
+        {
+            return Err(AdminError::Conflict {
+                field: Some("name"),
+                message: format!("an API client named {name:?} already exists"),
+            });
+        }
+        let client = self
+            .store
+            .api_client_insert(&ApiClient {
+                id: 0,
+                name: name.to_string(),
+                token_hash: token_hash(token.secret()),
+                token_prefix: token.secret().chars().take(8).collect(),
+                role,
+                created_at: self.now,
+                last_used_at: None,
+                version: 1,
+            })
+            .await
+            .map_err(|e| match AdminError::from(e) {
+                AdminError::Conflict { .. } => AdminError::Conflict {
+                    field: Some("token"),
+                    message: "another API client has this token".into(),
+                },
+                e => e,
+            })?;
+        let tenants = self.store.tenant_list().await?;
+        self.record(
+            "api_client.add",
+            format!("api_client:{}", client.name),
+            None,
+            Some(to_json(&ApiClientView::of(&client, &tenants))),
+        )
+        .await?;
+        Ok(NewToken { client, token })
+    }
+
+    pub async fn api_client_find(&self, name: &str) -> Result<ApiClient> {
+        self.store
+            .api_client_list()
+            .await?
+            .into_iter()
+            .find(|c| c.name == name || c.id.to_string() == name)
+            .ok_or_else(|| AdminError::NotFound(format!("no API client named {name:?}")))
+    }
+
+    /// A new token for the client (the old one stops working at once).
+    pub async fn api_client_regenerate(
+        &self,
+        name: &str,
+        token: Option<Secret>,
+        version: Option<i64>,
+    ) -> Result<NewToken> {
+        let mut c = self.api_client_find(name).await?;
+        let object = format!("api_client:{}", c.name);
+        if let Some(v) = version
+            && v != c.version
+        {
+            return Err(self
+                .stale(&object, AdminError::Stale("the API client was changed".into()))
+                .await);
+        }
+        let token = match token.filter(|t| !t.secret().is_empty()) {
+            Some(t) => {
+                Self::check_token(&t)?;
+                t
+            }
+            None => self.new_token(),
+        };
+        c.token_hash = token_hash(token.secret());
+        c.token_prefix = token.secret().chars().take(8).collect();
+        if let Err(e) = self.store.api_client_update(&c).await {
+            return Err(self.stale(&object, e.into()).await);
+        }
+        c.version += 1;
+        self.record("api_client.regenerate", object, None, None)
+            .await?;
+        Ok(NewToken { client: c, token })
+    }
+
+    pub async fn api_client_rm(&self, name: &str) -> Result<ApiClient> {
+        let c = self.api_client_find(name).await?;
+        self.store.api_client_delete(c.id).await?;
+        let tenants = self.store.tenant_list().await?;
+        self.record(
+            "api_client.rm",
+            format!("api_client:{}", c.name),
+            Some(to_json(&ApiClientView::of(&c, &tenants))),
+            None,
+        )
+        .await?;
+        Ok(c)
+    }
+
+    /// Ends an agent's session (by its handle, see [`session_handle`]).
+    pub async fn session_end(&self, tenant: Option<TenantId>, handle: &str) -> Result<()> {
+        let rows = self
+            .store
+            .sessions_of_tenant(tenant, self.now, 100_000)
+            .await?;
+        let Some(row) = rows.iter().find(|r| session_handle(&r.id) == handle) else {
+            return Err(AdminError::NotFound(format!(
+                "no signed-in session {handle:?} (it may have ended already)"
+            )));
+        };
+        self.store.session_delete(&row.id).await?;
+        let who = row
+            .agent
+            .as_ref()
+            .map(|a| format!("{}/{}", a.tenant, a.username))
+            .unwrap_or_default();
+        self.record("session.end", format!("session:{who}"), None, None)
+            .await
+    }
+}
+
+/// What names a session in the activity view and the API: a hash of its ID (the ID itself is
+/// the cookie's bearer secret).
+pub fn session_handle(session_id: &str) -> String {
+    token_hash(session_id)[..16].to_string()
+}
