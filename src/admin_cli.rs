@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use crate::config::Config;
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::domain::admin::{self, AdminError, IdpInput, SpInput, TenantInput, UserInput};
 use crate::domain::audit::{Admin, session_handle};
 use crate::domain::{Secret, TrustConfig};
@@ -321,13 +321,9 @@ pub enum ApiClientCommand {
     /// List the API clients (name, token prefix, role, created, last used).
     List,
     /// Give a client a new token (the old one stops working); prints it once.
-    Regenerate {
-        name: String,
-    },
+    Regenerate { name: String },
     /// Remove an API client.
-    Rm {
-        name: String,
-    },
+    Rm { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -339,9 +335,7 @@ pub enum SessionsCommand {
         tenant: Option<String>,
     },
     /// End a session (by the handle `sessions list` shows).
-    End {
-        handle: String,
-    },
+    End { handle: String },
 }
 
 #[derive(Args, Debug, Default)]
@@ -745,7 +739,11 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
                 s.id,
                 s.host_url,
                 s.entity_id,
-                if s.private_key_pem.is_some() { "key" } else { "no key" }
+                if s.private_key_pem.is_some() {
+                    "key"
+                } else {
+                    "no key"
+                }
             );
         }
         SpCommand::Rm { sp } => {
@@ -986,7 +984,10 @@ pub async fn api_client(args: &StoreArgs, cmd: ApiClientCommand) -> Result<(), R
                 .api_client_add(&name, &role, tenant.as_deref(), token)
                 .await?;
             println!("added API client {}", show(&n.client));
-            println!("token (shown once; send it as Authorization: Bearer TOKEN): {}", n.token.secret());
+            println!(
+                "token (shown once; send it as Authorization: Bearer TOKEN): {}",
+                n.token.secret()
+            );
         }
         ApiClientCommand::List => {
             for c in store.api_client_list().await? {
@@ -995,7 +996,11 @@ pub async fn api_client(args: &StoreArgs, cmd: ApiClientCommand) -> Result<(), R
         }
         ApiClientCommand::Regenerate { name } => {
             let n = admin.api_client_regenerate(&name, None, None).await?;
-            println!("new token for API client {} (shown once): {}", n.client.name, n.token.secret());
+            println!(
+                "new token for API client {} (shown once): {}",
+                n.client.name,
+                n.token.secret()
+            );
         }
         ApiClientCommand::Rm { name } => {
             let c = admin.api_client_rm(&name).await?;
@@ -1030,14 +1035,21 @@ pub async fn sessions(args: &StoreArgs, cmd: SessionsCommand) -> Result<(), Refu
         }
         SessionsCommand::End { handle } => {
             let store = store_of(args).await?.1;
-            admin_of(&store, &SystemRng).session_end(None, &handle).await?;
+            admin_of(&store, &SystemRng)
+                .session_end(None, &handle)
+                .await?;
             println!("ended session {handle}");
         }
     }
     Ok(())
 }
 
-pub async fn audit(args: &StoreArgs, object: Option<String>, limit: u32, json: bool) -> Result<(), Refused> {
+pub async fn audit(
+    args: &StoreArgs,
+    object: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<(), Refused> {
     let store = read_store_of(args).await?;
     for e in store.audit_list(object.as_deref(), None, limit).await? {
         if json {

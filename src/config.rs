@@ -13,6 +13,11 @@ use crate::store::sqlite::Durability;
 pub struct Config {
     /// Address and port to listen on. Default `127.0.0.1:8080`.
     pub listen: String,
+    /// Serve the Web Manager (`/webmanager`) and the JSON API (`/api/v1`) on this address
+    /// instead (e.g. `127.0.0.1:8081`, reachable only from an admin network). Default: on
+    /// `listen`, beside the agents' pages.
+    pub admin_listen: Option<String>,
+
     /// Directory of the SQLite database (`ssogate.db`). Default `./ssogate-data`.
     pub data_dir: PathBuf,
     /// `normal` (default: a crash of the process loses nothing) or `full` (a power loss loses
@@ -86,6 +91,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             data_dir: PathBuf::from("ssogate-data"),
             durability: Durability::Normal,
             multi_tenant: false,
@@ -117,6 +123,7 @@ impl Default for Config {
 
 const FIELDS: &[&str] = &[
     "listen",
+    "admin_listen",
     "data_dir",
     "durability",
     "multi_tenant",

@@ -9,7 +9,7 @@ use crate::domain::admin::{self, SpInput, bootstrap};
 use crate::rng::{Rng, SystemRng};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
-use crate::web::{AppState, app, secure_cookies};
+use crate::web::{AppState, admin_app, app, secure_cookies};
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSOGATE_LOG")
@@ -121,8 +121,38 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Several tenants or one: the stored setting; the configuration only seeds an empty store
+    // (the Web Manager switches it, and no restart undoes that).
+    let stored = store
+        .setting(admin::SETTING_MULTI_TENANT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let multi_tenant = match stored.as_deref() {
+        Some(v) => {
+            let on = v == "true";
+            if on != config.multi_tenant {
+                tracing::warn!(
+                    stored = on,
+                    configured = config.multi_tenant,
+                    "multi_tenant is the stored setting (changed in the Web Manager); the configured value only seeds a new store"
+                );
+            }
+            on
+        }
+        None => {
+            store
+                .setting_put(
+                    admin::SETTING_MULTI_TENANT,
+                    if config.multi_tenant { "true" } else { "false" },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            config.multi_tenant
+        }
+    };
     let config = Arc::new(config);
     let state = AppState::new(store.clone(), clock.clone(), rng, config.clone());
+    state.set_multi_tenant(multi_tenant);
 
     // Expired pending requests, replay entries and sessions go every second, in small batches
     // with pauses between them: deleting is as much work as inserting, and a big delete would
@@ -153,7 +183,7 @@ async fn serve(config: Config) -> Result<(), String> {
         }
     });
 
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), secure_cookies = secure, multi_tenant = config.multi_tenant, "ssogate listening");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), secure_cookies = secure, multi_tenant, "ssogate listening");
     println!(
         "ssogate listening on http://{addr} (data in {})",
         config.data_dir.display()
@@ -179,14 +209,46 @@ async fn serve(config: Config) -> Result<(), String> {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         trusted_proxies: Arc::from(config.trusted_proxy_blocks()),
     };
+    // One shutdown signal for every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin = match &config.admin_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (admin_listen): {e}"))?;
+            let admin_addr = l.local_addr().map_err(|e| e.to_string())?;
+            println!("Web Manager on http://{admin_addr}/webmanager/ (JSON API on /api/v1)");
+            Some(tokio::spawn(crate::web::server::serve(
+                l,
+                admin_app(state.clone(), secure),
+                limits.clone(),
+                Arc::default(),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => {
+            println!("Web Manager on http://{addr}/webmanager/ (JSON API on /api/v1)");
+            None
+        }
+    };
     crate::web::server::serve(
         listener,
         app(state, secure),
         limits,
         Arc::default(),
-        shutdown(),
+        stopped(stop_rx),
     )
     .await;
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
     Ok(())
 }
 

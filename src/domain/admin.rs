@@ -807,6 +807,87 @@ pub async fn idp_import(
     insert_idp(store, new).await
 }
 
+/// What an import would take from metadata, shown before anything is added.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IdpPreview {
+    /// The entity chosen (None: the metadata describes several; choose one of `entities`).
+    pub entity_id: Option<String>,
+    /// Every IdP entity of the metadata (one for a plain EntityDescriptor).
+    pub entities: Vec<String>,
+    pub sso: Vec<PreviewEndpoint>,
+    pub slo: Vec<PreviewEndpoint>,
+    pub certificates: Vec<super::audit::CertView>,
+    pub claim_types: Vec<String>,
+    pub name_id_formats: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreviewEndpoint {
+    /// `redirect`, `post`, or the binding URI when it is another one.
+    pub binding: String,
+    pub location: String,
+    pub response_location: Option<String>,
+}
+
+fn preview_endpoint(e: &crate::saml::metadata::idp::Endpoint) -> PreviewEndpoint {
+    PreviewEndpoint {
+        binding: match e.binding.as_str() {
+            BINDING_POST => "post".into(),
+            BINDING_REDIRECT => "redirect".into(),
+            other => other.to_string(),
+        },
+        location: e.location.clone(),
+        response_location: e.response_location.clone(),
+    }
+}
+
+/// The preview of an import (nothing is stored).
+pub fn idp_preview(
+    metadata: &[u8],
+    select_entity: Option<&str>,
+    now: crate::saml::UnixTime,
+) -> Result<IdpPreview> {
+    use crate::saml::metadata::idp::MetadataError;
+    let d = match parse_idp_metadata(metadata, select_entity) {
+        Ok(d) => d,
+        Err(MetadataError::Ambiguous { candidates }) => {
+            return Ok(IdpPreview {
+                entity_id: None,
+                entities: candidates,
+                sso: Vec::new(),
+                slo: Vec::new(),
+                certificates: Vec::new(),
+                claim_types: Vec::new(),
+                name_id_formats: Vec::new(),
+            });
+        }
+        Err(e @ MetadataError::NotFound { .. }) => {
+            return invalid_in("entity", format!("IdP metadata: {e}"));
+        }
+        Err(e) => return invalid_in("metadata", format!("IdP metadata: {e}")),
+    };
+    let entities = match select_entity {
+        Some(_) => match parse_idp_metadata(metadata, None) {
+            Err(MetadataError::Ambiguous { candidates }) => candidates,
+            _ => vec![d.entity_id.clone()],
+        },
+        None => vec![d.entity_id.clone()],
+    };
+    Ok(IdpPreview {
+        entity_id: Some(d.entity_id.clone()),
+        entities,
+        sso: d.sso.iter().map(preview_endpoint).collect(),
+        slo: d.slo.iter().map(preview_endpoint).collect(),
+        certificates: d
+            .signing_certificates
+            .iter()
+            .filter_map(|c| super::audit::CertView::of(&c.base64(), now))
+            .collect(),
+        claim_types: d.claim_types,
+        name_id_formats: d.name_id_formats,
+    })
+}
+
 pub async fn idp_find(store: &dyn Store, selector: &str) -> Result<IdentityProvider> {
     store
         .idp_list()

@@ -43,8 +43,7 @@ impl CertView {
             subject: c.subject(),
             sha256: c.sha256_hex(),
             not_after: not_after.map(|s| UnixTime::from_secs(s).to_rfc3339()),
-            expires_soon: not_after
-                .is_some_and(|s| s - EXPIRY_WARNING_SECS <= now.millis() / 1000),
+            expires_soon: not_after.is_some_and(|s| s - EXPIRY_WARNING_SECS <= now.millis() / 1000),
         })
     }
 }
@@ -170,13 +169,11 @@ impl TenantView {
             display_name: t.display_name.clone(),
             login_domains: t.login_domains.clone(),
             sso_enabled: t.sso_enabled,
-            idp: t
-                .idp_id
-                .map(|id| {
-                    idps.iter()
-                        .find(|i| i.id == id)
-                        .map_or_else(|| id.to_string(), |i| i.name.clone())
-                }),
+            idp: t.idp_id.map(|id| {
+                idps.iter()
+                    .find(|i| i.id == id)
+                    .map_or_else(|| id.to_string(), |i| i.name.clone())
+            }),
             slo_enabled: t.slo_enabled,
             idp_initiated: t.idp_initiated,
             strip_domain: t.username_rule.strip_domain,
@@ -467,7 +464,10 @@ impl Admin<'_> {
     pub async fn multi_tenant_set(&self, on: bool, seed: bool) -> Result<()> {
         let before = admin::multi_tenant(self.store, seed).await?;
         self.store
-            .setting_put(admin::SETTING_MULTI_TENANT, if on { "true" } else { "false" })
+            .setting_put(
+                admin::SETTING_MULTI_TENANT,
+                if on { "true" } else { "false" },
+            )
             .await?;
         self.record(
             "settings.set",
@@ -549,8 +549,9 @@ impl Admin<'_> {
         if t.len() < 32 || t.len() > 256 || !t.chars().all(|c| c.is_ascii_graphic()) {
             return Err(AdminError::Invalid {
                 field: Some("token"),
-                message: "a client token has 32 to 256 visible ASCII characters (or choose Generate)"
-                    .into(),
+                message:
+                    "a client token has 32 to 256 visible ASCII characters (or choose Generate)"
+                        .into(),
             });
         }
         Ok(())
@@ -592,10 +593,7 @@ impl Admin<'_> {
         token: Option<Secret>,
     ) -> Result<NewToken> {
         let name = name.trim();
-        if name.is_empty()
-            || name.chars().count() > 32
-            || name.chars().any(|c| c.is_control())
-        {
+        if name.is_empty() || name.chars().count() > 32 || name.chars().any(|c| c.is_control()) {
             return Err(AdminError::Invalid {
                 field: Some("name"),
                 message: "a client name has 1 to 32 characters".into(),
@@ -674,7 +672,10 @@ impl Admin<'_> {
             && v != c.version
         {
             return Err(self
-                .stale(&object, AdminError::Stale("the API client was changed".into()))
+                .stale(
+                    &object,
+                    AdminError::Stale("the API client was changed".into()),
+                )
                 .await);
         }
         let token = match token.filter(|t| !t.secret().is_empty()) {

@@ -209,7 +209,7 @@ async fn resolve_tenant(
             )),
         };
     }
-    if !state.config.multi_tenant {
+    if !state.multi_tenant() {
         return ensure_default_tenant(state.store.as_ref())
             .await
             .map(Some)
@@ -493,6 +493,7 @@ async fn login_submit_for(
         None,
     );
     sign_in(&session, &agent).await?;
+    state.activity.success(&tenant.name, now);
     tracing::info!(tenant = %tenant.name, user = %user.username, method = "password", "signed in");
     Ok(see_other(&format!("{}{target}", sp.host_url)))
 }

@@ -7,6 +7,8 @@
 //! stored before an IdP answers ([`pending`]), failure records are bounded and rate-limited per
 //! client ([`refusal`]), and connections are capped and timed ([`server`]).
 
+pub mod activity;
+pub mod admin;
 pub mod client;
 pub mod guard;
 mod login;
@@ -52,6 +54,11 @@ pub struct AppState {
     trusted_proxies: Arc<[client::Cidr]>,
     /// The MAC key of pending-request cookies (from the store, shared by every instance).
     pending_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Several tenants or one: the stored setting (seeded from the configuration), switched by
+    /// the Web Manager without a restart.
+    multi_tenant: Arc<std::sync::atomic::AtomicBool>,
+    /// Sign-ins per tenant and hour (the Web Manager's chart).
+    pub activity: Arc<activity::Activity>,
 }
 
 impl AppState {
@@ -67,10 +74,23 @@ impl AppState {
             rng,
             guards: Arc::new(guard::Guards::new(&config)),
             trusted_proxies: Arc::from(config.trusted_proxy_blocks()),
+            multi_tenant: Arc::new(std::sync::atomic::AtomicBool::new(config.multi_tenant)),
             config,
             keys: Arc::default(),
             pending_key: Arc::default(),
+            activity: Arc::default(),
         }
+    }
+
+    /// Whether the service runs several tenants (see [`crate::domain::admin::multi_tenant`]).
+    pub fn multi_tenant(&self) -> bool {
+        self.multi_tenant.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes the stored setting (at start, and after the Web Manager changed it).
+    pub fn set_multi_tenant(&self, on: bool) {
+        self.multi_tenant
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The pending-request MAC key: read (or made) once.
@@ -179,8 +199,28 @@ pub fn secure_cookies(config: &Config, sps: &[ServiceProvider]) -> bool {
         .unwrap_or_else(|| !sps.is_empty() && sps.iter().all(|s| s.is_https()))
 }
 
-/// The application. `secure` sets the cookies' Secure flag (see [`secure_cookies`]).
+/// The application: the agents' side and, unless `admin_listen` moves them to their own address,
+/// the Web Manager and the JSON API. `secure` sets the cookies' Secure flag (see
+/// [`secure_cookies`]).
 pub fn app(state: AppState, secure: bool) -> Router {
+    let portal = portal(state.clone(), secure);
+    let router = if state.config.admin_listen.is_some() {
+        portal
+    } else {
+        Router::new()
+            .merge(admin::routes(state.clone(), secure))
+            .merge(portal)
+    };
+    router.layer(middleware::from_fn(security_headers))
+}
+
+/// The Web Manager and the JSON API alone (served on `admin_listen`).
+pub fn admin_app(state: AppState, secure: bool) -> Router {
+    admin::routes(state, secure).layer(middleware::from_fn(security_headers))
+}
+
+/// The agents' side: everything behind SP resolution.
+fn portal(state: AppState, secure: bool) -> Router {
     let sessions =
         SessionManagerLayer::new(StoreSessions::new(state.store.clone(), state.clock.clone()))
             .with_name(SESSION_COOKIE)
@@ -232,7 +272,6 @@ pub fn app(state: AppState, secure: bool) -> Router {
             state.clone(),
             client::client_addr,
         ))
-        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 

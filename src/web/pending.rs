@@ -60,7 +60,7 @@ fn mac(key: &[u8], payload: &str) -> Vec<u8> {
 }
 
 /// HMAC-SHA256 (RFC 2104) over the concatenation of `parts`.
-mod hmac_sha256 {
+pub(crate) mod hmac_sha256 {
     use sha2::{Digest, Sha256};
 
     pub fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

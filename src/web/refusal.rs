@@ -101,15 +101,28 @@ reasons! {
     CrossOrigin => "cross_origin", FORBIDDEN;
     PasswordRefused => "password_refused", UNAUTHORIZED;
     PasswordThrottled => "password_throttled", TOO_MANY_REQUESTS;
+    AdminNotAllowed => "admin_not_allowed", FORBIDDEN;
     LogoutTooOld => "logout_too_old", FORBIDDEN;
     LogoutReplayed => "logout_replayed", FORBIDDEN;
     Overloaded => "overloaded", SERVICE_UNAVAILABLE;
     StoreUnavailable => "store_unavailable", SERVICE_UNAVAILABLE;
 }
 
+/// A page rendered by the handler's own code, given the reference (the Web Manager's sign-in).
+#[derive(Clone)]
+pub struct CustomPage(pub Arc<dyn Fn(&str) -> Response + Send + Sync>);
+
+impl std::fmt::Debug for CustomPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomPage")
+    }
+}
+
 /// What the agent's browser is shown for a refusal.
 #[derive(Debug, Clone)]
 pub enum Page {
+    /// Rendered by the handler's function.
+    Custom(CustomPage),
     /// A short message page (with the reference).
     Message { title: &'static str, text: String },
     /// The password form again, with a message above it.
@@ -194,6 +207,15 @@ impl Refusal {
 
     pub fn store(e: &StoreError) -> Refusal {
         Refusal::new(Reason::StoreUnavailable, e.to_string())
+    }
+
+    /// The page comes from `render` (given the reference the agent can quote).
+    pub fn with_custom(
+        mut self,
+        render: impl Fn(&str) -> Response + Send + Sync + 'static,
+    ) -> Refusal {
+        self.page = Page::Custom(CustomPage(Arc::new(render)));
+        self
     }
 
     pub fn with_page(mut self, title: &'static str, text: impl Into<String>) -> Refusal {
@@ -369,6 +391,10 @@ fn endpoint_of(path: &str) -> &'static str {
         "logout"
     } else if p.starts_with("/auth/") {
         "auth"
+    } else if p.starts_with("/webmanager") {
+        "webmanager"
+    } else if p.starts_with("/api/") {
+        "api"
     } else {
         "portal"
     }
@@ -418,6 +444,14 @@ async fn finish(
         .idp
         .as_deref()
         .map(|i| bounded(&Echo(i).to_string(), 128));
+    if let Some(t) = &refusal.tenant
+        && !matches!(
+            refusal.reason,
+            Reason::StoreUnavailable | Reason::Overloaded
+        )
+    {
+        state.activity.failure(t, now);
+    }
     let fresh = reference(state.rng.as_ref());
     // A database that is down gets no record (it could not be written), and an overload none
     // either (writing would add to it): both are logged with their reference.
@@ -493,6 +527,11 @@ async fn finish(
     }
     let sp = sp.as_ref().map(|s| s.0.as_ref());
     let mut out = match &refusal.page {
+        Page::Custom(c) => {
+            let mut r = (c.0)(&shown);
+            *r.status_mut() = refusal.status;
+            r
+        }
         Page::Message { title, text } => {
             pages::message(sp, refusal.status, title, text, Some(&shown))
         }

@@ -45,7 +45,14 @@ pub struct IdpDescriptor {
     pub signing_certificates: Vec<TrustedCertificate>,
     pub name_id_formats: Vec<String>,
     pub want_authn_requests_signed: bool,
+    /// The claims (attributes) the IdP says it offers: `saml:Attribute/@Name` in the
+    /// IDPSSODescriptor and ADFS's `ClaimTypesOffered` (at most [`MAX_CLAIM_TYPES`]).
+    pub claim_types: Vec<String>,
 }
+
+/// Claim types listed at most (a preview, not a catalogue).
+pub const MAX_CLAIM_TYPES: usize = 200;
+const NS_WSFED_AUTH: &str = "http://docs.oasis-open.org/wsfed/authorization/200706";
 
 impl IdpDescriptor {
     /// The SSO location for `binding`, if the IdP offers it.
@@ -203,7 +210,7 @@ pub fn parse_idp_metadata(
         candidates.push((id.to_string(), ed, idp));
     }
     let names = || candidates.iter().map(|c| c.0.clone()).collect::<Vec<_>>();
-    let (eid, _ed, idp) = match entity_id {
+    let (eid, ed, idp) = match entity_id {
         Some(want) => candidates
             .iter()
             .find(|c| c.0 == want)
@@ -296,6 +303,24 @@ pub fn parse_idp_metadata(
     let want_authn_requests_signed = doc
         .attr(idp, "WantAuthnRequestsSigned")
         .is_some_and(|v| v == "true" || v == "1");
+    let mut claim_types: Vec<String> = Vec::new();
+    let offered = doc
+        .children_named(idp, ns::SAML, "Attribute")
+        .filter_map(|a| doc.attr(a, "Name"))
+        .chain(
+            doc.descendants(ed)
+                .filter(|&n| doc.is(n, NS_WSFED_AUTH, "ClaimType"))
+                .filter_map(|n| doc.attr(n, "Uri")),
+        );
+    for c in offered {
+        let c = c.trim();
+        if claim_types.len() >= MAX_CLAIM_TYPES {
+            break;
+        }
+        if !c.is_empty() && !claim_types.iter().any(|x| x == c) {
+            claim_types.push(c.to_string());
+        }
+    }
     Ok(IdpDescriptor {
         entity_id: eid,
         sso,
@@ -303,6 +328,7 @@ pub fn parse_idp_metadata(
         signing_certificates,
         name_id_formats,
         want_authn_requests_signed,
+        claim_types,
     })
 }
 

@@ -1,0 +1,1037 @@
+//! `/api/v1`: the JSON API. Every change goes through the same checked, audited operations as
+//! the Web Manager and the CLI; an error is `{"error", "field", "message"}` with 400 (unreadable
+//! body), 401, 403, 404, 409 (duplicate, in use, or stale version), 422 (a field is wrong) or
+//! 503 (the database is unavailable). Lists are paginated (`?offset=&limit=`, at most 500).
+//! Editable objects carry `version`; a change names the version it is based on (body field or
+//! `If-Match`), and a stale one changes nothing.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Authed, CSRF_HEADER, Principal, csrf_ok};
+use crate::domain::Secret;
+use crate::domain::admin::{self, AdminError, IdpInput, SpInput, TenantInput, UserInput};
+use crate::domain::audit::{ApiClientView, IdpView, SpView, TenantView, UserView, session_handle};
+use crate::store::StoreError;
+use crate::web::AppState;
+
+/// An API error: status, stable code, the field at fault, and a sentence.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn store(e: &StoreError) -> ApiError {
+        tracing::error!(error = %e, "API: the database is unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the database is unavailable; nothing was changed",
+        )
+    }
+
+    pub fn unauthorized(bad_token: bool) -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            if bad_token {
+                "the bearer token names no API client"
+            } else {
+                "sign in to the Web Manager, or send Authorization: Bearer TOKEN"
+            },
+        )
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            super::forbidden_text().1,
+        )
+    }
+
+    fn csrf() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "a change by a Web Manager session needs its X-CSRF-Token header",
+        )
+    }
+
+    fn password_change() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "replace the one-time password first (Web Manager)",
+        )
+    }
+
+    fn bad_body(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            crate::web::refusal::bounded(&format!("the body is not the expected JSON: {e}"), 512),
+        )
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> ApiError {
+        let field = e.field();
+        let (status, code) = match &e {
+            AdminError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AdminError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            AdminError::Stale(_) => (StatusCode::CONFLICT, "stale"),
+            AdminError::Store(s) => return ApiError::store(s),
+        };
+        ApiError {
+            status,
+            code,
+            field,
+            message: crate::web::refusal::bounded(&e.to_string(), 2048),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        AdminError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"error": self.code, "field": self.field, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok<T: Serialize>(v: T) -> ApiResult {
+    Ok(axum::Json(v).into_response())
+}
+
+fn created<T: Serialize>(v: T) -> ApiResult {
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+/// Central administrators only; a change also needs the CSRF token and a changed password.
+fn central(p: &Principal) -> Result<(), ApiError> {
+    if p.must_change_password() {
+        return Err(ApiError::password_change());
+    }
+    if !p.is_central() {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+fn change(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+    central(p)?;
+    csrf(p, headers)
+}
+
+fn csrf(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if !csrf_ok(p, given) {
+        return Err(ApiError::csrf());
+    }
+    Ok(())
+}
+
+fn body<T: for<'de> Deserialize<'de>>(b: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(ApiError::bad_body)
+}
+
+/// The version a change is based on: `If-Match` (a number, quoted or not), else the body's.
+fn version(headers: &HeaderMap, body: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match headers.get(header::IF_MATCH) {
+        None => Ok(body),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "If-Match must name the version the change is based on (a number)",
+                )
+            }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    offset: Option<u64>,
+    limit: Option<u64>,
+    /// A search text (lists that have one).
+    q: Option<String>,
+}
+
+const MAX_PAGE: u64 = 500;
+
+fn paginate<T: Serialize>(items: Vec<T>, page: &Page) -> ApiResult {
+    let total = items.len() as u64;
+    let offset = page.offset.unwrap_or(0).min(total);
+    let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let items: Vec<T> = items
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    ok(json!({"items": items, "total": total, "offset": offset, "limit": limit}))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/openapi.json", get(openapi))
+        .route("/settings", get(settings_get).put(settings_put))
+        .route("/sps", get(sp_list).post(sp_add))
+        .route("/sps/{id}", get(sp_get).put(sp_put).delete(sp_delete))
+        .route("/sps/{id}/metadata", get(sp_metadata))
+        .route("/idps", get(idp_list).post(idp_add))
+        .route("/idps/import", post(idp_import))
+        .route("/idps/preview", post(idp_preview))
+        .route("/idps/{name}", get(idp_get).put(idp_put).delete(idp_delete))
+        .route("/tenants", get(tenant_list).post(tenant_add))
+        .route(
+            "/tenants/{tenant}",
+            get(tenant_get).put(tenant_put).delete(tenant_delete),
+        )
+        .route("/tenants/{tenant}/users", get(user_list).post(user_add))
+        .route(
+            "/tenants/{tenant}/users/{username}",
+            get(user_get).put(user_put).delete(user_delete),
+        )
+        .route("/tenants/{tenant}/sessions", get(session_list))
+        .route(
+            "/tenants/{tenant}/sessions/{handle}",
+            axum::routing::delete(session_end),
+        )
+        .route("/tenants/{tenant}/failures", get(failure_list))
+        .route("/api-clients", get(client_list).post(client_add))
+        .route("/api-clients/{name}", axum::routing::delete(client_delete))
+        .route("/api-clients/{name}/regenerate", post(client_regenerate))
+        .route("/audit", get(audit_list))
+}
+
+async fn me(Authed(p): Authed) -> ApiResult {
+    let (scope, tenant) = match &p.scope {
+        super::Scope::Central => ("central-admin", None),
+        super::Scope::Tenant { name, .. } => ("tenant-manager", Some(name.clone())),
+    };
+    ok(json!({
+        "actor": p.actor,
+        "role": scope,
+        "tenant": tenant,
+        "csrf_token": p.csrf,
+        "must_change_password": p.must_change_password(),
+    }))
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document(),
+    )
+        .into_response()
+}
+
+// Settings.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    multi_tenant: Option<bool>,
+}
+
+async fn settings_get(State(state): State<AppState>, Authed(p): Authed) -> ApiResult {
+    central(&p)?;
+    ok(json!({"multi_tenant": state.multi_tenant()}))
+}
+
+async fn settings_put(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let s: SettingsBody = body(&b)?;
+    if let Some(on) = s.multi_tenant {
+        p.admin(&state)
+            .multi_tenant_set(on, state.config.multi_tenant)
+            .await?;
+        state.set_multi_tenant(on);
+    }
+    ok(json!({"multi_tenant": state.multi_tenant()}))
+}
+
+// Service providers.
+
+/// (No `Debug`: it may hold a private key.)
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SpBody {
+    pub host_url: Option<String>,
+    pub entity_id: Option<String>,
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+    #[serde(default)]
+    pub generate_key: bool,
+    #[serde(default)]
+    pub remove_key: bool,
+    pub version: Option<i64>,
+}
+
+impl SpBody {
+    pub fn input(self, version: Option<i64>) -> SpInput {
+        SpInput {
+            host_url: self.host_url.unwrap_or_default(),
+            entity_id: self.entity_id,
+            certificate_pem: self.certificate,
+            private_key_pem: self.private_key.map(Secret::new),
+            generate_key: self.generate_key,
+            remove_key: self.remove_key,
+            version,
+        }
+    }
+}
+
+async fn sp_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    central(&p)?;
+    let now = state.clock.now();
+    let v: Vec<SpView> = state
+        .store
+        .sp_list()
+        .await?
+        .iter()
+        .map(|s| SpView::of(s, now))
+        .collect();
+    paginate(v, &page)
+}
+
+async fn sp_get(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    central(&p)?;
+    let sp = admin::sp_find(state.store.as_ref(), &id).await?;
+    ok(SpView::of(&sp, state.clock.now()))
+}
+
+async fn sp_add(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: SpBody = body(&b)?;
+    let sp = p.admin(&state).sp_add(input.input(None)).await?;
+    created(SpView::of(&sp, state.clock.now()))
+}
+
+async fn sp_put(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: SpBody = body(&b)?;
+    let v = version(&headers, input.version)?;
+    let sp = p.admin(&state).sp_set(&id, input.input(v)).await?;
+    ok(SpView::of(&sp, state.clock.now()))
+}
+
+async fn sp_delete(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    p.admin(&state).sp_rm(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn sp_metadata(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
+    central(&p)?;
+    let sp = admin::sp_find(state.store.as_ref(), &id).await?;
+    let xml = admin::sp_metadata_xml(&sp)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        xml,
+    )
+        .into_response())
+}
+
+// Identity providers.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IdpBody {
+    pub name: Option<String>,
+    pub entity_id: Option<String>,
+    pub sso_url: Option<String>,
+    pub sso_binding: Option<String>,
+    pub slo_url: Option<String>,
+    pub slo_response_url: Option<String>,
+    pub slo_binding: Option<String>,
+    pub username_mapping: Option<String>,
+    pub certificates: Option<Vec<String>>,
+    pub fingerprint: Option<String>,
+    pub fingerprint_algorithm: Option<String>,
+    pub allow_sha1: Option<bool>,
+    pub name_id_format: Option<String>,
+    pub authn_context: Option<String>,
+    pub metadata_url: Option<String>,
+    pub version: Option<i64>,
+}
+
+impl IdpBody {
+    pub fn input(self, version: Option<i64>) -> IdpInput {
+        let fingerprint = match (
+            self.fingerprint.filter(|f| !f.trim().is_empty()),
+            self.fingerprint_algorithm.filter(|a| !a.trim().is_empty()),
+        ) {
+            (Some(f), Some(a)) => Some(format!("{}:{}", a.trim(), f.trim())),
+            (f, _) => f,
+        };
+        IdpInput {
+            name: self.name,
+            entity_id: self.entity_id,
+            sso_url: self.sso_url,
+            sso_binding: self.sso_binding,
+            slo_url: self.slo_url,
+            slo_response_url: self.slo_response_url,
+            slo_binding: self.slo_binding,
+            username: self.username_mapping,
+            certificates: self
+                .certificates
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| !c.trim().is_empty())
+                .collect(),
+            fingerprint,
+            allow_sha1: self.allow_sha1,
+            name_id_format: self.name_id_format,
+            authn_context: self.authn_context,
+            metadata_url: self.metadata_url,
+            version,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    /// The metadata XML.
+    metadata: String,
+    /// Which entity of an EntitiesDescriptor.
+    entity: Option<String>,
+    #[serde(flatten)]
+    fields: IdpBody,
+}
+
+async fn idp_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    central(&p)?;
+    let now = state.clock.now();
+    let v: Vec<IdpView> = state
+        .store
+        .idp_list()
+        .await?
+        .iter()
+        .map(|i| IdpView::of(i, now))
+        .collect();
+    paginate(v, &page)
+}
+
+async fn idp_get(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    central(&p)?;
+    let i = admin::idp_find(state.store.as_ref(), &name).await?;
+    ok(IdpView::of(&i, state.clock.now()))
+}
+
+async fn idp_add(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: IdpBody = body(&b)?;
+    let i = p.admin(&state).idp_add(input.input(None)).await?;
+    created(IdpView::of(&i, state.clock.now()))
+}
+
+async fn idp_import(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: ImportBody = body(&b)?;
+    let i = p
+        .admin(&state)
+        .idp_import(
+            input.metadata.as_bytes(),
+            input.entity.as_deref().filter(|e| !e.is_empty()),
+            input.fields.input(None),
+        )
+        .await?;
+    created(IdpView::of(&i, state.clock.now()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    metadata: String,
+    entity: Option<String>,
+}
+
+async fn idp_preview(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    central(&p)?;
+    csrf(&p, &headers)?;
+    let input: PreviewBody = body(&b)?;
+    let preview = admin::idp_preview(
+        input.metadata.as_bytes(),
+        input.entity.as_deref().filter(|e| !e.is_empty()),
+        state.clock.now(),
+    )?;
+    ok(preview)
+}
+
+async fn idp_put(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: IdpBody = body(&b)?;
+    let v = version(&headers, input.version)?;
+    let i = p.admin(&state).idp_set(&name, input.input(v)).await?;
+    ok(IdpView::of(&i, state.clock.now()))
+}
+
+async fn idp_delete(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    p.admin(&state).idp_rm(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// Tenants.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantBody {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub login_domains: Option<Vec<String>>,
+    pub sso_enabled: Option<bool>,
+    /// The IdP's name ("" for none).
+    pub idp: Option<String>,
+    pub slo_enabled: Option<bool>,
+    pub idp_initiated: Option<bool>,
+    pub strip_domain: Option<bool>,
+    pub case_insensitive: Option<bool>,
+    pub version: Option<i64>,
+}
+
+impl TenantBody {
+    pub fn input(self, version: Option<i64>) -> TenantInput {
+        TenantInput {
+            display_name: self.display_name,
+            version,
+            login_domains: self.login_domains,
+            sso_enabled: self.sso_enabled,
+            idp: self.idp,
+            slo_enabled: self.slo_enabled,
+            idp_initiated: self.idp_initiated,
+            strip_domain: self.strip_domain,
+            case_insensitive: self.case_insensitive,
+            ..Default::default()
+        }
+    }
+}
+
+async fn tenant_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    if p.must_change_password() {
+        return Err(ApiError::password_change());
+    }
+    let idps = state.store.idp_list().await?;
+    let v: Vec<TenantView> = state
+        .store
+        .tenant_list()
+        .await?
+        .iter()
+        .filter(|t| p.may_watch(t.id))
+        .map(|t| TenantView::of(t, &idps))
+        .collect();
+    paginate(v, &page)
+}
+
+async fn tenant_get(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let t = watched_tenant(&state, &p, &name).await?;
+    ok(TenantView::of(&t, &state.store.idp_list().await?))
+}
+
+async fn tenant_add(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let mut input: TenantBody = body(&b)?;
+    let name = input.name.take().unwrap_or_default();
+    let t = p.admin(&state).tenant_add(&name, input.input(None)).await?;
+    created(TenantView::of(&t, &state.store.idp_list().await?))
+}
+
+async fn tenant_put(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: TenantBody = body(&b)?;
+    if input.name.as_deref().is_some_and(|n| n != name) {
+        return Err(AdminError::Invalid {
+            field: Some("name"),
+            message: "a tenant's name cannot change (it is in its sign-in addresses)".into(),
+        }
+        .into());
+    }
+    let v = version(&headers, input.version)?;
+    let t = p.admin(&state).tenant_set(&name, input.input(v)).await?;
+    ok(TenantView::of(&t, &state.store.idp_list().await?))
+}
+
+async fn tenant_delete(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    p.admin(&state).tenant_rm(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The tenant `name`, if `p` may watch it (404 otherwise: a tenant manager does not learn which
+/// other tenants exist).
+async fn watched_tenant(
+    state: &AppState,
+    p: &Principal,
+    name: &str,
+) -> Result<crate::domain::Tenant, ApiError> {
+    if p.must_change_password() {
+        return Err(ApiError::password_change());
+    }
+    match state.store.tenant_by_name(name).await? {
+        Some(t) if p.may_watch(t.id) => Ok(t),
+        _ => Err(AdminError::NotFound(format!("no tenant named {name:?}")).into()),
+    }
+}
+
+// Users.
+
+/// (No `Debug`: it holds a password.)
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub circuit_user: Option<String>,
+    pub password: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub version: Option<i64>,
+}
+
+impl UserBody {
+    pub fn input(self, version: Option<i64>) -> UserInput {
+        UserInput {
+            username: self.username,
+            display_name: self.display_name,
+            circuit_user: self.circuit_user,
+            password: self.password.filter(|p| !p.is_empty()).map(Secret::new),
+            roles: self.roles,
+            version,
+            ..Default::default()
+        }
+    }
+}
+
+async fn user_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    central(&p)?;
+    let t = admin::tenant_find(state.store.as_ref(), &tenant).await?;
+    let q = page.q.as_deref().map(str::to_lowercase).unwrap_or_default();
+    let v: Vec<UserView> = state
+        .store
+        .user_list(Some(t.id))
+        .await?
+        .iter()
+        .filter(|u| {
+            q.is_empty()
+                || u.username.to_lowercase().contains(&q)
+                || u.display_name.to_lowercase().contains(&q)
+                || u.circuit_user
+                    .as_deref()
+                    .is_some_and(|c| c.to_lowercase().contains(&q))
+        })
+        .map(|u| UserView::of(u, &t.name))
+        .collect();
+    paginate(v, &page)
+}
+
+async fn user_get(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path((tenant, username)): Path<(String, String)>,
+) -> ApiResult {
+    central(&p)?;
+    let (t, u) = admin::user_find(state.store.as_ref(), &tenant, &username).await?;
+    ok(UserView::of(&u, &t.name))
+}
+
+async fn user_add(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: UserBody = body(&b)?;
+    let u = p.admin(&state).user_add(&tenant, input.input(None)).await?;
+    created(UserView::of(&u, &tenant))
+}
+
+async fn user_put(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path((tenant, username)): Path<(String, String)>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: UserBody = body(&b)?;
+    let v = version(&headers, input.version)?;
+    let u = p
+        .admin(&state)
+        .user_set(&tenant, &username, input.input(v))
+        .await?;
+    ok(UserView::of(&u, &tenant))
+}
+
+async fn user_delete(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path((tenant, username)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    p.admin(&state).user_rm(&tenant, &username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// Sign-in activity.
+
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub handle: String,
+    pub tenant: String,
+    pub username: String,
+    pub display_name: String,
+    pub method: &'static str,
+    pub since: String,
+    pub expires: String,
+}
+
+pub async fn sessions_of(
+    state: &AppState,
+    tenant: crate::domain::TenantId,
+) -> Result<Vec<SessionView>, StoreError> {
+    let rows = state
+        .store
+        .sessions_of_tenant(Some(tenant), state.clock.now(), 10_000)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            r.agent.as_ref().map(|a| SessionView {
+                handle: session_handle(&r.id),
+                tenant: a.tenant.clone(),
+                username: a.username.clone(),
+                display_name: a.display_name.clone(),
+                method: a.method.as_str(),
+                since: a.signed_in_at.to_rfc3339(),
+                expires: a.expires_at.to_rfc3339(),
+            })
+        })
+        .collect())
+}
+
+async fn session_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let t = watched_tenant(&state, &p, &tenant).await?;
+    paginate(sessions_of(&state, t.id).await?, &page)
+}
+
+async fn session_end(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path((tenant, handle)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let t = watched_tenant(&state, &p, &tenant).await?;
+    csrf(&p, &headers)?;
+    p.admin(&state).session_end(Some(t.id), &handle).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The failures of `tenant` (newest first) whose reference, user name, reason or detail
+/// contains `q`.
+pub async fn failures_of(
+    state: &AppState,
+    tenant: &str,
+    q: &str,
+) -> Result<Vec<crate::store::SignInFailure>, StoreError> {
+    let q = q.trim().to_lowercase();
+    Ok(state
+        .store
+        .failures_recent(5000)
+        .await?
+        .into_iter()
+        .filter(|f| f.tenant.as_deref() == Some(tenant))
+        .filter(|f| {
+            q.is_empty()
+                || f.reference.to_lowercase().contains(&q)
+                || f.username
+                    .as_deref()
+                    .is_some_and(|u| u.to_lowercase().contains(&q))
+                || f.reason.contains(&q)
+                || f.detail.to_lowercase().contains(&q)
+        })
+        .collect())
+}
+
+async fn failure_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let t = watched_tenant(&state, &p, &tenant).await?;
+    let v = failures_of(&state, &t.name, page.q.as_deref().unwrap_or("")).await?;
+    paginate(v, &page)
+}
+
+// API clients.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientBody {
+    name: String,
+    #[serde(default = "central_role")]
+    role: String,
+    tenant: Option<String>,
+    token: Option<String>,
+}
+
+fn central_role() -> String {
+    "central-admin".into()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RegenerateBody {
+    token: Option<String>,
+    version: Option<i64>,
+}
+
+async fn client_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    central(&p)?;
+    let tenants = state.store.tenant_list().await?;
+    let v: Vec<ApiClientView> = state
+        .store
+        .api_client_list()
+        .await?
+        .iter()
+        .map(|c| ApiClientView::of(c, &tenants))
+        .collect();
+    paginate(v, &page)
+}
+
+fn with_token(v: ApiClientView, token: &Secret) -> Value {
+    let mut j = serde_json::to_value(v).unwrap_or_default();
+    j["token"] = Value::String(token.secret().to_string());
+    j
+}
+
+async fn client_add(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: ClientBody = body(&b)?;
+    let n = p
+        .admin(&state)
+        .api_client_add(
+            &input.name,
+            &input.role,
+            input.tenant.as_deref(),
+            input.token.map(Secret::new),
+        )
+        .await?;
+    let tenants = state.store.tenant_list().await?;
+    // The token is in this answer once; only its SHA-256 is kept.
+    created(with_token(ApiClientView::of(&n.client, &tenants), &n.token))
+}
+
+async fn client_regenerate(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let input: RegenerateBody = if b.is_empty() {
+        RegenerateBody::default()
+    } else {
+        body(&b)?
+    };
+    let v = version(&headers, input.version)?;
+    let n = p
+        .admin(&state)
+        .api_client_regenerate(&name, input.token.map(Secret::new), v)
+        .await?;
+    let tenants = state.store.tenant_list().await?;
+    ok(with_token(ApiClientView::of(&n.client, &tenants), &n.token))
+}
+
+async fn client_delete(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    p.admin(&state).api_client_rm(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// Audit log.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    object: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult {
+    central(&p)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE as u32);
+    let items = state
+        .store
+        .audit_list(q.object.as_deref(), q.before, limit)
+        .await?;
+    let next = (items.len() as u32 == limit)
+        .then(|| items.last().map(|e| e.id))
+        .flatten();
+    ok(json!({"items": items, "next_before": next}))
+}

@@ -1,0 +1,272 @@
+//! The OpenAPI 3 description of `/api/v1` (served at `/api/v1/openapi.json`). `tests/admin_api.rs`
+//! checks it against the router: every route described answers, and every route of
+//! `api::routes` is described.
+
+use serde_json::{Value, json};
+
+fn s(t: &str) -> Value {
+    json!({"type": t})
+}
+
+fn nullable(t: &str) -> Value {
+    json!({"type": [t, "null"]})
+}
+
+fn strings() -> Value {
+    json!({"type": "array", "items": {"type": "string"}})
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn object(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+fn list_of(item: &str) -> Value {
+    object(
+        json!({"items": {"type": "array", "items": r(item)}, "total": s("integer"), "offset": s("integer"), "limit": s("integer")}),
+        &["items", "total", "offset", "limit"],
+    )
+}
+
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": r("Error")}}})
+}
+
+fn answer(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn path_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}})
+}
+
+fn page_params(search: bool) -> Vec<Value> {
+    let mut v = vec![
+        json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}),
+        json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}),
+    ];
+    if search {
+        v.push(json!({"name": "q", "in": "query", "schema": {"type": "string"}}));
+    }
+    v
+}
+
+fn if_match() -> Value {
+    json!({"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "The version the change is based on."})
+}
+
+/// The responses every operation may give, plus its own.
+fn responses(mut own: Value, change: bool) -> Value {
+    let m = own
+        .as_object_mut()
+        .expect("invariant: responses are an object");
+    m.insert("401".into(), error("no or unknown credentials"));
+    m.insert(
+        "403".into(),
+        error("not allowed for this role (or CSRF token missing)"),
+    );
+    m.insert("503".into(), error("the database is unavailable"));
+    if change {
+        m.insert("400".into(), error("the body is not the expected JSON"));
+        m.insert("422".into(), error("a field is wrong (`field` names it)"));
+        m.insert("409".into(), error("duplicate, in use, or a stale version"));
+    }
+    own
+}
+
+fn op(summary: &str, params: Vec<Value>, request: Option<Value>, ok: Value, change: bool) -> Value {
+    let mut o =
+        json!({"summary": summary, "parameters": params, "responses": responses(ok, change)});
+    if let Some(b) = request {
+        o["requestBody"] = b;
+    }
+    o
+}
+
+/// The document.
+pub fn document() -> String {
+    let sp = object(
+        json!({
+            "id": s("integer"), "host_url": s("string"), "entity_id": s("string"), "acs_url": s("string"),
+            "slo_url": s("string"), "metadata_url": s("string"), "has_key": s("boolean"),
+            "certificate": {"oneOf": [r("Certificate"), {"type": "null"}]}, "version": s("integer")
+        }),
+        &[
+            "id",
+            "host_url",
+            "entity_id",
+            "acs_url",
+            "slo_url",
+            "metadata_url",
+            "has_key",
+            "certificate",
+            "version",
+        ],
+    );
+    let sp_input = object(
+        json!({
+            "host_url": s("string"), "entity_id": s("string"), "certificate": s("string"),
+            "private_key": {"type": "string", "writeOnly": true}, "generate_key": s("boolean"),
+            "remove_key": s("boolean"), "version": s("integer")
+        }),
+        &[],
+    );
+    let cert = object(
+        json!({"subject": s("string"), "sha256": s("string"), "not_after": nullable("string"), "expires_soon": s("boolean")}),
+        &["subject", "sha256", "not_after", "expires_soon"],
+    );
+    let idp_fields = json!({
+        "name": s("string"), "entity_id": s("string"), "sso_url": s("string"),
+        "sso_binding": {"type": "string", "enum": ["redirect", "post"]},
+        "slo_url": s("string"), "slo_response_url": s("string"),
+        "slo_binding": {"type": "string", "enum": ["redirect", "post"]},
+        "username_mapping": s("string"), "certificates": strings(), "fingerprint": s("string"),
+        "fingerprint_algorithm": {"type": "string", "enum": ["sha1", "sha256", "sha384", "sha512"]},
+        "allow_sha1": s("boolean"), "name_id_format": s("string"), "authn_context": s("string"),
+        "metadata_url": s("string"), "version": s("integer")
+    });
+    let mut import_fields = idp_fields.clone();
+    import_fields["metadata"] = s("string");
+    import_fields["entity"] = s("string");
+    let idp = json!({"type": "object", "required": ["id", "name", "entity_id", "sso_url", "sso_binding", "username_mapping", "trust", "version"],
+    "properties": {
+        "id": s("integer"), "name": s("string"), "entity_id": s("string"), "sso_url": s("string"),
+        "sso_binding": s("string"), "slo_url": nullable("string"), "slo_response_url": nullable("string"),
+        "slo_binding": s("string"), "username_mapping": s("string"), "trust": s("object"),
+        "allow_sha1": s("boolean"), "name_id_format": nullable("string"), "authn_context": nullable("string"),
+        "metadata_url": nullable("string"), "endpoints": s("object"), "version": s("integer")
+    }});
+    let preview = json!({"type": "object", "required": ["entity_id", "entities", "sso", "slo", "certificates", "claim_types"],
+        "properties": {"entity_id": nullable("string"), "entities": strings(), "sso": s("array"), "slo": s("array"),
+            "certificates": {"type": "array", "items": r("Certificate")}, "claim_types": strings(), "name_id_formats": strings()}});
+    let tenant_fields = json!({
+        "name": s("string"), "display_name": s("string"), "login_domains": strings(), "sso_enabled": s("boolean"),
+        "idp": s("string"), "slo_enabled": s("boolean"), "idp_initiated": s("boolean"),
+        "strip_domain": s("boolean"), "case_insensitive": s("boolean"), "version": s("integer")
+    });
+    let tenant = json!({"type": "object", "required": ["name", "display_name", "login_domains", "sso_enabled", "idp", "slo_enabled", "version"],
+        "properties": {"name": s("string"), "display_name": s("string"), "login_domains": strings(), "sso_enabled": s("boolean"),
+            "idp": nullable("string"), "slo_enabled": s("boolean"), "idp_initiated": s("boolean"), "strip_domain": s("boolean"),
+            "case_insensitive": s("boolean"), "version": s("integer")}});
+    let user_fields = json!({
+        "username": s("string"), "display_name": s("string"), "circuit_user": s("string"),
+        "password": {"type": "string", "writeOnly": true}, "roles": {"type": "array", "items": {"type": "string", "enum": ["agent", "tenant-manager", "central-admin"]}},
+        "version": s("integer")
+    });
+    let user = json!({"type": "object", "required": ["tenant", "username", "display_name", "roles", "has_password", "version"],
+        "properties": {"tenant": s("string"), "username": s("string"), "display_name": s("string"), "circuit_user": nullable("string"),
+            "roles": strings(), "has_password": s("boolean"), "must_change_password": s("boolean"), "version": s("integer")}});
+    let client = json!({"type": "object", "required": ["id", "name", "token_prefix", "role", "created_at", "version"],
+        "properties": {"id": s("integer"), "name": s("string"), "token_prefix": s("string"), "role": s("string"), "tenant": nullable("string"),
+            "created_at": s("string"), "last_used_at": nullable("string"), "version": s("integer"), "token": s("string")}});
+    let client_input = object(
+        json!({"name": s("string"), "role": {"type": "string", "enum": ["central-admin", "tenant-manager"]}, "tenant": s("string"), "token": {"type": "string", "writeOnly": true}}),
+        &["name"],
+    );
+    let session = json!({"type": "object", "required": ["handle", "tenant", "username", "method", "since", "expires"],
+        "properties": {"handle": s("string"), "tenant": s("string"), "username": s("string"), "display_name": s("string"),
+            "method": s("string"), "since": s("string"), "expires": s("string")}});
+    let failure = json!({"type": "object", "required": ["at", "reference", "endpoint", "reason", "detail"],
+        "properties": {"at": s("string"), "reference": s("string"), "endpoint": s("string"), "tenant": nullable("string"),
+            "idp": nullable("string"), "reason": s("string"), "detail": s("string"), "client": nullable("string"),
+            "repeats": s("integer"), "username": nullable("string")}});
+    let audit = json!({"type": "object", "required": ["id", "at", "actor", "action", "object"],
+        "properties": {"id": s("integer"), "at": s("string"), "actor": s("string"), "action": s("string"), "object": s("string"),
+            "before": nullable("string"), "after": nullable("string")}});
+    let err = object(
+        json!({"error": s("string"), "field": nullable("string"), "message": s("string")}),
+        &["error", "field", "message"],
+    );
+    let no_content = json!({"204": {"description": "done"}});
+    let not_found = |mut v: Value| {
+        v["404"] = error("no such object");
+        v
+    };
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "ssogate API", "version": "1", "description": "Administration of ssogate: the operations of the Web Manager and the CLI. Authenticate with `Authorization: Bearer TOKEN` (an API client's token) or a Web Manager session (then every change needs the `X-CSRF-Token` header)."},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/me": {"get": op("Who is calling", vec![], None, json!({"200": answer("the caller", s("object"))}), false)},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": s("object")}}}}}},
+            "/api/v1/settings": {
+                "get": op("Shared settings", vec![], None, json!({"200": answer("settings", r("Settings"))}), false),
+                "put": op("Change shared settings", vec![], Some(body(r("Settings"))), json!({"200": answer("settings", r("Settings"))}), true)
+            },
+            "/api/v1/sps": {
+                "get": op("List service providers", page_params(false), None, json!({"200": answer("a page", list_of("ServiceProvider"))}), false),
+                "post": op("Add a service provider", vec![], Some(body(r("ServiceProviderInput"))), json!({"201": answer("added", r("ServiceProvider"))}), true)
+            },
+            "/api/v1/sps/{id}": {
+                "get": op("A service provider (by ID, entity ID or host URL)", vec![path_param("id")], None, not_found(json!({"200": answer("it", r("ServiceProvider"))})), false),
+                "put": op("Change a service provider", vec![path_param("id"), if_match()], Some(body(r("ServiceProviderInput"))), not_found(json!({"200": answer("changed", r("ServiceProvider"))})), true),
+                "delete": op("Delete a service provider (never the last)", vec![path_param("id")], None, not_found(no_content.clone()), true)
+            },
+            "/api/v1/sps/{id}/metadata": {"get": op("The SP's metadata XML", vec![path_param("id")], None, not_found(json!({"200": {"description": "metadata", "content": {"application/samlmetadata+xml": {"schema": s("string")}}}})), false)},
+            "/api/v1/idps": {
+                "get": op("List identity providers", page_params(false), None, json!({"200": answer("a page", list_of("IdentityProvider"))}), false),
+                "post": op("Add an identity provider by hand", vec![], Some(body(r("IdentityProviderInput"))), json!({"201": answer("added", r("IdentityProvider"))}), true)
+            },
+            "/api/v1/idps/import": {"post": op("Import an identity provider from metadata", vec![], Some(body(r("ImportInput"))), json!({"201": answer("added", r("IdentityProvider"))}), true)},
+            "/api/v1/idps/preview": {"post": op("What an import would take (nothing is stored)", vec![], Some(body(r("PreviewInput"))), json!({"200": answer("the preview", r("Preview"))}), true)},
+            "/api/v1/idps/{name}": {
+                "get": op("An identity provider", vec![path_param("name")], None, not_found(json!({"200": answer("it", r("IdentityProvider"))})), false),
+                "put": op("Change an identity provider", vec![path_param("name"), if_match()], Some(body(r("IdentityProviderInput"))), not_found(json!({"200": answer("changed", r("IdentityProvider"))})), true),
+                "delete": op("Delete an identity provider (refused while a tenant uses it)", vec![path_param("name")], None, not_found(no_content.clone()), true)
+            },
+            "/api/v1/tenants": {
+                "get": op("List tenants", page_params(false), None, json!({"200": answer("a page", list_of("Tenant"))}), false),
+                "post": op("Add a tenant", vec![], Some(body(r("TenantInput"))), json!({"201": answer("added", r("Tenant"))}), true)
+            },
+            "/api/v1/tenants/{tenant}": {
+                "get": op("A tenant", vec![path_param("tenant")], None, not_found(json!({"200": answer("it", r("Tenant"))})), false),
+                "put": op("Configure a tenant", vec![path_param("tenant"), if_match()], Some(body(r("TenantInput"))), not_found(json!({"200": answer("changed", r("Tenant"))})), true),
+                "delete": op("Delete a tenant (refused while it has users)", vec![path_param("tenant")], None, not_found(no_content.clone()), true)
+            },
+            "/api/v1/tenants/{tenant}/users": {
+                "get": op("List a tenant's users", [vec![path_param("tenant")], page_params(true)].concat(), None, not_found(json!({"200": answer("a page", list_of("User"))})), false),
+                "post": op("Add a user", vec![path_param("tenant")], Some(body(r("UserInput"))), not_found(json!({"201": answer("added", r("User"))})), true)
+            },
+            "/api/v1/tenants/{tenant}/users/{username}": {
+                "get": op("A user", vec![path_param("tenant"), path_param("username")], None, not_found(json!({"200": answer("it", r("User"))})), false),
+                "put": op("Change a user", vec![path_param("tenant"), path_param("username"), if_match()], Some(body(r("UserInput"))), not_found(json!({"200": answer("changed", r("User"))})), true),
+                "delete": op("Delete a user (ends their sessions)", vec![path_param("tenant"), path_param("username")], None, not_found(no_content.clone()), true)
+            },
+            "/api/v1/tenants/{tenant}/sessions": {"get": op("Signed-in agents of a tenant", [vec![path_param("tenant")], page_params(false)].concat(), None, not_found(json!({"200": answer("a page", list_of("Session"))})), false)},
+            "/api/v1/tenants/{tenant}/sessions/{handle}": {"delete": op("End a session", vec![path_param("tenant"), path_param("handle")], None, not_found(no_content.clone()), true)},
+            "/api/v1/tenants/{tenant}/failures": {"get": op("Recent sign-in failures of a tenant", [vec![path_param("tenant")], page_params(true)].concat(), None, not_found(json!({"200": answer("a page", list_of("Failure"))})), false)},
+            "/api/v1/api-clients": {
+                "get": op("List API clients", page_params(false), None, json!({"200": answer("a page", list_of("ApiClient"))}), false),
+                "post": op("Add an API client (its token is in the answer, once)", vec![], Some(body(r("ApiClientInput"))), json!({"201": answer("added", r("ApiClient"))}), true)
+            },
+            "/api/v1/api-clients/{name}": {"delete": op("Delete an API client", vec![path_param("name")], None, not_found(no_content.clone()), true)},
+            "/api/v1/api-clients/{name}/regenerate": {"post": op("A new token (in the answer, once)", vec![path_param("name"), if_match()], Some(json!({"required": false, "content": {"application/json": {"schema": object(json!({"token": s("string"), "version": s("integer")}), &[])}}})), not_found(json!({"200": answer("the client and its new token", r("ApiClient"))})), true)},
+            "/api/v1/audit": {"get": op("The audit log, newest first", vec![
+                json!({"name": "object", "in": "query", "schema": {"type": "string"}}),
+                json!({"name": "before", "in": "query", "schema": {"type": "integer"}}),
+                json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+            ], None, json!({"200": answer("entries", object(json!({"items": {"type": "array", "items": r("AuditEntry")}, "next_before": nullable("integer")}), &["items", "next_before"]))}), false)}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": err, "Certificate": cert, "ServiceProvider": sp, "ServiceProviderInput": sp_input,
+                "IdentityProvider": idp, "IdentityProviderInput": object(idp_fields, &[]),
+                "ImportInput": object(import_fields, &["metadata"]),
+                "PreviewInput": object(json!({"metadata": s("string"), "entity": s("string")}), &["metadata"]),
+                "Preview": preview, "Tenant": tenant, "TenantInput": object(tenant_fields, &[]),
+                "User": user, "UserInput": object(user_fields, &[]), "ApiClient": client, "ApiClientInput": client_input,
+                "Session": session, "Failure": failure, "AuditEntry": audit,
+                "Settings": object(json!({"multi_tenant": s("boolean")}), &[])
+            }
+        }
+    });
+    doc.to_string()
+}
