@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub mod admin;
 pub mod app;
 pub mod generate;
 pub mod hostile_gen;

@@ -291,6 +291,7 @@ pub struct Secure(pub bool);
 /// The Web Manager and the API, with their own limits and headers (no SP resolution).
 pub fn routes(state: AppState, secure: bool) -> Router {
     Router::new()
+        .route("/webmanager/", axum::routing::get(ui::home))
         .nest("/webmanager", ui::routes())
         .nest("/api/v1", api::routes())
         .layer(axum::Extension(Secure(secure)))

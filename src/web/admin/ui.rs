@@ -322,7 +322,7 @@ fn central(p: &Principal) -> Result<(), Halt> {
     Ok(())
 }
 
-async fn home(PageAuthed(p): PageAuthed) -> Response {
+pub async fn home(PageAuthed(p): PageAuthed) -> Response {
     if p.must_change_password() {
         return see_other("/webmanager/password");
     }

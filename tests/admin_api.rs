@@ -1,0 +1,967 @@
+//! The Web Manager's access rules and the JSON API, in process: sign-in (local password only,
+//! throttled, the one-time password replaced first), the session cookie and its timeouts, CSRF,
+//! the authorisation of every route for every kind of caller, validation with the field named,
+//! stale versions, API tokens kept hashed, no secret in any answer, and the OpenAPI document
+//! against the router.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+use common::admin::{
+    Auth, ROOT_PASSWORD, add_user, call, call_with, form, json, page, root, session, sign_in,
+};
+use common::app::{TestApp, answering, cookie};
+use common::generate::idp;
+use serde_json::{Value, json};
+use ssogate::domain::admin;
+use ssogate::rng::SeededRng;
+use ssogate::store::Store;
+
+#[tokio::test]
+async fn the_one_time_password_is_replaced_before_anything_else() {
+    let t = TestApp::new(false).await;
+    // `serve`'s first start: `admin` with a one-time password.
+    let store: std::sync::Arc<dyn Store> = t.store.clone();
+    admin::user_rm(t.store.as_ref(), "default", "jdoe")
+        .await
+        .ok();
+    let (user, password) = admin::bootstrap(&store, &SeededRng::new(5))
+        .await
+        .expect("bootstrap")
+        .expect("an administrator is created");
+    let a = sign_in(&t, &user, "", &password).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.location.as_deref(), Some("/webmanager/password"));
+    let set = a
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("ssogate_admin="))
+        .expect("cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let c = cookie(&a, "ssogate_admin").expect("cookie");
+    let me = json(
+        &call(
+            &t,
+            "GET",
+            "/api/v1/me",
+            None,
+            &Auth::SessionNoCsrf { cookie: c.clone() },
+        )
+        .await,
+    );
+    assert_eq!(me["must_change_password"], true);
+    let csrf = me["csrf_token"].as_str().expect("csrf").to_string();
+    let s = Auth::Session {
+        cookie: c.clone(),
+        csrf: csrf.clone(),
+    };
+    // Every page but the password form sends it there; the API refuses.
+    let p = page(&t, "/webmanager/sps", &s).await;
+    assert_eq!(p.location.as_deref(), Some("/webmanager/password"));
+    let api = call(&t, "GET", "/api/v1/sps", None, &s).await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert_eq!(json(&api)["error"], "password_change_required");
+    // Without the CSRF token: refused, nothing changed.
+    let no = form(
+        &t,
+        "/webmanager/password",
+        &[
+            ("password", "a-new-password"),
+            ("confirm", "a-new-password"),
+        ],
+        &s,
+        false,
+    )
+    .await;
+    assert_eq!(no.status, StatusCode::FORBIDDEN);
+    // Two different passwords: the message beside the second field; nothing changed.
+    let diff = form(
+        &t,
+        "/webmanager/password",
+        &[("password", "a-new-password"), ("confirm", "another-one")],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(diff.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(diff.body.contains("id=\"error-confirm\""), "{}", diff.body);
+    assert!(
+        !diff.body.contains("a-new-password"),
+        "a password came back in the page"
+    );
+    let short = form(
+        &t,
+        "/webmanager/password",
+        &[("password", "short"), ("confirm", "short")],
+        &s,
+        true,
+    )
+    .await;
+    assert!(
+        short.body.contains("id=\"error-password\""),
+        "{}",
+        short.body
+    );
+    let ok = form(
+        &t,
+        "/webmanager/password",
+        &[
+            ("password", "a-new-password"),
+            ("confirm", "a-new-password"),
+        ],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(page(&t, "/webmanager/sps", &s).await.status, StatusCode::OK);
+    // The one-time password no longer works; the new one does.
+    assert_eq!(
+        sign_in(&t, &user, "", &password).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = sign_in(&t, &user, "default", "a-new-password").await;
+    assert_eq!(again.location.as_deref(), Some("/webmanager/"));
+    // The audit log says who changed the password (never the password).
+    let audit = t
+        .store
+        .audit_list(Some("user:default/admin"), None, 10)
+        .await
+        .expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.password" && e.actor == "user:default/admin")
+    );
+}
+
+#[tokio::test]
+async fn sessions_get_a_new_id_end_when_idle_or_old_and_at_sign_out() {
+    let t = TestApp::new(false).await;
+    let s1 = root(&t).await;
+    let s2 = session(&t, "root", "default", ROOT_PASSWORD).await;
+    let (
+        Auth::Session { cookie: c1, .. },
+        Auth::Session {
+            cookie: c2,
+            csrf: x2,
+        },
+    ) = (&s1, &s2)
+    else {
+        unreachable!()
+    };
+    assert_ne!(c1, c2, "each sign-in gets a new session ID");
+    // 29 minutes idle: still in; 31 more: out.
+    t.clock.advance_secs(29 * 60);
+    assert_eq!(
+        call(&t, "GET", "/api/v1/me", None, &s2).await.status,
+        StatusCode::OK
+    );
+    t.clock.advance_secs(31 * 60);
+    assert_eq!(
+        call(&t, "GET", "/api/v1/me", None, &s2).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        page(&t, "/webmanager/sps", &s2).await.location.as_deref(),
+        Some("/webmanager/signin")
+    );
+    // Active all the time: out after 8 hours all the same.
+    let s3 = session(&t, "root", "default", ROOT_PASSWORD).await;
+    for _ in 0..23 {
+        t.clock.advance_secs(20 * 60);
+        assert_eq!(
+            call(&t, "GET", "/api/v1/me", None, &s3).await.status,
+            StatusCode::OK
+        );
+    }
+    t.clock.advance_secs(20 * 60 + 1);
+    assert_eq!(
+        call(&t, "GET", "/api/v1/me", None, &s3).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Sign-out ends the session at once (and needs the CSRF token).
+    let s4 = session(&t, "root", "default", ROOT_PASSWORD).await;
+    let Auth::Session { cookie: c4, .. } = &s4 else {
+        unreachable!()
+    };
+    let no = form(
+        &t,
+        "/webmanager/signout",
+        &[],
+        &Auth::SessionNoCsrf { cookie: c4.clone() },
+        false,
+    )
+    .await;
+    assert_eq!(no.status, StatusCode::FORBIDDEN);
+    let out = form(&t, "/webmanager/signout", &[], &s4, true).await;
+    assert_eq!(out.location.as_deref(), Some("/webmanager/signin"));
+    assert_eq!(
+        call(&t, "GET", "/api/v1/me", None, &s4).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let _ = x2;
+}
+
+#[tokio::test]
+async fn a_portal_session_never_opens_the_web_manager() {
+    let t = TestApp::new(false).await;
+    // jdoe is a central administrator who signs in to the portal by SAML.
+    admin::user_set(
+        t.store.as_ref(),
+        &SeededRng::new(1),
+        "default",
+        "jdoe",
+        admin::UserInput {
+            roles: Some(vec!["agent".into(), "central-admin".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("role");
+    let (id, binding) = t.start_login("/login").await;
+    let a = t
+        .acs(&answering(&id).signed_assertion(idp()), &[&binding])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let portal = Auth::Cookie(cookie(&a, "ssogate_session").expect("portal session"));
+    assert_eq!(
+        call(&t, "GET", "/api/v1/sps", None, &portal).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        page(&t, "/webmanager/sps", &portal)
+            .await
+            .location
+            .as_deref(),
+        Some("/webmanager/signin")
+    );
+    // And jdoe has no password: the Web Manager's sign-in refuses whatever is typed.
+    assert_eq!(
+        sign_in(&t, "jdoe", "default", "anything-at-all")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn admin_sign_in_is_throttled_per_user_and_address() {
+    let t = TestApp::new(false).await;
+    add_user(&t, "default", "root", ROOT_PASSWORD, &["central-admin"]).await;
+    let a: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+    let b: std::net::IpAddr = "192.0.2.20".parse().unwrap();
+    let attempt = |from, pw: &'static str| {
+        let t = &t;
+        async move {
+            t.request_from(
+                from,
+                "POST",
+                "/webmanager/signin",
+                Some(&[("username", "root"), ("password", pw)]),
+                &[],
+                &[],
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        let r = attempt(a, "wrong-password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.refusal.as_ref().map(|r| r.reason.code()),
+            Some("password_refused")
+        );
+    }
+    // The sixth from A waits; the right password from B goes in at once.
+    let r = attempt(a, "wrong-password").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = attempt(a, ROOT_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(
+        r.refusal.as_ref().map(|r| r.reason.code()),
+        Some("password_throttled")
+    );
+    assert!(r.headers.get("retry-after").is_some());
+    let ok = attempt(b, ROOT_PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    // Each refusal is in the failure log with the name it tried and a reference.
+    let f = t.store.failures_recent(10).await.expect("failures");
+    assert!(
+        f.iter()
+            .any(|f| f.endpoint == "webmanager" && f.username.as_deref() == Some("root"))
+    );
+    // An agent with a password may not use the Web Manager.
+    add_user(&t, "default", "kate", "kates-password", &["agent"]).await;
+    let r = sign_in(&t, "kate", "", "kates-password").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.refusal.as_ref().map(|r| r.reason.code()),
+        Some("admin_not_allowed")
+    );
+    assert!(r.body.contains("may not use the Web Manager"), "{}", r.body);
+}
+
+/// Every `.route("path", methods)` of a router source: (path, METHOD).
+fn routes_in(source: &str, prefix: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for chunk in source.split(".route(").skip(1) {
+        let Some(path) = chunk
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        // The methods: up to the next route (or the end of the chain).
+        let rest = chunk.split(";").next().unwrap_or(chunk);
+        for (token, method) in [
+            ("get(", "GET"),
+            ("post(", "POST"),
+            ("put(", "PUT"),
+            ("delete(", "DELETE"),
+        ] {
+            let found = rest.match_indices(token).any(|(i, _)| {
+                i == 0
+                    || !rest.as_bytes()[i - 1].is_ascii_alphanumeric()
+                        && rest.as_bytes()[i - 1] != b'_'
+            });
+            if found {
+                out.insert((format!("{prefix}{path}"), method.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn source(p: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p))
+        .expect("source")
+}
+
+fn api_routes() -> BTreeSet<(String, String)> {
+    routes_in(&source("src/web/admin/api.rs"), "/api/v1")
+}
+
+fn ui_routes() -> BTreeSet<(String, String)> {
+    routes_in(&source("src/web/admin/ui.rs"), "/webmanager")
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_only_those() {
+    let t = TestApp::new(false).await;
+    let doc = call(&t, "GET", "/api/v1/openapi.json", None, &Auth::None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let doc = json(&doc);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut described = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().expect("operations").keys() {
+            described.insert((path.clone(), method.to_uppercase()));
+        }
+    }
+    let routes = api_routes();
+    assert!(routes.len() >= 30, "only {} routes parsed", routes.len());
+    assert_eq!(
+        described, routes,
+        "the OpenAPI document and the router differ"
+    );
+}
+
+/// A path of the route list with its parameters filled with objects that exist.
+fn fill(path: &str) -> String {
+    path.replace("{id}", "1")
+        .replace("/idps/{name}", "/idps/idp")
+        .replace("/api-clients/{name}", "/api-clients/other")
+        .replace("{tenant}", "default")
+        .replace("{username}", "jdoe")
+        .replace("{handle}", "0000000000000000")
+}
+
+/// What a caller may reach: (path, method) → allowed.
+fn tenant_manager_may(path: &str, method: &str) -> bool {
+    let p = path.trim_start_matches("/api/v1");
+    matches!(
+        (method, p),
+        (
+            "GET",
+            "/me"
+                | "/openapi.json"
+                | "/tenants"
+                | "/tenants/{tenant}"
+                | "/tenants/{tenant}/sessions"
+                | "/tenants/{tenant}/failures"
+        ) | ("DELETE", "/tenants/{tenant}/sessions/{handle}")
+    )
+}
+
+#[tokio::test]
+async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
+    let t = TestApp::new(true).await;
+    let rootie = root(&t).await;
+    // Another tenant with its own manager; an agent with a portal session.
+    let tm_globex = {
+        call(
+            &t,
+            "POST",
+            "/api/v1/tenants",
+            Some(&json!({"name": "globex", "login_domains": ["globex.example"]})),
+            &rootie,
+        )
+        .await;
+        add_user(&t, "globex", "gm", "gm-password-1", &["tenant-manager"]).await;
+        session(&t, "gm", "globex", "gm-password-1").await
+    };
+    let (id, binding) = t.start_login("/t/default/login").await;
+    let a = t
+        .acs(&answering(&id).signed_assertion(idp()), &[&binding])
+        .await;
+    let agent = Auth::Cookie(cookie(&a, "ssogate_session").expect("portal session"));
+    let tm_client = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/api-clients",
+            Some(&json!({"name": "tm", "role": "tenant-manager", "tenant": "default"})),
+            &rootie,
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let central_client = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/api-clients",
+            Some(&json!({"name": "central"})),
+            &rootie,
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    call(
+        &t,
+        "POST",
+        "/api/v1/api-clients",
+        Some(&json!({"name": "other"})),
+        &rootie,
+    )
+    .await;
+    let Auth::Session {
+        cookie: root_cookie,
+        ..
+    } = &rootie
+    else {
+        unreachable!()
+    };
+    let mut cases = 0;
+    let empty = json!({});
+    for (path, method) in api_routes() {
+        let url = fill(&path);
+        let public = path.ends_with("/openapi.json");
+        let change = method != "GET";
+        // Anonymous, an agent's portal session: 401.
+        for who in [Auth::None, agent.clone()] {
+            let r = call(&t, &method, &url, None, &who).await;
+            let want = if public {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(r.status, want, "{method} {url} as {who:?}: {}", r.body);
+            cases += 1;
+        }
+        // A central administrator's session without the CSRF token may not change anything.
+        if change {
+            let r = call(
+                &t,
+                &method,
+                &url,
+                Some(&json!({})),
+                &Auth::SessionNoCsrf {
+                    cookie: root_cookie.clone(),
+                },
+            )
+            .await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{method} {url} without CSRF: {}",
+                r.body
+            );
+            cases += 1;
+        }
+        // Tenant managers: their own tenant's activity; another tenant's: not found.
+        for (who, own) in [
+            (tm_globex.clone(), false),
+            (Auth::Bearer(tm_client.clone()), true),
+        ] {
+            let r = call(
+                &t,
+                &method,
+                &url,
+                if change { Some(&empty) } else { None },
+                &who,
+            )
+            .await;
+            let allowed = public || tenant_manager_may(&path, &method);
+            if !allowed {
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {url} as tenant manager (own {own}): {}",
+                    r.body
+                );
+            } else if path.contains("{tenant}") && !own {
+                assert_eq!(
+                    r.status,
+                    StatusCode::NOT_FOUND,
+                    "{method} {url} as another tenant's manager: {}",
+                    r.body
+                );
+            } else {
+                assert!(
+                    r.status != StatusCode::FORBIDDEN && r.status != StatusCode::UNAUTHORIZED,
+                    "{method} {url} as tenant manager: {}",
+                    r.body
+                );
+            }
+            cases += 1;
+        }
+    }
+    // Central administrators (an API client here) reach every route; run last, it changes things.
+    for (path, method) in api_routes() {
+        let url = fill(&path);
+        let r = call(
+            &t,
+            &method,
+            &url,
+            if method == "GET" { None } else { Some(&empty) },
+            &Auth::Bearer(central_client.clone()),
+        )
+        .await;
+        assert!(
+            r.status != StatusCode::FORBIDDEN
+                && r.status != StatusCode::UNAUTHORIZED
+                && r.status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {url} as central administrator: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            r.status.as_u16() < 500,
+            "{method} {url}: {} {}",
+            r.status,
+            r.body
+        );
+        cases += 1;
+    }
+    // The pages: anonymous → sign-in; a tenant manager → only the activity pages.
+    for (path, method) in ui_routes() {
+        let url = fill(&path).replace("/users/default/jdoe", "/users/default/jdoe");
+        let open = path.ends_with("/signin") || path.contains("/static/");
+        let r = if method == "GET" {
+            page(&t, &url, &Auth::None).await
+        } else {
+            form(&t, &url, &[], &Auth::None, false).await
+        };
+        if !open {
+            assert_eq!(
+                r.location.as_deref(),
+                Some("/webmanager/signin"),
+                "{method} {url} anonymous: {}",
+                r.status
+            );
+        }
+        if path == "/webmanager/signout" {
+            // (Sign-out has its own test; here it would end the session the loop goes on with.)
+            continue;
+        }
+        let r = if method == "GET" {
+            page(&t, &url, &tm_globex).await
+        } else {
+            form(&t, &url, &[], &tm_globex, true).await
+        };
+        let tm_page = path.starts_with("/webmanager/activity")
+            || path == "/webmanager/"
+            || path == "/webmanager/signout"
+            || path == "/webmanager/password"
+            || open;
+        if !tm_page {
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{method} {url} as tenant manager: {}",
+                r.body
+            );
+        }
+        cases += 2;
+    }
+    assert!(cases > 200, "{cases}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_named_and_nothing_changes() {
+    let t = TestApp::new(true).await;
+    let s = root(&t).await;
+    let before_sps = call(&t, "GET", "/api/v1/sps", None, &s).await.body;
+    let before_idps = call(&t, "GET", "/api/v1/idps", None, &s).await.body;
+    let pubkey = String::from_utf8(
+        openssl::pkey::PKey::private_key_from_pem(&idp().key_pem)
+            .unwrap()
+            .public_key_to_pem()
+            .unwrap(),
+    )
+    .unwrap();
+    let cert = String::from_utf8(idp().cert_pem.clone()).unwrap();
+    let cases: Vec<(&str, &str, Value, StatusCode, &str, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": "cc.example.com/portal"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "host_url",
+            "must start with http",
+        ),
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": "https://cc.example.com/p?x=1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "host_url",
+            "query",
+        ),
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": "https://cc.example.com/p", "certificate": "hello"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "private_key",
+            "needs its private key",
+        ),
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": "https://cc.example.com/p", "certificate": cert, "private_key": pubkey}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "private_key",
+            "the certificate already carries it",
+        ),
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": "https://cc.example.com/p", "certificate": "not a cert", "private_key": "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "certificate",
+            "not a PEM certificate",
+        ),
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": common::app::HOST}),
+            StatusCode::CONFLICT,
+            "host_url",
+            "already has host URL",
+        ),
+        (
+            "POST",
+            "/api/v1/idps",
+            json!({"entity_id": "https://other.example/idp", "sso_url": "https://other.example/sso", "username_mapping": "upn", "fingerprint": "AB:CD", "fingerprint_algorithm": "sha256"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fingerprint",
+            "fingerprint",
+        ),
+        (
+            "POST",
+            "/api/v1/idps",
+            json!({"entity_id": "https://other.example/idp", "sso_url": "https://other.example/sso", "username_mapping": "upn", "fingerprint": "zz".repeat(32), "fingerprint_algorithm": "sha256"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fingerprint",
+            "fingerprint",
+        ),
+        (
+            "POST",
+            "/api/v1/idps",
+            json!({"entity_id": "https://other.example/idp", "sso_url": "https://other.example/sso", "username_mapping": "", "certificates": [cert]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "username_mapping",
+            "username mapping",
+        ),
+        (
+            "POST",
+            "/api/v1/idps",
+            json!({"entity_id": "https://other.example/idp", "sso_url": "https://other.example/sso", "username_mapping": "upn", "certificates": ["-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "certificates",
+            "certificate",
+        ),
+        (
+            "POST",
+            "/api/v1/idps",
+            json!({"name": "idp", "entity_id": "https://other.example/idp", "sso_url": "https://other.example/sso", "username_mapping": "upn", "certificates": [cert]}),
+            StatusCode::CONFLICT,
+            "name",
+            "already exists",
+        ),
+        (
+            "POST",
+            "/api/v1/idps/import",
+            json!({"metadata": "<!DOCTYPE x><md:EntityDescriptor/>", "username_mapping": "upn"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "metadata",
+            "IdP metadata",
+        ),
+        (
+            "POST",
+            "/api/v1/idps/import",
+            json!({"metadata": "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"https://x\"/>", "username_mapping": "upn"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "metadata",
+            "IDPSSODescriptor",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants",
+            json!({"name": "acme", "login_domains": ["example.com"]}),
+            StatusCode::CONFLICT,
+            "login_domains",
+            "already belongs to tenant",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants/default/users",
+            json!({"username": "JDOE"}),
+            StatusCode::CONFLICT,
+            "username",
+            "already has user",
+        ),
+        (
+            "POST",
+            "/api/v1/api-clients",
+            json!({"name": "short", "token": "too-short"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "token",
+            "32",
+        ),
+        (
+            "POST",
+            "/api/v1/sps",
+            json!({"host_url": "https://cc.example.com/p", "surprise": 1}),
+            StatusCode::BAD_REQUEST,
+            "",
+            "unknown field",
+        ),
+    ];
+    for (method, path, body, status, field, words) in &cases {
+        let r = call(&t, method, path, Some(body), &s).await;
+        assert_eq!(r.status, *status, "{method} {path} {body}: {}", r.body);
+        let j = json(&r);
+        if !field.is_empty() {
+            assert_eq!(j["field"], *field, "{method} {path}: {}", r.body);
+        }
+        assert!(
+            j["message"].as_str().unwrap_or("").contains(words),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        call(&t, "GET", "/api/v1/sps", None, &s).await.body,
+        before_sps
+    );
+    assert_eq!(
+        call(&t, "GET", "/api/v1/idps", None, &s).await.body,
+        before_idps
+    );
+    // A Circuit user belongs to one user of a tenant: the error names who has it.
+    call(
+        &t,
+        "POST",
+        "/api/v1/tenants/default/users",
+        Some(&json!({"username": "kate", "circuit_user": "kate@circuit.example"})),
+        &s,
+    )
+    .await;
+    let r = call(
+        &t,
+        "POST",
+        "/api/v1/tenants/default/users",
+        Some(&json!({"username": "kim", "circuit_user": "KATE@circuit.example"})),
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(json(&r)["field"], "circuit_user");
+    assert!(
+        json(&r)["message"].as_str().unwrap().contains("\"kate\""),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_stale_edit_is_refused_naming_who_changed_it_and_when() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    let client = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/api-clients",
+            Some(&json!({"name": "robot"})),
+            &s,
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = json(&call(&t, "GET", "/api/v1/idps/idp", None, &s).await)["version"]
+        .as_i64()
+        .unwrap();
+    let first = call(
+        &t,
+        "PUT",
+        "/api/v1/idps/idp",
+        Some(&json!({"authn_context": "urn:first", "version": v})),
+        &Auth::Bearer(client),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let second = call_with(
+        &t,
+        "PUT",
+        "/api/v1/idps/idp",
+        Some(&json!({"authn_context": "urn:second"})),
+        &s,
+        &[("if-match", &format!("\"{v}\""))],
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.body);
+    let m = json(&second)["message"].as_str().unwrap().to_string();
+    assert!(m.contains("changed by api:robot at 20"), "{m}");
+    assert_eq!(
+        json(&call(&t, "GET", "/api/v1/idps/idp", None, &s).await)["authn_context"],
+        "urn:first"
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_are_kept_hashed_and_no_answer_carries_a_secret() {
+    let dir = common::scratch_dir("admin-api-secrets");
+    let path = dir.join("ssogate.db");
+    let store = std::sync::Arc::new(
+        ssogate::store::sqlite::SqliteStore::open(&path, Default::default())
+            .await
+            .expect("store"),
+    );
+    let t = TestApp::with_store(ssogate::config::Config::default(), store).await;
+    let s = root(&t).await;
+    let sp = call(
+        &t,
+        "POST",
+        "/api/v1/sps",
+        Some(&json!({"host_url": "https://cc.example.com/agentportal", "generate_key": true})),
+        &s,
+    )
+    .await;
+    assert_eq!(sp.status, StatusCode::CREATED, "{}", sp.body);
+    assert_eq!(json(&sp)["has_key"], true);
+    let created = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/api-clients",
+            Some(&json!({"name": "robot"})),
+            &s,
+        )
+        .await,
+    );
+    let token = created["token"].as_str().expect("token once").to_string();
+    assert_eq!(token.len(), 128);
+    let robot = Auth::Bearer(token.clone());
+    assert_eq!(
+        call(&t, "GET", "/api/v1/sps", None, &robot).await.status,
+        StatusCode::OK
+    );
+    // Listed with its prefix and last use, never the token.
+    let list = call(&t, "GET", "/api/v1/api-clients", None, &s).await;
+    assert!(
+        !list.body.contains(&token) && list.body.contains(&token[..8]),
+        "{}",
+        list.body
+    );
+    // Regenerated: the old token stops working.
+    let fresh =
+        json(&call(&t, "POST", "/api/v1/api-clients/robot/regenerate", None, &s).await)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert_eq!(
+        call(&t, "GET", "/api/v1/sps", None, &robot).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&t, "GET", "/api/v1/sps", None, &Auth::Bearer(fresh.clone()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // No answer of the API or the pages carries a key, a token, a password or its hash.
+    let mut seen = String::new();
+    for p in [
+        "/api/v1/sps",
+        "/api/v1/sps/2",
+        "/api/v1/idps",
+        "/api/v1/tenants",
+        "/api/v1/tenants/default/users",
+        "/api/v1/api-clients",
+        "/api/v1/audit",
+        "/api/v1/me",
+    ] {
+        seen.push_str(&call(&t, "GET", p, None, &s).await.body);
+    }
+    for p in [
+        "/webmanager/sps",
+        "/webmanager/sps/2",
+        "/webmanager/sps/2/metadata",
+        "/webmanager/users",
+        "/webmanager/users/default/root",
+        "/webmanager/api-clients",
+        "/webmanager/audit",
+    ] {
+        let a = page(&t, p, &s).await;
+        assert_eq!(a.status, StatusCode::OK, "{p}");
+        seen.push_str(&a.body);
+    }
+    for secret in [
+        "PRIVATE KEY",
+        "$argon2",
+        ROOT_PASSWORD,
+        token.as_str(),
+        fresh.as_str(),
+    ] {
+        assert!(!seen.contains(secret), "an answer carries {secret:?}");
+    }
+    // In the database file: only the tokens' SHA-256.
+    t.store.checkpoint_step(false);
+    let mut bytes = std::fs::read(&path).expect("db");
+    if let Ok(wal) = std::fs::read(dir.join("ssogate.db-wal")) {
+        bytes.extend(wal);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.contains(&token) && !text.contains(&fresh),
+        "a token is stored in clear"
+    );
+    assert!(text.contains(&ssogate::domain::audit::token_hash(&fresh)));
+}
