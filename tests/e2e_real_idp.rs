@@ -11,65 +11,13 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+
+use common::process::{Server, cli, free_port, ssogate};
 
 const WINDOWS_ACCOUNT: &str =
     "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname";
-
-fn ssogate() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ssogate"))
-}
-
-/// Runs an ssogate CLI command on `data`; panics with its stderr when it fails.
-fn cli(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(ssogate())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("ssogate runs");
-    assert!(
-        out.status.success(),
-        "ssogate {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Processes stopped when the test ends, whatever its outcome.
-struct Cleanup {
-    server: Option<Child>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-pub fn wait_for_port(port: u16, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 #[test]
 fn agents_sign_in_and_out_through_simplesamlphp() {
@@ -80,7 +28,6 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
     let data = dir.join("data");
     let port = free_port();
     let sp_url = format!("http://127.0.0.1:{port}");
-    let mut cleanup = Cleanup { server: None };
 
     // The SP, and its metadata for the IdP.
     cli(
@@ -141,25 +88,7 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
         "{listed}"
     );
 
-    let log = std::fs::File::create(dir.join("server.log")).expect("server log");
-    let server = Command::new(ssogate())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("SSOGATE_LOG", "info")
-        .stdout(log.try_clone().expect("log handle"))
-        .stderr(log)
-        .spawn()
-        .expect("ssogate serve starts");
-    cleanup.server = Some(server);
-    assert!(
-        wait_for_port(port, Duration::from_secs(20)),
-        "ssogate did not listen on {port}"
-    );
+    let server = Server::start(&data, port, &dir.join("server.log"));
 
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/flows.py"))
@@ -179,7 +108,7 @@ fn agents_sign_in_and_out_through_simplesamlphp() {
         .filter(|l| l.starts_with("PASS") || l.starts_with("FAIL") || l.ends_with(" failed"))
         .collect();
     println!("{}", summary.join("\n"));
-    let server_log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let server_log = server.output();
     assert!(
         out.status.success(),
         "end-to-end flows failed:\n{stdout}\n{}\n--- server log (tail) ---\n{}",

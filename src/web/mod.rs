@@ -370,8 +370,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
     );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
-    // SAML messages travel in query strings: never let them leak in a Referer.
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // SAML messages travel in query strings: never let them leak in a Referer to another site.
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` with a
+    // form POST, and the login and logout forms are checked by their Origin (found by the
+    // browser test: chromium's sign-out was refused as cross-origin).
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::CACHE_CONTROL, "no-store");
     tracing::debug!(%method, %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     res

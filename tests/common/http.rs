@@ -36,10 +36,28 @@ pub fn request(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> std::io::Result<HttpAnswer> {
+    request_to(
+        port,
+        &format!("127.0.0.1:{port}"),
+        method,
+        path,
+        cookie,
+        form,
+    )
+}
+
+/// The same, with `Host: host` (to reach the SP of another host name on the same server).
+pub fn request_to(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> std::io::Result<HttpAnswer> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: {c}\r\n"));
     }

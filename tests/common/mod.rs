@@ -10,6 +10,7 @@ pub mod app;
 pub mod generate;
 pub mod hostile_gen;
 pub mod http;
+pub mod process;
 pub mod real_idp;
 
 /// The corpus of real IdP messages the tests read: `tests/corpus/` (see its README).

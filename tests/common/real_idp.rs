@@ -43,10 +43,22 @@ impl Drop for RealIdp {
 impl RealIdp {
     /// Starts the IdP in `dir/idp` on `port`, trusting the SPs of `sp_metadata`.
     pub fn start(dir: &Path, port: u16, sp_metadata: &[PathBuf]) -> RealIdp {
+        RealIdp::start_as(dir, "127.0.0.1", port, sp_metadata)
+    }
+
+    /// The same, with `host` (127.0.0.1 or localhost) in its URLs.
+    pub fn start_as(dir: &Path, host: &str, port: u16, sp_metadata: &[PathBuf]) -> RealIdp {
         let workdir = dir.join("idp");
         let out = Command::new("python3")
             .arg(real_idp_dir().join("idp.py"))
-            .args(["start", "--port", &port.to_string(), "--workdir"])
+            .args([
+                "start",
+                "--host",
+                host,
+                "--port",
+                &port.to_string(),
+                "--workdir",
+            ])
             .arg(&workdir)
             .args(sp_metadata)
             .output()

@@ -2,7 +2,7 @@
 """A real SAML 2.0 IdP for the tests: Debian's SimpleSAMLphp 1.19 under PHP's built-in server,
 on loopback, trusting the SPs whose metadata is given.
 
-    idp.py start --workdir DIR --port PORT SP-METADATA.xml [...]
+    idp.py start --workdir DIR --port PORT [--host localhost] SP-METADATA.xml [...]
         Writes the configuration (from config/ beside this file) and a fresh RSA-2048 key into
         DIR, starts the server in the background and waits until its metadata answers. Prints one
         JSON object (also in DIR/idp.json): metadata_file, entity_id, sso_url, slo_url, pid.
@@ -69,7 +69,9 @@ def start(a):
     link = os.path.join(w, "docroot", "simplesaml")
     if not os.path.islink(link):
         os.symlink(os.path.join(SSP, "www"), link)
-    base = f"http://127.0.0.1:{a.port}/simplesaml/"
+    # The host name in its URLs (it listens on 127.0.0.1 either way): `localhost` makes it the
+    # same site as an SP on localhost, as an IdP and SP of one domain are.
+    base = f"http://{a.host}:{a.port}/simplesaml/"
     metadata_url = base + "saml2/idp/metadata.php"
     values = {"BASEURL": base, "WORKDIR": w, "SECRETSALT": secrets.token_hex(24), "ENTITYID": metadata_url}
     render("config.php", os.path.join(w, "config", "config.php"), values)
@@ -140,6 +142,7 @@ def main():
     s = sub.add_parser("start")
     s.add_argument("--workdir", required=True)
     s.add_argument("--port", type=int, required=True)
+    s.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "localhost"])
     s.add_argument("sp_metadata", nargs="+")
     t = sub.add_parser("stop")
     t.add_argument("--workdir", required=True)

@@ -1,0 +1,202 @@
+// The Web Manager in a real browser: Debian's chromium, headless, a fresh profile per context,
+// driven by playwright-core (never a browser download). Run by tests/browser.rs in phases, the
+// Rust side starting and stopping ssogate and SimpleSAMLphp between them:
+//
+//   node webmanager.mjs setup     --base URL --password OTP --new-password PW --sp-url URL --out DIR
+//   node webmanager.mjs configure --base URL --new-password PW --idp-metadata FILE --idp-sso-post URL --out DIR
+//   node webmanager.mjs login     --base URL --new-password PW --sp-url URL --out DIR
+//
+// Every check prints PASS or FAIL with what it saw; the last line is "N passed, N failed".
+// Screenshots go to $SSOGATE_ARTIFACTS (default DIR/artifacts).
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const WINDOWS_ACCOUNT = 'http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname';
+
+function args() {
+  const [phase, ...rest] = process.argv.slice(2);
+  const a = { phase };
+  for (let i = 0; i < rest.length; i += 2) {
+    a[rest[i].replace(/^--/, '').replace(/-/g, '_')] = rest[i + 1];
+  }
+  return a;
+}
+
+const a = args();
+const artifacts = process.env.SSOGATE_ARTIFACTS || path.join(a.out, 'artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+let passed = 0;
+let failed = 0;
+
+function check(name, ok, seen) {
+  if (ok) {
+    passed += 1;
+    console.log(`PASS ${name}`);
+  } else {
+    failed += 1;
+    console.log(`FAIL ${name}: ${seen}`);
+  }
+  return ok;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function browser() {
+  return chromium.launch({
+    executablePath: process.env.SSOGATE_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // Root in a container has no user namespaces for chromium's sandbox.
+    args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
+  });
+}
+
+async function context(b, base) {
+  const ctx = await b.newContext({ acceptDownloads: true });
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  return ctx;
+}
+
+async function signIn(page, base, user, password) {
+  await page.goto(`${base}/webmanager/signin`);
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForLoadState('load'), page.click('main button[type=submit]')]);
+}
+
+async function setup(b) {
+  const ctx = await context(b, a.base);
+  const page = await ctx.newPage();
+  await signIn(page, a.base, 'admin', a.password);
+  check('the one-time password leads to the password change', page.url().endsWith('/webmanager/password'), page.url());
+  await shot(page, '01-forced-password-change');
+  await page.fill('#password', a.new_password);
+  await page.fill('#confirm', a.new_password);
+  await Promise.all([page.waitForURL('**/webmanager/sps'), page.click('main button[type=submit]')]);
+  check('after the change, the service providers', page.url().endsWith('/webmanager/sps'), page.url());
+
+  await page.click('text=Add service provider');
+  await page.fill('#host_url', a.sp_url);
+  await page.check('#generate_key');
+  await shot(page, '02-add-sp');
+  await Promise.all([page.waitForURL('**/metadata'), page.click('main button:has-text("Save")')]);
+  check('the new SP shows its metadata', page.url().includes('/webmanager/sps/'), page.url());
+  const spId = page.url().split('/webmanager/sps/')[1].split('/')[0];
+  await shot(page, '03-sp-metadata');
+
+  await page.click('#copy-metadata');
+  await page.waitForSelector('#copy-status:has-text("Copied")');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  fs.writeFileSync(path.join(a.out, 'copied.xml'), copied);
+  check('Copy put the metadata on the clipboard', copied.includes('EntityDescriptor'), copied.slice(0, 80));
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-metadata')]);
+  const name = download.suggestedFilename();
+  await download.saveAs(path.join(a.out, 'downloaded.xml'));
+  check('the download is named ssogate_<host>_metadata.xml', /^ssogate_localhost_\d+_metadata\.xml$/.test(name), name);
+
+  await page.goto(`${a.base}/webmanager/sps`);
+  const listed = await page.textContent('table');
+  check('the SP list shows the new SP with its key', listed.includes(a.sp_url) && listed.includes('yes'), listed.slice(0, 200));
+  await shot(page, '04-sp-list');
+  fs.writeFileSync(path.join(a.out, 'setup.json'), JSON.stringify({ sp_id: spId }));
+  await ctx.close();
+}
+
+async function adminPage(b) {
+  const ctx = await context(b, a.base);
+  const page = await ctx.newPage();
+  await signIn(page, a.base, 'admin', a.new_password);
+  return { ctx, page };
+}
+
+async function configure(b) {
+  const { ctx, page } = await adminPage(b);
+  await page.goto(`${a.base}/webmanager/idps/import`);
+  await page.fill('#username_mapping', WINDOWS_ACCOUNT);
+  await page.setInputFiles('#metadata_file', a.idp_metadata);
+  await Promise.all([page.waitForLoadState('load'), page.click('button[value=preview]')]);
+  await shot(page, '05-idp-preview');
+  const posts = await page.$$eval('#preview tr.sso', (rows) => rows.map((r) => [r.querySelector('.binding').textContent, r.querySelector('.location').textContent]));
+  check('the preview shows the POST location', posts.some(([bnd, loc]) => bnd === 'post' && loc === a.idp_sso_post), JSON.stringify(posts));
+  check('the mapping is kept across the preview', (await page.inputValue('#username_mapping')) === WINDOWS_ACCOUNT, await page.inputValue('#username_mapping'));
+  await page.fill('#name', 'ssp');
+  await Promise.all([page.waitForURL('**/webmanager/idps'), page.click('button[value=add]')]);
+  const idps = await page.textContent('table');
+  check('the IdP is listed with the windowsaccountname mapping and the POST binding', idps.includes('ssp') && idps.includes(WINDOWS_ACCOUNT) && idps.includes('(post)'), idps.slice(0, 300));
+  await shot(page, '06-idp-list');
+
+  await page.goto(`${a.base}/webmanager/tenants/default`);
+  await page.fill('#login_domains', 'example');
+  await page.check('#sso_enabled');
+  await page.selectOption('#idp', 'ssp');
+  await page.check('#slo_enabled');
+  await Promise.all([page.waitForURL('**/webmanager/tenants'), page.click('button:has-text("Save")')]);
+  const tenants = await page.textContent('table');
+  check('the tenant has SSO, the IdP and SLO on', /default[\s\S]*on[\s\S]*ssp[\s\S]*on/.test(tenants), tenants.slice(0, 300));
+  await shot(page, '07-tenants');
+
+  await page.goto(`${a.base}/webmanager/users/new?tenant=default`);
+  await page.fill('#username', 'agent1');
+  await page.fill('#display_name', 'Agent One');
+  await Promise.all([page.waitForURL('**/webmanager/users?tenant=default'), page.click('button:has-text("Save")')]);
+  const users = await page.textContent('table');
+  check('agent1 is a user of the tenant', users.includes('agent1') && users.includes('Agent One'), users.slice(0, 300));
+  await shot(page, '08-users');
+  await ctx.close();
+}
+
+async function login(b) {
+  // The agent, in a fresh context of its own.
+  const agent = await b.newContext();
+  const ap = await agent.newPage();
+  const checkAuth = async () => (await agent.request.get(`${a.sp_url}/auth/check`)).status();
+  check('before sign-in /auth/check is 401', (await checkAuth()) === 401, 'not 401');
+  await ap.goto(`${a.sp_url}/login`);
+  await ap.waitForSelector('input[type=password]');
+  await ap.fill('input[name=username]', 'agent1');
+  await ap.fill('input[type=password]', 'agent1pass');
+  await Promise.all([ap.waitForURL(`${a.sp_url}/**`, { timeout: 20000 }), ap.press('input[type=password]', 'Enter')]);
+  await ap.waitForLoadState('load');
+  await shot(ap, '09-agent-signed-in');
+  check('agent1 is signed in through SimpleSAMLphp: /auth/check 200', (await checkAuth()) === 200, ap.url());
+
+  const { ctx, page } = await adminPage(b);
+  await page.goto(`${a.base}/webmanager/activity?tenant=default`);
+  const now = await page.textContent('#sessions');
+  check('the activity shows agent1 signed in', now.includes('agent1') && now.includes('saml'), now.slice(0, 200));
+  check('the chart counts 1 successful sign-in', (await page.textContent('#chart-successes')).trim() === '1', await page.textContent('#chart-successes'));
+  await shot(page, '10-activity-signed-in');
+
+  // Single logout: the portal's sign-out button, through the IdP and back.
+  await ap.goto(`${a.sp_url}/logout`);
+  await ap.click('main button[type=submit]');
+  // Through the IdP's single logout and back to our SLO endpoint, which says so.
+  await ap.waitForFunction(() => document.title === 'Signed out' && location.pathname.endsWith('/saml/slo'), null, { timeout: 20000 });
+  await shot(ap, '11-agent-signed-out');
+  check('the sign-out went through the IdP and back', ap.url().includes('/saml/slo?SAMLResponse='), ap.url().slice(0, 80));
+  check('after single logout /auth/check is 401', (await checkAuth()) === 401, ap.url());
+  await page.goto(`${a.base}/webmanager/activity?tenant=default`);
+  const after = await page.textContent('#sessions');
+  check('the activity shows agent1 signed out', !after.includes('agent1'), after.slice(0, 200));
+  await shot(page, '12-activity-signed-out');
+  await ctx.close();
+  await agent.close();
+}
+
+const b = await browser();
+try {
+  if (a.phase === 'setup') await setup(b);
+  else if (a.phase === 'configure') await configure(b);
+  else if (a.phase === 'login') await login(b);
+  else throw new Error(`unknown phase ${a.phase}`);
+} catch (e) {
+  check(`phase ${a.phase} ran to its end`, false, e.stack || e);
+} finally {
+  await b.close();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
