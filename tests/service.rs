@@ -730,6 +730,19 @@ async fn tenants_resolve_from_path_login_domain_or_the_implicit_one() {
     let a = t.get("/t/beta/login", &[]).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.body.contains("Sign in to beta"));
+    // With a display name, agents read it (the key stays in the path).
+    admin::tenant_set(
+        t.store.as_ref(),
+        "beta",
+        TenantInput {
+            display_name: Some("Beta & Sons".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("display name");
+    let a = t.get("/t/beta/login", &[]).await;
+    assert!(a.body.contains("Sign in to Beta &amp; Sons"), "{}", a.body);
     let a = t.get("/t/nope/login", &[]).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     // The portal page of a tenant sends an unknown browser to that tenant's login.

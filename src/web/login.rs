@@ -316,7 +316,7 @@ async fn login_page_for(
             &sp,
             &action,
             &target,
-            Some(&t.name),
+            Some(t.title()),
             None,
             StatusCode::OK,
         )),
@@ -398,7 +398,7 @@ async fn login_submit_for(
             .login_form(
                 &action,
                 &target,
-                Some(&tenant.name),
+                Some(tenant.title()),
                 "The user name or password is wrong.",
             )
     };
@@ -426,7 +426,7 @@ async fn login_submit_for(
         .login_form(
             &action,
             &target,
-            Some(&tenant.name),
+            Some(tenant.title()),
             format!("Too many wrong passwords. Please wait {wait} seconds and try again."),
         );
         return Ok((
