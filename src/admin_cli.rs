@@ -1044,6 +1044,93 @@ pub async fn sessions(args: &StoreArgs, cmd: SessionsCommand) -> Result<(), Refu
     Ok(())
 }
 
+pub async fn trace(
+    args: &StoreArgs,
+    tenant: Option<String>,
+    response: &std::path::Path,
+    at: Option<&str>,
+    json: bool,
+) -> Result<(), Refused> {
+    let config = args.load().map_err(|e| Refused(2, e))?;
+    let store = read_store_of(args).await?;
+    let raw = if response.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| Refused(2, format!("standard input: {e}")))?;
+        b
+    } else {
+        std::fs::read(response).map_err(|e| Refused(2, format!("{}: {e}", response.display())))?
+    };
+    let at = match at {
+        Some(a) => Some(crate::saml::UnixTime::parse(a).ok_or_else(|| {
+            Refused(
+                2,
+                format!("--at {a:?}: not an RFC 3339 instant (2026-01-31T12:00:00Z)"),
+            )
+        })?),
+        None => None,
+    };
+    let req = crate::domain::trace::TraceRequest {
+        response: raw,
+        tenant,
+        at,
+    };
+    let report = crate::domain::trace::trace(
+        store.as_ref(),
+        &config,
+        &req,
+        crate::clock::SystemClock.now(),
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        for s in &report.steps {
+            println!(
+                "{:<20} {}{}",
+                s.step,
+                s.verdict,
+                s.code
+                    .as_ref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            );
+            if let Some(m) = &s.message {
+                println!("{:<20}   {m}", "");
+            }
+            for (k, v) in &s.values {
+                println!("{:<20}   {k}: {v}", "");
+            }
+        }
+        println!(
+            "{} (evaluated at {})",
+            if report.accepted {
+                "accepted"
+            } else {
+                "refused"
+            },
+            report.evaluated_at
+        );
+    }
+    if report.accepted {
+        Ok(())
+    } else {
+        Err(Refused(
+            1,
+            report.first_failure().map_or_else(
+                || "refused".to_string(),
+                |f| {
+                    format!(
+                        "refused at {}: {}",
+                        f.step,
+                        f.message.clone().unwrap_or_default()
+                    )
+                },
+            ),
+        ))
+    }
+}
+
 pub async fn audit(
     args: &StoreArgs,
     object: Option<String>,

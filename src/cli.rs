@@ -101,6 +101,24 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The SAML tracer: takes a response through every check of the ACS, with the configured IdP,
+    /// SP and tenant, and prints each step's verdict and values. Nothing is consumed or recorded.
+    Trace {
+        /// The tenant whose IdP should have sent it (default: the IdP the Issuer names).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The SAMLResponse: base64 as posted, or its XML (- for standard input).
+        #[arg(long, value_name = "FILE")]
+        response: PathBuf,
+        /// Evaluate as of this instant instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// The audit log: every change, by whom, newest first.
     Audit {
         /// Only changes of objects starting with this (`idp:3`, `tenant:acme`, `user:acme/`).
@@ -329,6 +347,19 @@ pub fn main() -> i32 {
         Command::Failures { limit, json, store } => admin(admin_cli::failures(&store, limit, json)),
         Command::ApiClient { cmd, store } => admin(admin_cli::api_client(&store, cmd)),
         Command::Sessions { cmd, store } => admin(admin_cli::sessions(&store, cmd)),
+        Command::Trace {
+            tenant,
+            response,
+            at,
+            json,
+            store,
+        } => admin(admin_cli::trace(
+            &store,
+            tenant,
+            &response,
+            at.as_deref(),
+            json,
+        )),
         Command::Audit {
             object,
             limit,

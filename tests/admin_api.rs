@@ -567,7 +567,7 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
     }
     // The pages: anonymous → sign-in; a tenant manager → only the activity pages.
     for (path, method) in ui_routes() {
-        let url = fill(&path).replace("/users/default/jdoe", "/users/default/jdoe");
+        let url = fill(&path);
         let open = path.ends_with("/signin") || path.contains("/static/");
         let r = if method == "GET" {
             page(&t, &url, &Auth::None).await
@@ -964,4 +964,188 @@ async fn api_tokens_are_kept_hashed_and_no_answer_carries_a_secret() {
         "a token is stored in clear"
     );
     assert!(text.contains(&ssogate::domain::audit::token_hash(&fresh)));
+}
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {report}"))
+}
+
+fn value(step: &Value, key: &str) -> String {
+    step["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|kv| kv[0] == key)
+        .and_then(|kv| kv[1].as_str())
+        .unwrap_or_else(|| panic!("no value {key}: {step}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_tracer_shows_each_step_and_consumes_nothing() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    let (id, binding) = t.start_login("/login").await;
+    let xml = answering(&id).signed_assertion(idp());
+    let b64 = common::generate::b64(&xml);
+    // Traced first: every step passes, and nothing is recorded.
+    let r = call(
+        &t,
+        "POST",
+        "/api/v1/trace",
+        Some(&json!({"response": b64, "tenant": "default"})),
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let report = json(&r);
+    assert_eq!(report["accepted"], true, "{report}");
+    let names: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    for n in [
+        "decode",
+        "parse",
+        "identity provider",
+        "signature",
+        "destination",
+        "issuer",
+        "audience",
+        "replay",
+        "username mapping",
+        "user",
+    ] {
+        assert!(names.contains(&n), "no step {n}: {names:?}");
+    }
+    assert!(
+        value(step(&report, "signature"), "verified by").contains("SHA-256"),
+        "{report}"
+    );
+    assert_eq!(value(step(&report, "replay"), "seen before"), "no");
+    assert_eq!(value(step(&report, "user"), "user"), "jdoe");
+    // The ACS still accepts it (the tracer consumed neither the request nor the assertion)...
+    let a = t.acs(&xml, &[&binding]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    // ...after which the tracer says it was seen before, and the replay cache has not changed.
+    let again = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/trace",
+            Some(&json!({"response": b64})),
+            &s,
+        )
+        .await,
+    );
+    assert_eq!(again["accepted"], false);
+    let replay = step(&again, "replay");
+    assert_eq!(replay["verdict"], "failed");
+    assert_eq!(replay["code"], "replayed");
+    assert_eq!(value(replay, "seen before"), "yes");
+    let third = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/trace",
+            Some(&json!({"response": b64})),
+            &s,
+        )
+        .await,
+    );
+    assert_eq!(third["steps"], again["steps"], "tracing changes nothing");
+    // A wrong audience: the failing step with what was expected and what came.
+    let (id, _) = t.start_login("/login").await;
+    let mut tpl = answering(&id);
+    tpl.audiences = Some(vec!["https://someone-else.example".into()]);
+    let bad = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/trace",
+            Some(&json!({"response": tpl.signed_assertion(idp())})),
+            &s,
+        )
+        .await,
+    );
+    let f = &bad["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["verdict"] == "failed")
+        .expect("a failure")
+        .clone();
+    assert_eq!(f["step"], "audience");
+    assert_eq!(f["code"], "audience_mismatch");
+    assert_eq!(value(f, "got"), "https://someone-else.example");
+    // "Evaluate at": the same response a day later is expired.
+    let later = (common::generate::now().plus_secs(86_400)).to_rfc3339();
+    let (id, _) = t.start_login("/login").await;
+    let late = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/trace",
+            Some(&json!({"response": answering(&id).signed_assertion(idp()), "at": later})),
+            &s,
+        )
+        .await,
+    );
+    let f = late["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["verdict"] == "failed")
+        .expect("a failure")
+        .clone();
+    assert_eq!(f["code"], "expired", "{late}");
+    // A user the tenant does not have.
+    let (id, _) = t.start_login("/login").await;
+    let mut tpl = answering(&id);
+    tpl.assertion_id = "_another-assertion".into();
+    tpl.attributes = vec![(
+        common::generate::USER_ATTR.into(),
+        vec!["EXAMPLE\\nobody".into()],
+    )];
+    let unknown = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/trace",
+            Some(&json!({"response": tpl.signed_assertion(idp())})),
+            &s,
+        )
+        .await,
+    );
+    let f = unknown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["verdict"] == "failed")
+        .expect("a failure")
+        .clone();
+    assert_eq!(f["step"], "user");
+    assert_eq!(f["code"], "unknown_user");
+    // The page shows the same steps.
+    let p = form(
+        &t,
+        "/webmanager/tracer",
+        &[("response", &b64), ("tenant", "")],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(
+        p.body.contains("<td class=\"step\">replay</td>") && p.body.contains("seen before"),
+        "{}",
+        p.body
+    );
 }

@@ -243,6 +243,44 @@ fn an_administrator_sets_up_sign_on_in_the_web_manager() {
         ],
     );
     println!("{report}");
+    // The same real response through `ssogate trace`: refused at the replay step, "seen before",
+    // and tracing it again finds the same (it records nothing).
+    let response = dir.join("agent1-response.b64");
+    // Both traces at one instant, so that they can be compared whole.
+    let at = ssogate::clock::Clock::now(&ssogate::clock::SystemClock).to_rfc3339();
+    let traced = |_: u8| {
+        let out = Command::new(common::process::ssogate())
+            .args(["trace", "--json", "--at", &at, "--response"])
+            .arg(&response)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("ssogate trace runs");
+        assert_eq!(out.status.code(), Some(1), "a replayed response is refused");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("trace JSON");
+        v
+    };
+    let first = traced(1);
+    let failed = first["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["verdict"] == "failed")
+        .expect("a failed step")
+        .clone();
+    assert_eq!(failed["step"], "replay", "{first}");
+    assert_eq!(failed["code"], "replayed", "{first}");
+    assert!(
+        failed["values"]
+            .to_string()
+            .contains("[\"seen before\",\"yes\"]"),
+        "{failed}"
+    );
+    assert_eq!(
+        traced(2)["steps"],
+        first["steps"],
+        "tracing changed something"
+    );
     // The server never logged a password, a key or a token.
     let log = server.output();
     for secret in [otp.as_str(), new_password, "PRIVATE KEY", "agent1pass"] {

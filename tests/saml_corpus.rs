@@ -712,3 +712,113 @@ fn the_corpus_is_where_the_tests_say() {
         c.certs.len()
     );
 }
+
+/// The SAML tracer's steps over every refused response row: the first failing step carries the
+/// reason the verification pipeline gives (the one `ssogate saml verify` prints: the same
+/// decode, parse, verify, accept and redeem), and every step before it passed.
+#[test]
+fn the_tracer_fails_at_the_step_that_refuses() {
+    use ssogate::saml::trace::{Tracer, Verdict};
+    let c = load();
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for row in c.rows.iter().filter(|r| r.get("kind") == "response") {
+        let trust = trust_for(&c, row);
+        let strict = judge(&c, row, false, &trust);
+        let allow_sha1 = refused_for_sha1(&strict);
+        let out = if allow_sha1 {
+            judge(&c, row, true, &trust)
+        } else {
+            strict
+        };
+        let expected = match (&out.verify, &out.accept) {
+            (Err(e), _) | (Ok(()), Some(Err(e))) => e.code(),
+            _ => continue,
+        };
+        // The same row through the tracer, step by step.
+        let file = row.file();
+        let field = |k: &str| override_field(file, k).or_else(|| row.field(k));
+        let opts = VerifyOptions {
+            algorithms: AlgorithmPolicy { allow_sha1 },
+            decryption_key: sp_key(&c, row),
+            ..VerifyOptions::default()
+        };
+        let raw = std::fs::read(c.dir.join(file)).expect("fixture");
+        let mut t = Tracer::default();
+        let traced = (|| -> Result<(), Error> {
+            let xml = if row.get("encoding").contains("base64") {
+                t.check("decode", vec![], || decode_post(&raw, &opts.limits))?
+            } else {
+                raw.clone()
+            };
+            let u = t.check("parse", vec![], || {
+                UnverifiedResponse::parse(&xml, &opts.limits)
+            })?;
+            let v = t.check("signature", vec![], || u.verify(&trust, &opts))?;
+            let acs = field("Recipient")
+                .or_else(|| field("Destination"))
+                .unwrap_or_default();
+            let sp = field("Audience").unwrap_or_default();
+            let idp = field("Issuer").unwrap_or_default();
+            let irt = field("InResponseTo");
+            let user_attr = field("UsernameAttribute");
+            let now = field("now").or_else(|| row.valid_at()).expect("valid_at");
+            let now = UnixTime::parse(&now).expect("valid_at parses");
+            let ctx = ExpectedContext {
+                sp_entity_id: &sp,
+                acs_url: &acs,
+                idp_entity_id: &idp,
+                solicitation: match &irt {
+                    Some(i) => Solicitation::Request(i),
+                    None => Solicitation::Unsolicited,
+                },
+                clock_skew_secs: 180,
+                username: match &user_attr {
+                    Some(a) => UsernameSource::Attribute(a),
+                    None => UsernameSource::NameId,
+                },
+            };
+            let un = t.accept(&v, &ctx, now)?;
+            let replay = InMemoryReplayCache::new();
+            t.check("replay", vec![], || un.redeem(&replay, now))?;
+            Ok(())
+        })();
+        compared += 1;
+        let first = t.first_failure();
+        match (traced, first) {
+            (Err(e), Some(step)) => {
+                let Verdict::Failed { code, .. } = &step.verdict else {
+                    unreachable!()
+                };
+                if code != expected || e.code() != expected {
+                    failures.push(format!(
+                        "{file}: tracer fails at {} with {code}, pipeline with {expected}",
+                        step.name
+                    ));
+                }
+                let before_ok = t
+                    .steps
+                    .iter()
+                    .take_while(|s| s.name != step.name)
+                    .all(|s| s.verdict == Verdict::Passed);
+                if !before_ok {
+                    failures.push(format!(
+                        "{file}: a step before the failing one did not pass"
+                    ));
+                }
+            }
+            (r, f) => failures.push(format!(
+                "{file}: tracer {:?}, first failure {:?}; pipeline refused with {expected}",
+                r.map_err(|e| e.code()),
+                f.map(|s| &s.name)
+            )),
+        }
+    }
+    assert!(compared >= 60, "only {compared} refused rows traced");
+    assert!(
+        failures.is_empty(),
+        "{} rows differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

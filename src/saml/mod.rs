@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod replay;
 pub mod response;
 pub mod time;
+pub mod trace;
 pub mod xml;
 pub mod xmldsig;
 pub mod xmlenc;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::error::{Error, MessageError, Rejection, SignatureError};
 use super::replay::ReplayCache;
 use super::time::UnixTime;
+use super::trace::{NoTrace, Trace};
 use super::xml::{Document, Limits, NodeId, ns};
 use super::xmldsig::verify::{parse_signature, verify_enveloped};
 use super::xmldsig::{AlgorithmPolicy, IdpTrust, SigningKey, TrustedCertificate};
@@ -233,6 +234,14 @@ impl UnverifiedResponse {
         from_response
             .or_else(from_assertion)
             .map(|i| trim_xml_ws(&d.text(i)).to_string())
+    }
+
+    /// The Response's Destination, *unverified*: which SP the message says it is for (the SAML
+    /// tracer picks the SP by it).
+    pub fn destination_hint(&self) -> Option<String> {
+        self.doc
+            .attr(self.doc.root(), "Destination")
+            .map(str::to_string)
     }
 
     /// Checks the structure, then verifies every signature that vouches for the assertion, with the
@@ -615,12 +624,27 @@ impl VerifiedResponse {
         read_name_id(d, subject).ok().flatten()
     }
 
+    /// The certificate whose key verified the signature(s).
+    pub fn signing_certificate(&self) -> &TrustedCertificate {
+        &self.signing_cert
+    }
+
     /// Applies every protocol check, in the order of SAML Profiles §4.1.4.3 and Core §2, then
     /// records the assertion ID in `replay` (last, so that a rejected assertion is not remembered).
     pub fn accept(
         &self,
         ctx: &ExpectedContext<'_>,
         now: UnixTime,
+    ) -> Result<UnredeemedAssertion, Error> {
+        self.accept_traced(ctx, now, &mut NoTrace)
+    }
+
+    /// [`accept`](Self::accept), announcing each check to `trace` (the SAML tracer).
+    pub fn accept_traced<T: Trace>(
+        &self,
+        ctx: &ExpectedContext<'_>,
+        now: UnixTime,
+        trace: &mut T,
     ) -> Result<UnredeemedAssertion, Error> {
         let skew = ctx.clock_skew_secs;
         let rdoc = &self.doc;
@@ -630,11 +654,15 @@ impl VerifiedResponse {
 
         // Core §3.2.2: Status (already refused in verify when not Success; the Response may be
         // unsigned, so its fields below can only ever add reasons to refuse).
+        trace.step("status", Vec::new);
         check_status(rdoc, root)?;
 
         // Core §3.2.2: the Response's Issuer, when present, is the IdP.
         if let Some(i) = rdoc.children_named(root, ns::SAML, "Issuer").next() {
             let got = trim_xml_ws(&rdoc.text(i)).to_string();
+            trace.step("response issuer", || {
+                vec![("expected", ctx.idp_entity_id.into()), ("got", got.clone())]
+            });
             if got != ctx.idp_entity_id {
                 return Err(Rejection::IssuerMismatch {
                     element: "Response",
@@ -646,6 +674,15 @@ impl VerifiedResponse {
         }
 
         // Bindings §3.5.5.2: Destination must be our ACS URL; a signed Response must carry one.
+        trace.step("destination", || {
+            vec![
+                ("expected", ctx.acs_url.into()),
+                (
+                    "got",
+                    rdoc.attr(root, "Destination").unwrap_or("(none)").into(),
+                ),
+            ]
+        });
         match rdoc.attr(root, "Destination") {
             Some(dest) if dest != ctx.acs_url => {
                 return Err(Rejection::DestinationMismatch {
@@ -659,6 +696,21 @@ impl VerifiedResponse {
         }
 
         // Core §3.2.2: the Response's InResponseTo, when present, answers our request.
+        trace.step("in response to", || {
+            vec![
+                (
+                    "expected",
+                    match ctx.solicitation {
+                        Solicitation::Request(id) => id.to_string(),
+                        Solicitation::Unsolicited => "(unsolicited)".into(),
+                    },
+                ),
+                (
+                    "got",
+                    rdoc.attr(root, "InResponseTo").unwrap_or("(none)").into(),
+                ),
+            ]
+        });
         if let Some(irt) = rdoc.attr(root, "InResponseTo") {
             match ctx.solicitation {
                 Solicitation::Request(id) if irt != id => {
@@ -677,6 +729,9 @@ impl VerifiedResponse {
         }
 
         // From here on, only the signed Assertion.
+        trace.step("assertion", || {
+            vec![("ID", d.attr(a, "ID").unwrap_or("(none)").into())]
+        });
         check_version(d, a, "Assertion")?;
         let id = d.attr(a, "ID").filter(|s| !s.is_empty()).ok_or(msg(
             MessageError::MissingAttribute {
@@ -686,6 +741,17 @@ impl VerifiedResponse {
         ))?;
 
         // Core §2.3.3: Issuer is required; Profiles §4.1.4.2: it is the IdP.
+        trace.step("issuer", || {
+            vec![
+                ("expected", ctx.idp_entity_id.into()),
+                (
+                    "got",
+                    d.only_child(a, ns::SAML, "Issuer")
+                        .map(|i| trim_xml_ws(&d.text(i)).to_string())
+                        .unwrap_or_else(|_| "(none)".into()),
+                ),
+            ]
+        });
         let issuer = d
             .only_child(a, ns::SAML, "Issuer")
             .map_err(|_| Rejection::IssuerMissing {
@@ -702,6 +768,16 @@ impl VerifiedResponse {
         }
 
         // Core §2.3.3: IssueInstant is required; one from the future is refused.
+        trace.step("issue instant", || {
+            vec![
+                (
+                    "IssueInstant",
+                    d.attr(a, "IssueInstant").unwrap_or("(none)").into(),
+                ),
+                ("now", now.to_rfc3339()),
+                ("skew", format!("{skew} s")),
+            ]
+        });
         let issue_instant = time_attr(d, a, "Assertion", "IssueInstant")?.ok_or(msg(
             MessageError::MissingAttribute {
                 element: "Assertion",
@@ -725,6 +801,13 @@ impl VerifiedResponse {
                 count: n,
             })
         })?;
+        trace.step("subject confirmation", || {
+            vec![
+                ("method", "bearer".into()),
+                ("expected Recipient", ctx.acs_url.into()),
+                ("now", now.to_rfc3339()),
+            ]
+        });
         let subject = subject.ok_or(Rejection::SubjectConfirmationMissing)?;
         let scd_not_on_or_after = self.check_subject_confirmation(d, subject, ctx, now)?;
 
@@ -738,6 +821,20 @@ impl VerifiedResponse {
             })
         })?;
         let mut not_on_or_after = scd_not_on_or_after;
+        trace.step("conditions", || {
+            let attr = |n| {
+                conditions
+                    .and_then(|c| d.attr(c, n))
+                    .unwrap_or("(none)")
+                    .to_string()
+            };
+            vec![
+                ("NotBefore", attr("NotBefore")),
+                ("NotOnOrAfter", attr("NotOnOrAfter")),
+                ("now", now.to_rfc3339()),
+                ("skew", format!("{skew} s")),
+            ]
+        });
         let Some(conditions) = conditions else {
             return Err(Rejection::AudienceMissing.into());
         };
@@ -764,6 +861,17 @@ impl VerifiedResponse {
             }
             not_on_or_after = not_on_or_after.min(na);
         }
+        trace.step("audience", || {
+            let got: Vec<String> = d
+                .children_named(conditions, ns::SAML, "AudienceRestriction")
+                .flat_map(|r| d.children_named(r, ns::SAML, "Audience"))
+                .map(|x| trim_xml_ws(&d.text(x)).to_string())
+                .collect();
+            vec![
+                ("expected", ctx.sp_entity_id.into()),
+                ("got", got.join(", ")),
+            ]
+        });
         let mut restrictions = d
             .children_named(conditions, ns::SAML, "AudienceRestriction")
             .peekable();
@@ -787,6 +895,18 @@ impl VerifiedResponse {
 
         // AuthnStatement: SessionIndex and SessionNotOnOrAfter (for SLO and the session's end).
         let authn = d.children_named(a, ns::SAML, "AuthnStatement").next();
+        trace.step("session", || {
+            let attr = |n| {
+                authn
+                    .and_then(|s| d.attr(s, n))
+                    .unwrap_or("(none)")
+                    .to_string()
+            };
+            vec![
+                ("SessionIndex", attr("SessionIndex")),
+                ("SessionNotOnOrAfter", attr("SessionNotOnOrAfter")),
+            ]
+        });
         let session_index = authn
             .and_then(|s| d.attr(s, "SessionIndex"))
             .map(str::to_string);
@@ -804,6 +924,15 @@ impl VerifiedResponse {
             .into());
         }
 
+        trace.step("username", || {
+            vec![(
+                "from",
+                match ctx.username {
+                    UsernameSource::NameId => "Subject/NameID".to_string(),
+                    UsernameSource::Attribute(n) => format!("attribute {n}"),
+                },
+            )]
+        });
         let name_id = read_name_id(d, subject)?;
         let attributes = read_attributes(d, a);
         let username = match ctx.username {

@@ -324,6 +324,8 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_logout_take(&self, id: &str, now: UnixTime) -> Result<Option<PendingLogout>>;
     /// Records `key` until `expires`; `false` if it is already recorded and not expired (a replay).
     async fn replay_remember(&self, key: &str, expires: UnixTime, now: UnixTime) -> Result<bool>;
+    /// Whether `key` is recorded and not expired (looked up only: the SAML tracer).
+    async fn replay_seen(&self, key: &str, now: UnixTime) -> Result<bool>;
 
     // Sessions (the rows behind tower-sessions).
     async fn session_create(&self, row: &SessionRow) -> Result<bool>;

@@ -1337,6 +1337,17 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
+    async fn replay_seen(&self, key: &str, now: UnixTime) -> Result<bool> {
+        Ok(self
+            .reader()?
+            .prepare_cached("SELECT 1 FROM replay_cache WHERE key = ? AND expires_at > ?")
+            .map_err(err)?
+            .query_row(params![key, now.millis()], |_| Ok(()))
+            .optional()
+            .map_err(err)?
+            .is_some())
+    }
+
     async fn session_create(&self, row: &SessionRow) -> Result<bool> {
         let (tenant, user, idp, name_id, index) = session_params(row);
         let n = self

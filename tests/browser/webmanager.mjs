@@ -155,6 +155,13 @@ async function login(b) {
   const ap = await agent.newPage();
   const checkAuth = async () => (await agent.request.get(`${a.sp_url}/auth/check`)).status();
   check('before sign-in /auth/check is 401', (await checkAuth()) === 401, 'not 401');
+  // The IdP's answer as it is posted to the ACS (the SAML tracer is shown it afterwards).
+  let posted = null;
+  ap.on('request', (req) => {
+    if (req.method() === 'POST' && req.url().endsWith('/saml/acs')) {
+      posted = new URLSearchParams(req.postData() || '').get('SAMLResponse');
+    }
+  });
   await ap.goto(`${a.sp_url}/login`);
   await ap.waitForSelector('input[type=password]');
   await ap.fill('input[name=username]', 'agent1');
@@ -163,6 +170,8 @@ async function login(b) {
   await ap.waitForLoadState('load');
   await shot(ap, '09-agent-signed-in');
   check('agent1 is signed in through SimpleSAMLphp: /auth/check 200', (await checkAuth()) === 200, ap.url());
+  check('the SAMLResponse the IdP posted was seen', !!posted, 'no POST to /saml/acs');
+  if (posted) fs.writeFileSync(path.join(a.out, 'agent1-response.b64'), posted);
 
   const { ctx, page } = await adminPage(b);
   await page.goto(`${a.base}/webmanager/activity?tenant=default`);
@@ -170,6 +179,16 @@ async function login(b) {
   check('the activity shows agent1 signed in', now.includes('agent1') && now.includes('saml'), now.slice(0, 200));
   check('the chart counts 1 successful sign-in', (await page.textContent('#chart-successes')).trim() === '1', await page.textContent('#chart-successes'));
   await shot(page, '10-activity-signed-in');
+
+  // The SAML tracer on that real response: it was used, so the replay step says "seen before".
+  if (posted) {
+    await page.goto(`${a.base}/webmanager/tracer`);
+    await page.fill('#response', posted);
+    await Promise.all([page.waitForLoadState('load'), page.click('main button:has-text("Trace")')]);
+    const replay = await page.textContent('#trace tr.failed');
+    check('the tracer shows the real response as seen before', /replay[\s\S]*failed[\s\S]*replayed[\s\S]*seen before: yes/.test(replay || ''), (replay || '').slice(0, 300));
+    await shot(page, '10b-tracer-replayed');
+  }
 
   // Single logout: the portal's sign-out button, through the IdP and back.
   await ap.goto(`${a.sp_url}/logout`);

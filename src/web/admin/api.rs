@@ -242,6 +242,47 @@ pub fn routes() -> Router<AppState> {
         .route("/api-clients/{name}", axum::routing::delete(client_delete))
         .route("/api-clients/{name}/regenerate", post(client_regenerate))
         .route("/audit", get(audit_list))
+        .route("/trace", post(trace))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceBody {
+    /// The SAMLResponse: base64 or XML.
+    response: String,
+    tenant: Option<String>,
+    /// RFC 3339.
+    at: Option<String>,
+}
+
+/// The SAML tracer (nothing is consumed or recorded).
+async fn trace(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    central(&p)?;
+    csrf(&p, &headers)?;
+    let input: TraceBody = body(&b)?;
+    let at = match input.at.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(crate::saml::UnixTime::parse(a).ok_or_else(|| {
+            ApiError::from(AdminError::Invalid {
+                field: Some("at"),
+                message: format!("{a:?} is not an RFC 3339 instant (2026-01-31T12:00:00Z)"),
+            })
+        })?),
+        None => None,
+    };
+    let req = crate::domain::trace::TraceRequest {
+        response: input.response.into_bytes(),
+        tenant: input.tenant.filter(|t| !t.is_empty()),
+        at,
+    };
+    let report =
+        crate::domain::trace::trace(state.store.as_ref(), &state.config, &req, state.clock.now())
+            .await?;
+    ok(report)
 }
 
 async fn me(Authed(p): Authed) -> ApiResult {

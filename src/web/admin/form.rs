@@ -72,7 +72,9 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
                 let Some(name) = field.name().map(str::to_string) else {
                     continue;
                 };
-                let is_file = field.file_name().is_some_and(|f| !f.is_empty());
+                // A file input sends a part with a filename (empty when no file was chosen): it
+                // never overwrites the text area of the same name unless a file was chosen.
+                let is_file = field.file_name().is_some();
                 let bytes = field
                     .bytes()
                     .await
@@ -106,4 +108,32 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
 
 fn field_is_empty_file(is_file: bool, bytes: &[u8]) -> bool {
     is_file && bytes.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::FromRequest;
+    use axum::http::Request;
+
+    use super::FormData;
+
+    #[tokio::test]
+    async fn an_empty_file_input_keeps_the_text_area() {
+        let body = "--b\r\nContent-Disposition: form-data; name=\"response\"\r\n\r\nPHNhbWw+\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"response\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"metadata\"; filename=\"idp.xml\"\r\n\r\n<md/>\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\nold text\r\n--b--\r\n";
+        let req = Request::post("/")
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(Body::from(body))
+            .unwrap();
+        let f = FormData::from_request(req, &()).await.expect("form");
+        assert_eq!(f.get("response"), "PHNhbWw+");
+        assert_eq!(
+            f.get("metadata"),
+            "<md/>",
+            "a chosen file wins over its text area"
+        );
+    }
 }

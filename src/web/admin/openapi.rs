@@ -184,6 +184,15 @@ pub fn document() -> String {
         json!({"error": s("string"), "field": nullable("string"), "message": s("string")}),
         &["error", "field", "message"],
     );
+    let step = json!({"type": "object", "required": ["step", "verdict", "values"], "properties": {"step": s("string"),
+        "verdict": {"type": "string", "enum": ["passed", "failed", "not reached"]}, "code": nullable("string"), "message": nullable("string"),
+        "values": {"type": "array", "items": {"type": "array", "items": s("string")}}}});
+    let trace = json!({"type": "object", "required": ["accepted", "evaluated_at", "steps"],
+        "properties": {"accepted": s("boolean"), "evaluated_at": s("string"), "steps": {"type": "array", "items": step}}});
+    let trace_input = object(
+        json!({"response": s("string"), "tenant": s("string"), "at": {"type": "string", "description": "RFC 3339"}}),
+        &["response"],
+    );
     let no_content = json!({"204": {"description": "done"}});
     let not_found = |mut v: Value| {
         v["404"] = error("no such object");
@@ -248,6 +257,7 @@ pub fn document() -> String {
             },
             "/api/v1/api-clients/{name}": {"delete": op("Delete an API client", vec![path_param("name")], None, not_found(no_content.clone()), true)},
             "/api/v1/api-clients/{name}/regenerate": {"post": op("A new token (in the answer, once)", vec![path_param("name"), if_match()], Some(json!({"required": false, "content": {"application/json": {"schema": object(json!({"token": s("string"), "version": s("integer")}), &[])}}})), not_found(json!({"200": answer("the client and its new token", r("ApiClient"))})), true)},
+            "/api/v1/trace": {"post": op("The SAML tracer: every check of a response, with its verdict and values (nothing is consumed or recorded)", vec![], Some(body(trace_input)), json!({"200": answer("the trace", r("Trace"))}), true)},
             "/api/v1/audit": {"get": op("The audit log, newest first", vec![
                 json!({"name": "object", "in": "query", "schema": {"type": "string"}}),
                 json!({"name": "before", "in": "query", "schema": {"type": "integer"}}),
@@ -264,7 +274,8 @@ pub fn document() -> String {
                 "Preview": preview, "Tenant": tenant, "TenantInput": object(tenant_fields, &[]),
                 "User": user, "UserInput": object(user_fields, &[]), "ApiClient": client, "ApiClientInput": client_input,
                 "Session": session, "Failure": failure, "AuditEntry": audit,
-                "Settings": object(json!({"multi_tenant": s("boolean")}), &[])
+                "Settings": object(json!({"multi_tenant": s("boolean")}), &[]),
+                "Trace": trace
             }
         }
     });

@@ -81,6 +81,7 @@ pub fn routes() -> Router<AppState> {
         .route("/activity", get(activity))
         .route("/activity/end", post(activity_end))
         .route("/audit", get(audit))
+        .route("/tracer", get(tracer_page).post(tracer_submit))
 }
 
 async fn stylesheet() -> Response {
@@ -194,6 +195,7 @@ fn layout(p: &Principal, status: StatusCode, title: &str, body: Markup) -> Respo
                         }
                         a href="/webmanager/activity" { "Sign-in activity" }
                         @if p.is_central() {
+                            a href="/webmanager/tracer" { "SAML tracer" }
                             a href="/webmanager/audit" { "Audit log" }
                         }
                     }
@@ -2430,6 +2432,136 @@ async fn audit(
             }
             @if let Some(n) = next { p { a href={"/webmanager/audit?object=" (urlenc(&object)) "&before=" (n)} { "Older" } } }
         },
+    ))
+}
+
+// SAML tracer.
+
+fn tracer_form(
+    p: &Principal,
+    status: StatusCode,
+    f: &FormData,
+    err: Option<&AdminError>,
+    tenants: &[crate::domain::Tenant],
+    report: Option<&crate::domain::trace::TraceReport>,
+) -> Response {
+    layout(
+        p,
+        status,
+        "SAML tracer",
+        html! {
+            p { "Paste or upload a SAMLResponse (base64 as the IdP posted it, or its XML): every check of the ACS runs on it and says what it compared. Nothing is consumed or recorded." }
+            (form_error(err, &["response", "at"]))
+            form method="post" action="/webmanager/tracer" enctype="multipart/form-data" {
+                (csrf_field(p))
+                (area("SAMLResponse", "response", f.get("response"), err, ""))
+                div.field { label for="response_file" { "…or upload" } input type="file" id="response_file" name="response"; }
+                div.field {
+                    label for="tenant" { "Tenant" }
+                    select id="tenant" name="tenant" {
+                        option value="" { "(the IdP named by the Issuer)" }
+                        @for t in tenants { option value=(t.name) selected[f.get("tenant") == t.name] { (t.name) } }
+                    }
+                }
+                (text_input("Evaluate at (optional)", "at", f.get("at"), err, "RFC 3339, e.g. 2026-01-31T12:00:00Z: to see a response as it was when it arrived."))
+                button type="submit" { "Trace" }
+            }
+            @if let Some(r) = report {
+                h2 { @if r.accepted { "Accepted" } @else { "Refused" } " (evaluated at " (r.evaluated_at) ")" }
+                table id="trace" {
+                    thead { tr { th { "Step" } th { "Verdict" } th { "Values" } } }
+                    tbody {
+                        @for st in &r.steps {
+                            tr class=(st.verdict.replace(' ', "-")) {
+                                td.step { (st.step) }
+                                td.verdict {
+                                    (st.verdict)
+                                    @if let Some(c) = &st.code { br; code { (c) } }
+                                }
+                                td.small {
+                                    @if let Some(m) = &st.message { p.error { (m) } }
+                                    @for (k, v) in &st.values { div { strong { (k) ": " } (v) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+async fn tracer_page(State(state): State<AppState>, PageAuthed(p): PageAuthed) -> Page {
+    central(&p)?;
+    let tenants = state.store.tenant_list().await.map_err(store_err)?;
+    Ok(tracer_form(
+        &p,
+        StatusCode::OK,
+        &FormData::default(),
+        None,
+        &tenants,
+        None,
+    ))
+}
+
+async fn tracer_submit(
+    State(state): State<AppState>,
+    PageAuthed(p): PageAuthed,
+    form: FormData,
+) -> Page {
+    central(&p)?;
+    check_post(&p, &form)?;
+    let tenants = state.store.tenant_list().await.map_err(store_err)?;
+    if form.get("response").is_empty() {
+        let e = AdminError::Invalid {
+            field: Some("response"),
+            message: "paste or upload a SAMLResponse".into(),
+        };
+        return Ok(tracer_form(
+            &p,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &form,
+            Some(&e),
+            &tenants,
+            None,
+        ));
+    }
+    let at = match Some(form.get("at")).filter(|a| !a.is_empty()) {
+        Some(a) => match crate::saml::UnixTime::parse(a) {
+            Some(t) => Some(t),
+            None => {
+                let e = AdminError::Invalid {
+                    field: Some("at"),
+                    message: format!("{a:?} is not an RFC 3339 instant (2026-01-31T12:00:00Z)"),
+                };
+                return Ok(tracer_form(
+                    &p,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &form,
+                    Some(&e),
+                    &tenants,
+                    None,
+                ));
+            }
+        },
+        None => None,
+    };
+    let req = crate::domain::trace::TraceRequest {
+        response: form.get("response").as_bytes().to_vec(),
+        tenant: Some(form.get("tenant").to_string()).filter(|t| !t.is_empty()),
+        at,
+    };
+    let report =
+        crate::domain::trace::trace(state.store.as_ref(), &state.config, &req, state.clock.now())
+            .await
+            .map_err(admin_store)?;
+    Ok(tracer_form(
+        &p,
+        StatusCode::OK,
+        &form,
+        None,
+        &tenants,
+        Some(&report),
     ))
 }
 
