@@ -604,6 +604,7 @@ fn admin_of<'a>(store: &'a Arc<dyn Store>, rng: &'a dyn Rng) -> Admin<'a> {
         rng,
         actor: cli_actor(),
         now: crate::clock::SystemClock.now(),
+        on_change: None,
     }
 }
 

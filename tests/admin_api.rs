@@ -467,6 +467,10 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
     let empty = json!({});
     for (path, method) in api_routes() {
         let url = fill(&path);
+        if path.ends_with("/events") {
+            // A stream: its own test below (reading it here would never end).
+            continue;
+        }
         let public = path.ends_with("/openapi.json");
         let change = method != "GET";
         // Anonymous, an agent's portal session: 401.
@@ -541,6 +545,9 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
     // Central administrators (an API client here) reach every route; run last, it changes things.
     for (path, method) in api_routes() {
         let url = fill(&path);
+        if path.ends_with("/events") {
+            continue;
+        }
         let r = call(
             &t,
             &method,
@@ -1147,5 +1154,102 @@ async fn the_tracer_shows_each_step_and_consumes_nothing() {
         p.body.contains("<td class=\"step\">replay</td>") && p.body.contains("seen before"),
         "{}",
         p.body
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_reaches_the_event_stream_within_a_second_and_streams_are_capped() {
+    use common::admin::{open, read_until};
+    use std::time::Duration;
+    let t = TestApp::new(true).await;
+    let s = root(&t).await;
+    let central = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/api-clients",
+            Some(&json!({"name": "watcher"})),
+            &s,
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &t,
+        "POST",
+        "/api/v1/tenants",
+        Some(&json!({"name": "globex", "login_domains": ["globex.example"]})),
+        &s,
+    )
+    .await;
+    let other = json(
+        &call(
+            &t,
+            "POST",
+            "/api/v1/api-clients",
+            Some(&json!({"name": "globex-tm", "role": "tenant-manager", "tenant": "globex"})),
+            &s,
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Anonymous: 401, no stream.
+    assert_eq!(
+        open(&t, "/api/v1/events", &Auth::None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = open(&t, "/api/v1/events", &Auth::Bearer(central.clone())).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    let res2 = open(&t, "/api/v1/events", &Auth::Bearer(other)).await;
+    let mut other_body = res2.into_body();
+    // A SAML sign-in at tenant default.
+    let (id, binding) = t.start_login("/t/default/login").await;
+    let a = t
+        .acs(&answering(&id).signed_assertion(idp()), &[&binding])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let seen = read_until(&mut body, "event: sign_in", Duration::from_secs(1)).await;
+    assert!(
+        seen.contains("event: sign_in") && seen.contains("\"user\":\"jdoe\""),
+        "within 1 s: {seen:?}"
+    );
+    // A change, too.
+    call(
+        &t,
+        "PUT",
+        "/api/v1/tenants/globex",
+        Some(&json!({"display_name": "Globex"})),
+        &s,
+    )
+    .await;
+    let seen = read_until(&mut body, "event: change", Duration::from_secs(1)).await;
+    assert!(seen.contains("tenant:globex"), "{seen:?}");
+    // Another tenant's manager sees neither.
+    let theirs = read_until(&mut other_body, "event:", Duration::from_millis(300)).await;
+    assert!(!theirs.contains("event:"), "{theirs:?}");
+    drop(other_body);
+    // At most 64 streams; the 65th is refused at once and takes nothing.
+    let mut held = Vec::new();
+    while t.state.events.open_streams() < ssogate::web::events::MAX_STREAMS {
+        let r = open(&t, "/api/v1/events", &Auth::Bearer(central.clone())).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        held.push(r);
+    }
+    let refused = open(&t, "/api/v1/events", &Auth::Bearer(central.clone())).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    held.pop();
+    drop(body);
+    assert!(t.state.events.open_streams() < ssogate::web::events::MAX_STREAMS);
+    assert_eq!(
+        open(&t, "/api/v1/events", &Auth::Bearer(central))
+            .await
+            .status(),
+        StatusCode::OK
     );
 }

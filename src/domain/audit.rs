@@ -277,7 +277,12 @@ pub struct Admin<'a> {
     pub rng: &'a dyn Rng,
     pub actor: String,
     pub now: UnixTime,
+    /// Told of every change once it is recorded (the service's event stream).
+    pub on_change: Option<ChangeHook>,
 }
+
+/// What [`Admin`] calls after recording a change.
+pub type ChangeHook = std::sync::Arc<dyn Fn(&AuditEntry) + Send + Sync>;
 
 fn to_json<T: Serialize>(v: &T) -> String {
     // Our own plain views serialize without fail.
@@ -292,17 +297,19 @@ impl Admin<'_> {
         before: Option<String>,
         after: Option<String>,
     ) -> Result<()> {
-        self.store
-            .audit_record(&AuditEntry {
-                id: 0,
-                at: self.now,
-                actor: self.actor.clone(),
-                action: action.into(),
-                object,
-                before,
-                after,
-            })
-            .await?;
+        let entry = AuditEntry {
+            id: 0,
+            at: self.now,
+            actor: self.actor.clone(),
+            action: action.into(),
+            object,
+            before,
+            after,
+        };
+        self.store.audit_record(&entry).await?;
+        if let Some(hook) = &self.on_change {
+            hook(&entry);
+        }
         Ok(())
     }
 

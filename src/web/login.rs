@@ -493,7 +493,7 @@ async fn login_submit_for(
         None,
     );
     sign_in(&session, &agent).await?;
-    state.activity.success(&tenant.name, now);
+    state.signed_in(&tenant.name, &user.username, SignInMethod::Password, now);
     tracing::info!(tenant = %tenant.name, user = %user.username, method = "password", "signed in");
     Ok(see_other(&format!("{}{target}", sp.host_url)))
 }

@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod admin;
 pub mod client;
+pub mod events;
 pub mod guard;
 mod login;
 mod pages;
@@ -59,6 +60,8 @@ pub struct AppState {
     multi_tenant: Arc<std::sync::atomic::AtomicBool>,
     /// Sign-ins per tenant and hour (the Web Manager's chart).
     pub activity: Arc<activity::Activity>,
+    /// Sign-ins, refusals and changes as they happen (`/api/v1/events`).
+    pub events: Arc<events::Events>,
 }
 
 impl AppState {
@@ -79,12 +82,30 @@ impl AppState {
             keys: Arc::default(),
             pending_key: Arc::default(),
             activity: Arc::default(),
+            events: Arc::default(),
         }
     }
 
     /// Whether the service runs several tenants (see [`crate::domain::admin::multi_tenant`]).
     pub fn multi_tenant(&self) -> bool {
         self.multi_tenant.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A sign-in happened: counted for the chart, told to the event streams.
+    pub(crate) fn signed_in(
+        &self,
+        tenant: &str,
+        user: &str,
+        method: crate::store::SignInMethod,
+        now: crate::saml::UnixTime,
+    ) {
+        self.activity.success(tenant, now);
+        self.events.publish(events::Event::SignIn {
+            at: events::at(now),
+            tenant: tenant.to_string(),
+            user: user.to_string(),
+            method: method.as_str(),
+        });
     }
 
     /// Takes the stored setting (at start, and after the Web Manager changed it).

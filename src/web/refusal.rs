@@ -471,6 +471,12 @@ async fn finish(
         Decision::Record(r) => r.clone(),
         Decision::Fold { reference, .. } => reference.clone(),
     };
+    state.events.publish(super::events::Event::Failure {
+        at: super::events::at(now),
+        tenant: refusal.tenant.clone(),
+        reason: refusal.reason.code(),
+        reference: shown.clone(),
+    });
     let client_text = addr.map(|a| a.to_string());
     match &decision {
         Decision::Record(r) => {

@@ -445,7 +445,7 @@ pub async fn acs(
         }),
     );
     sign_in(&session, &agent).await?;
-    state.activity.success(&tenant.name, now);
+    state.signed_in(&tenant.name, &user.username, SignInMethod::Saml, now);
     tracing::info!(tenant = %tenant.name, user = %user.username, idp = %idp.name, assertion_id = %assertion.id, unsolicited = pending.is_none(), "signed in");
     let mut res = see_other(&format!("{}{target}", sp.host_url));
     if let Some(name) = pending.as_ref().and_then(|p| pending::cookie_name(&p.id)) {

@@ -179,3 +179,44 @@ pub async fn page(t: &TestApp, path: &str, auth: &Auth) -> Answer {
     let refs: Vec<&str> = c.iter().map(String::as_str).collect();
     t.get(path, &refs).await
 }
+
+/// The request of [`call`], answered without reading the body (an event stream never ends).
+pub async fn open(t: &TestApp, path: &str, auth: &Auth) -> axum::http::Response<Body> {
+    use tower::ServiceExt;
+    let mut b = Request::builder()
+        .method("GET")
+        .uri(format!("{HOST}{path}"))
+        .header(header::HOST, "sp.example.test");
+    match auth {
+        Auth::Session { cookie, .. } | Auth::SessionNoCsrf { cookie } | Auth::Cookie(cookie) => {
+            b = b.header(header::COOKIE, cookie);
+        }
+        Auth::Bearer(token) => {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        Auth::None => {}
+    }
+    t.router
+        .clone()
+        .oneshot(b.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible")
+}
+
+/// Reads `body` until `want` appears in it or `limit` passes; what was read.
+pub async fn read_until(body: &mut Body, want: &str, limit: std::time::Duration) -> String {
+    use http_body_util::BodyExt;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    while !seen.contains(want) {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    seen.push_str(&String::from_utf8_lossy(d));
+                }
+            }
+            _ => break,
+        }
+    }
+    seen
+}

@@ -243,6 +243,89 @@ pub fn routes() -> Router<AppState> {
         .route("/api-clients/{name}/regenerate", post(client_regenerate))
         .route("/audit", get(audit_list))
         .route("/trace", post(trace))
+        .route("/events", get(events))
+}
+
+/// How often an event stream checks that its session (or token) is still good.
+const EVENTS_RECHECK_SECS: u64 = 60;
+
+/// `GET /api/v1/events`: Server-Sent Events of sign-ins, refusals and changes (a tenant
+/// manager sees its own tenant's sign-ins and refusals). At most
+/// [`crate::web::events::MAX_STREAMS`] at once; 503 beyond.
+async fn events(State(state): State<AppState>, Authed(p): Authed, headers: HeaderMap) -> ApiResult {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    if p.must_change_password() {
+        return Err(ApiError::password_change());
+    }
+    let Some((slot, rx)) = state.events.subscribe() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many event streams are open; try again later",
+        ));
+    };
+    // Only the credentials, to check them again while the stream lasts.
+    let mut creds = HeaderMap::new();
+    for h in [header::AUTHORIZATION, header::COOKIE] {
+        if let Some(v) = headers.get(&h) {
+            creds.insert(h, v.clone());
+        }
+    }
+    struct Stream {
+        rx: tokio::sync::broadcast::Receiver<crate::web::events::Event>,
+        _slot: crate::web::events::StreamSlot,
+        scope: super::Scope,
+        state: AppState,
+        creds: HeaderMap,
+        next_check: tokio::time::Instant,
+    }
+    let st = Stream {
+        rx,
+        _slot: slot,
+        scope: p.scope.clone(),
+        state,
+        creds,
+        next_check: tokio::time::Instant::now()
+            + std::time::Duration::from_secs(EVENTS_RECHECK_SECS),
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            tokio::select! {
+                r = st.rx.recv() => match r {
+                    Ok(e) => {
+                        let visible = match &st.scope {
+                            super::Scope::Central => true,
+                            super::Scope::Tenant { name, .. } => e.tenant() == Some(name.as_str()),
+                        };
+                        if visible {
+                            let ev = SseEvent::default()
+                                .event(e.name())
+                                .json_data(&e)
+                                .unwrap_or_else(|_| SseEvent::default().comment("unencodable event"));
+                            return Some((Ok::<_, std::convert::Infallible>(ev), st));
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        let ev = SseEvent::default().event("missed").data(n.to_string());
+                        return Some((Ok(ev), st));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep_until(st.next_check) => {
+                    // A session that ended (sign-out, timeout) or a token deleted ends the stream.
+                    if super::authenticate(&st.state, &st.creds).await.is_err() {
+                        return None;
+                    }
+                    st.next_check = tokio::time::Instant::now()
+                        + std::time::Duration::from_secs(EVENTS_RECHECK_SECS);
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

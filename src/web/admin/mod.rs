@@ -93,11 +93,20 @@ impl Principal {
     }
 
     pub fn admin<'a>(&self, state: &'a AppState) -> Admin<'a> {
+        let events = state.events.clone();
         Admin {
             store: state.store.as_ref(),
             rng: state.rng.as_ref(),
             actor: self.actor.clone(),
             now: state.clock.now(),
+            on_change: Some(std::sync::Arc::new(move |e: &crate::store::AuditEntry| {
+                events.publish(crate::web::events::Event::Change {
+                    at: crate::web::events::at(e.at),
+                    actor: e.actor.clone(),
+                    action: e.action.clone(),
+                    object: e.object.clone(),
+                });
+            })),
         }
     }
 }

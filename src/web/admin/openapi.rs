@@ -258,6 +258,7 @@ pub fn document() -> String {
             "/api/v1/api-clients/{name}": {"delete": op("Delete an API client", vec![path_param("name")], None, not_found(no_content.clone()), true)},
             "/api/v1/api-clients/{name}/regenerate": {"post": op("A new token (in the answer, once)", vec![path_param("name"), if_match()], Some(json!({"required": false, "content": {"application/json": {"schema": object(json!({"token": s("string"), "version": s("integer")}), &[])}}})), not_found(json!({"200": answer("the client and its new token", r("ApiClient"))})), true)},
             "/api/v1/trace": {"post": op("The SAML tracer: every check of a response, with its verdict and values (nothing is consumed or recorded)", vec![], Some(body(trace_input)), json!({"200": answer("the trace", r("Trace"))}), true)},
+            "/api/v1/events": {"get": op("Sign-ins, refusals and changes as they happen (Server-Sent Events; at most 64 streams at once, 503 beyond)", vec![], None, json!({"200": {"description": "an event stream", "content": {"text/event-stream": {"schema": s("string")}}}}), false)},
             "/api/v1/audit": {"get": op("The audit log, newest first", vec![
                 json!({"name": "object", "in": "query", "schema": {"type": "string"}}),
                 json!({"name": "before", "in": "query", "schema": {"type": "integer"}}),
