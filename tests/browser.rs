@@ -119,6 +119,57 @@ fn get(url: &str) -> String {
     a.body
 }
 
+/// The files the bad-input cases upload or paste.
+fn bad_input_files(dir: &Path, ssp_entity_id: &str, ssp_xml: &str) {
+    std::fs::create_dir_all(dir).expect("files dir");
+    let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).expect("write");
+    let k = common::generate::idp();
+    w("cert.pem", std::str::from_utf8(&k.cert_pem).expect("pem"));
+    w("key.pem", std::str::from_utf8(&k.key_pem).expect("pem"));
+    w(
+        "other-key.pem",
+        std::str::from_utf8(&common::generate::attacker().key_pem).expect("pem"),
+    );
+    let public = openssl::pkey::PKey::private_key_from_pem(&k.key_pem)
+        .and_then(|p| p.public_key_to_pem())
+        .expect("public key");
+    w("public.pem", std::str::from_utf8(&public).expect("pem"));
+    w("ssp-entity-id.txt", ssp_entity_id);
+    w(
+        "sp-only.xml",
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.only.example"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.only.example/acs" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+    );
+    w(
+        "doctype.xml",
+        &format!(
+            r#"<!DOCTYPE md:EntityDescriptor [<!ENTITY x "y">]>{}"#,
+            ssp_xml.split_once("?>").map_or(ssp_xml, |(_, r)| r)
+        ),
+    );
+    // The IdP's own metadata under other entity IDs: one alone, two in an aggregate.
+    let renamed = |id: &str| {
+        let body = ssp_xml.split_once("?>").map_or(ssp_xml, |(_, r)| r);
+        body.replace(ssp_entity_id, id)
+    };
+    w("single.xml", &renamed("https://single.idp.example/idp"));
+    w(
+        "aggregate.xml",
+        &format!(
+            r#"<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">{}{}</md:EntitiesDescriptor>"#,
+            renamed("https://one.idp.example/idp"),
+            renamed("https://two.idp.example/idp")
+        ),
+    );
+    let mut big = renamed("https://big.idp.example/idp");
+    let pad = format!("<!-- {} -->", "x".repeat(1100 * 1024));
+    big = big.replacen(
+        "<md:IDPSSODescriptor",
+        &format!("{pad}<md:IDPSSODescriptor"),
+        1,
+    );
+    w("oversized.xml", &big);
+}
+
 #[test]
 fn an_administrator_sets_up_sign_on_in_the_web_manager() {
     if common::require("browser", missing()).is_none() {
@@ -238,6 +289,61 @@ fn an_administrator_sets_up_sign_on_in_the_web_manager() {
             new_password,
             "--sp-url",
             &sp_url,
+            "--out",
+            &out,
+        ],
+    );
+    // Bad input, page by page: nothing of it changes anything.
+    let files = dir.join("files");
+    bad_input_files(&files, &idp.entity_id, &idp_xml);
+    cli(
+        &data,
+        &[
+            "tenant",
+            "add",
+            "globex",
+            "--login-domain",
+            "globex.example",
+        ],
+    );
+    cli(
+        &data,
+        &[
+            "user",
+            "add",
+            "agent2",
+            "--circuit-user",
+            "agent2@circuit.example",
+        ],
+    );
+    cli(&data, &["api-client", "add", "ci"]);
+    let lists = || {
+        ["sp", "idp", "tenant", "user", "api-client"]
+            .map(|what| cli(&data, &[what, "list"]))
+            .join("\n")
+    };
+    let before = lists();
+    run(
+        "badinput",
+        &[
+            "--base",
+            &base,
+            "--new-password",
+            new_password,
+            "--files",
+            &files.to_string_lossy(),
+            "--out",
+            &out,
+        ],
+    );
+    assert_eq!(lists(), before, "refused input changed something");
+    run(
+        "stale",
+        &[
+            "--base",
+            &base,
+            "--new-password",
+            new_password,
             "--out",
             &out,
         ],

@@ -340,19 +340,19 @@ fn check_sp_unique(
     host_url: &str,
 ) -> Result<()> {
     let others = || existing.iter().filter(|s| Some(s.id) != me);
-    if let Some(s) = others().find(|s| s.entity_id == entity_id) {
-        return Err(AdminError::conflict(format!(
-            "service provider {} ({}) already has entity ID {entity_id}",
-            s.id, s.host_url
-        ))
-        .in_field("entity_id"));
-    }
     if let Some(s) = others().find(|s| s.host_url == host_url) {
         return Err(AdminError::conflict(format!(
             "service provider {} already has host URL {host_url}",
             s.id
         ))
         .in_field("host_url"));
+    }
+    if let Some(s) = others().find(|s| s.entity_id == entity_id) {
+        return Err(AdminError::conflict(format!(
+            "service provider {} ({}) already has entity ID {entity_id}",
+            s.id, s.host_url
+        ))
+        .in_field("entity_id"));
     }
     Ok(())
 }
@@ -841,6 +841,23 @@ fn preview_endpoint(e: &crate::saml::metadata::idp::Endpoint) -> PreviewEndpoint
     }
 }
 
+/// The largest IdP metadata the Web Manager and the API import (a file, pasted text or a URL;
+/// the CLI reads a federation's aggregate of any size).
+pub const MAX_METADATA_BYTES: usize = 1024 * 1024;
+
+pub fn check_metadata_size(metadata: &[u8]) -> Result<()> {
+    if metadata.len() > MAX_METADATA_BYTES {
+        return invalid_in(
+            "metadata",
+            format!(
+                "the metadata has {} bytes; at most {MAX_METADATA_BYTES} (1 MiB) are imported",
+                metadata.len()
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// The preview of an import (nothing is stored).
 pub fn idp_preview(
     metadata: &[u8],
@@ -848,6 +865,7 @@ pub fn idp_preview(
     now: crate::saml::UnixTime,
 ) -> Result<IdpPreview> {
     use crate::saml::metadata::idp::MetadataError;
+    check_metadata_size(metadata)?;
     let d = match parse_idp_metadata(metadata, select_entity) {
         Ok(d) => d,
         Err(MetadataError::Ambiguous { candidates }) => {

@@ -5,6 +5,8 @@
 //   node webmanager.mjs setup     --base URL --password OTP --new-password PW --sp-url URL --out DIR
 //   node webmanager.mjs configure --base URL --new-password PW --idp-metadata FILE --idp-sso-post URL --out DIR
 //   node webmanager.mjs login     --base URL --new-password PW --sp-url URL --out DIR
+//   node webmanager.mjs badinput  --base URL --new-password PW --files DIR --out DIR
+//   node webmanager.mjs stale     --base URL --new-password PW --out DIR
 //
 // Every check prints PASS or FAIL with what it saw; the last line is "N passed, N failed".
 // Screenshots go to $SSOGATE_ARTIFACTS (default DIR/artifacts).
@@ -206,11 +208,101 @@ async function login(b) {
   await agent.close();
 }
 
+// Bad input: each case fills a form, submits it, and must get its message beside the field
+// (`#error-FIELD`), the input it typed back (never a password or a key), and no change (the Rust
+// side compares `ssogate … list` before and after).
+async function badinput(b) {
+  const { ctx, page } = await adminPage(b);
+  const file = (name) => fs.readFileSync(path.join(a.files, name), 'utf8');
+  const idpBase = { '#entity_id': 'https://idp.bad.example/idp', '#sso_url': 'https://idp.bad.example/sso', '#username_mapping': 'upn' };
+  const cases = [
+    { name: 'SP: a relative host URL', url: '/webmanager/sps/new', fill: { '#host_url': 'cc.example.com/agentportal' }, field: 'host_url', text: 'must start with http' },
+    { name: 'SP: a host URL with a query', url: '/webmanager/sps/new', fill: { '#host_url': 'https://cc.example.com/portal?x=1' }, field: 'host_url', text: 'query' },
+    { name: 'SP: a certificate that is not one', url: '/webmanager/sps/new', fill: { '#host_url': 'https://cc.example.com/a', '#certificate': 'hello, I am no certificate', '#private_key': file('key.pem') }, field: 'certificate', text: 'not a PEM certificate' },
+    { name: 'SP: a key not matching the certificate', url: '/webmanager/sps/new', fill: { '#host_url': 'https://cc.example.com/b', '#certificate': file('cert.pem'), '#private_key': file('other-key.pem') }, field: 'private_key', text: 'does not belong' },
+    { name: 'SP: a public key for the private key', url: '/webmanager/sps/new', fill: { '#host_url': 'https://cc.example.com/c', '#certificate': file('cert.pem'), '#private_key': file('public.pem') }, field: 'private_key', text: 'the certificate already carries it' },
+    { name: 'SP: a duplicate host URL', url: '/webmanager/sps/new', fill: { '#host_url': a.base }, field: 'host_url', text: 'already has host URL' },
+    { name: 'IdP: a fingerprint of the wrong length', url: '/webmanager/idps/new', fill: { ...idpBase, '#fingerprint': 'AB:CD:EF' }, field: 'fingerprint', text: 'fingerprint' },
+    { name: 'IdP: a fingerprint that is not hex', url: '/webmanager/idps/new', fill: { ...idpBase, '#fingerprint': 'zz'.repeat(32) }, field: 'fingerprint', text: 'fingerprint' },
+    { name: 'IdP: a certificate that is not one', url: '/webmanager/idps/new', fill: { ...idpBase, '#certificates': '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----' }, field: 'certificates', text: 'certificate' },
+    { name: 'IdP: an empty username mapping', url: '/webmanager/idps/new', fill: { ...idpBase, '#username_mapping': '', '#certificates': file('cert.pem') }, field: 'username_mapping', text: 'username mapping' },
+    { name: 'IdP: a relative SSO URL', url: '/webmanager/idps/new', fill: { ...idpBase, '#sso_url': '/sso', '#certificates': file('cert.pem') }, field: 'sso_url', text: 'must start with http' },
+    { name: 'IdP: a duplicate name', url: '/webmanager/idps/new', fill: { ...idpBase, '#name': 'ssp', '#certificates': file('cert.pem') }, field: 'name', text: 'already exists' },
+    { name: 'IdP: a duplicate entity ID', url: '/webmanager/idps/new', fill: { ...idpBase, '#entity_id': file('ssp-entity-id.txt').trim(), '#certificates': file('cert.pem') }, field: 'entity_id', text: 'already has entity ID' },
+    { name: 'Import: metadata without IDPSSODescriptor', url: '/webmanager/idps/import', fill: { '#username_mapping': 'upn', '#metadata': file('sp-only.xml') }, field: 'metadata', text: 'IDPSSODescriptor', submit: 'button[value=preview]' },
+    { name: 'Import: metadata with a DOCTYPE', url: '/webmanager/idps/import', fill: { '#username_mapping': 'upn', '#metadata': file('doctype.xml') }, field: 'metadata', text: 'DTD', submit: 'button[value=preview]' },
+    { name: 'Import: oversized metadata', url: '/webmanager/idps/import', fill: { '#username_mapping': 'upn' }, files: { '#metadata_file': path.join(a.files, 'oversized.xml') }, field: 'metadata', text: 'at most 1048576', submit: 'button[value=preview]', keep: [] },
+    { name: 'Import: an aggregate without a choice', url: '/webmanager/idps/import', fill: { '#username_mapping': 'upn', '#metadata': file('aggregate.xml') }, field: null, text: 'choose one', submit: 'button[value=preview]' },
+    { name: 'Import: an empty username mapping', url: '/webmanager/idps/import', fill: { '#username_mapping': '', '#metadata': file('single.xml') }, field: 'username_mapping', text: 'username mapping', preview: true, submit: 'button[value=add]' },
+    { name: 'Tenant: a login domain of another tenant', url: '/webmanager/tenants/new', fill: { '#name': 'initech', '#login_domains': 'example' }, field: 'login_domains', text: 'already belongs to tenant' },
+    { name: 'Tenant: a duplicate name', url: '/webmanager/tenants/new', fill: { '#name': 'globex' }, field: 'name', text: 'already exists' },
+    { name: 'User: passwords differing', url: '/webmanager/users/new?tenant=default', fill: { '#username': 'agent9', '#password': 'password-one-1', '#confirm': 'password-two-2' }, field: 'confirm', text: 'differ', secret: ['#password', '#confirm'] },
+    { name: 'User: a duplicate user name', url: '/webmanager/users/new?tenant=default', fill: { '#username': 'AGENT1' }, field: 'username', text: 'already has user' },
+    { name: 'User: a Circuit user another user has', url: '/webmanager/users/new?tenant=default', fill: { '#username': 'agent9', '#circuit_user': 'Agent2@Circuit.Example' }, field: 'circuit_user', text: '"agent2"' },
+    { name: 'User: a Circuit user that is no e-mail or URI', url: '/webmanager/users/new?tenant=default', fill: { '#username': 'agent9', '#circuit_user': 'not an address' }, field: 'circuit_user', text: 'e-mail address or URI' },
+    { name: 'API client: a duplicate name', url: '/webmanager/api-clients/new', fill: { '#name': 'ci' }, field: 'name', text: 'already exists' },
+    { name: 'API client: a token too short', url: '/webmanager/api-clients/new', fill: { '#name': 'robot', '#token': 'short-token' }, field: 'token', text: '32' },
+  ];
+  let n = 0;
+  for (const c of cases) {
+    n += 1;
+    await page.goto(`${a.base}${c.url}`);
+    for (const [sel, v] of Object.entries(c.fill)) await page.fill(sel, v);
+    for (const [sel, f] of Object.entries(c.files || {})) await page.setInputFiles(sel, f);
+    if (c.preview) await Promise.all([page.waitForLoadState('load'), page.click('button[value=preview]')]);
+    if (c.preview) await page.fill('#username_mapping', c.fill['#username_mapping']);
+    const submit = c.submit || 'main form button:has-text("Save"), main form button:has-text("Add")';
+    await Promise.all([page.waitForLoadState('load'), page.locator(submit).first().click()]);
+    await page.waitForSelector(c.field ? `#error-${c.field}` : 'p.banner', { timeout: 5000 }).catch(() => null);
+    const shown = c.field ? await page.textContent(`#error-${c.field}`).catch(() => null) : await page.textContent('main').catch(() => null);
+    check(`${c.name}: the message beside the field`, !!shown && shown.includes(c.text), shown);
+    const kept = (c.keep || Object.keys(c.fill)).filter((sel) => !(c.secret || []).includes(sel) && sel !== '#private_key');
+    const lost = [];
+    for (const sel of kept) {
+      const v = await page.inputValue(sel).catch(() => null);
+      if (v !== c.fill[sel] && !(v !== null && v.trim() === c.fill[sel].trim())) lost.push(`${sel}=${JSON.stringify(v)}`);
+    }
+    check(`${c.name}: the input is kept`, lost.length === 0, lost.join(', '));
+    for (const sel of c.secret || []) {
+      check(`${c.name}: ${sel} is not sent back`, (await page.inputValue(sel)) === '', 'a password came back');
+    }
+    await shot(page, `bad-${String(n).padStart(2, '0')}`);
+  }
+  await ctx.close();
+}
+
+// Two administrators edit the same IdP: the second save gets 409 naming the first, keeps its
+// input, and the first one's change stays.
+async function stale(b) {
+  const first = await adminPage(b);
+  const second = await adminPage(b);
+  await first.page.goto(`${a.base}/webmanager/idps/ssp`);
+  await second.page.goto(`${a.base}/webmanager/idps/ssp`);
+  await first.page.click('summary');
+  await second.page.click('summary');
+  await first.page.fill('#authn_context', 'urn:first:change');
+  await Promise.all([first.page.waitForURL('**/webmanager/idps'), first.page.click('main form button:has-text("Save")')]);
+  await second.page.fill('#authn_context', 'urn:second:change');
+  const [resp] = await Promise.all([second.page.waitForResponse((r) => r.request().method() === 'POST'), second.page.click('main form button:has-text("Save")')]);
+  check('the second save is refused with 409', resp.status() === 409, resp.status());
+  const banner = await second.page.textContent('main .banner').catch(() => '');
+  check('the refusal names who changed it and when', /changed by user:default\/admin at 20/.test(banner), banner);
+  check('the second input is kept', (await second.page.inputValue('#authn_context')) === 'urn:second:change', await second.page.inputValue('#authn_context'));
+  await shot(second.page, 'stale-409');
+  await first.page.goto(`${a.base}/webmanager/idps/ssp`);
+  await first.page.click('summary');
+  check('the first change is kept', (await first.page.inputValue('#authn_context')) === 'urn:first:change', await first.page.inputValue('#authn_context'));
+  await first.ctx.close();
+  await second.ctx.close();
+}
+
 const b = await browser();
 try {
   if (a.phase === 'setup') await setup(b);
   else if (a.phase === 'configure') await configure(b);
   else if (a.phase === 'login') await login(b);
+  else if (a.phase === 'badinput') await badinput(b);
+  else if (a.phase === 'stale') await stale(b);
   else throw new Error(`unknown phase ${a.phase}`);
 } catch (e) {
   check(`phase ${a.phase} ran to its end`, false, e.stack || e);

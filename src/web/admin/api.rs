@@ -645,6 +645,7 @@ async fn idp_import(
 ) -> ApiResult {
     change(&p, &headers)?;
     let input: ImportBody = body(&b)?;
+    admin::check_metadata_size(input.metadata.as_bytes())?;
     let i = p
         .admin(&state)
         .idp_import(

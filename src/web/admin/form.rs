@@ -45,6 +45,18 @@ impl FormData {
     }
 }
 
+/// The error with its causes (multer says little at the top).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn bad(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, message.to_string()).into_response()
 }
@@ -67,7 +79,7 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
             while let Some(field) = m
                 .next_field()
                 .await
-                .map_err(|e| bad(&format!("the form could not be read: {e}")))?
+                .map_err(|e| bad(&format!("the form could not be read: {}", chain(&e))))?
             {
                 let Some(name) = field.name().map(str::to_string) else {
                     continue;
@@ -78,7 +90,7 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
                 let bytes = field
                     .bytes()
                     .await
-                    .map_err(|e| bad(&format!("the form could not be read: {e}")))?;
+                    .map_err(|e| bad(&format!("the form could not be read: {}", chain(&e))))?;
                 if field_is_empty_file(is_file, &bytes) {
                     continue;
                 }
@@ -135,5 +147,28 @@ mod tests {
             "<md/>",
             "a chosen file wins over its text area"
         );
+    }
+}
+
+#[cfg(test)]
+mod big_tests {
+    use axum::body::Body;
+    use axum::extract::FromRequest;
+    use axum::http::Request;
+
+    use super::FormData;
+
+    #[tokio::test]
+    async fn a_file_over_a_mebibyte_is_read() {
+        let big = "x".repeat(1100 * 1024);
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"metadata\"; filename=\"a.xml\"\r\n\r\n{big}\r\n--b--\r\n"
+        );
+        let req = Request::post("/")
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(Body::from(body))
+            .unwrap();
+        let f = FormData::from_request(req, &()).await;
+        assert!(f.is_ok(), "{:?}", f.err().map(|r| r.status()));
     }
 }

@@ -304,10 +304,9 @@ pub fn routes(state: AppState, secure: bool) -> Router {
         .nest("/webmanager", ui::routes())
         .nest("/api/v1", api::routes())
         .layer(axum::Extension(Secure(secure)))
-        // Forms and JSON documents; metadata uploads are at most 1 MiB.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            1024 * 1024 + 64 * 1024,
-        ))
+        // Forms and JSON documents. Metadata is imported up to 1 MiB: a body up to 4 MiB is read,
+        // so that a bigger file gets its message beside the field rather than a bare 413.
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             super::request_timeout,
