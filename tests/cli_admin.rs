@@ -210,7 +210,7 @@ fn service_providers() {
                 "https://cc.example.com/agentportal",
             ],
         ),
-        "already has entity ID",
+        "already has host URL",
     );
     let list = ok(&data, &["sp", "list"]);
     assert_eq!(list.lines().count(), 1, "{list}");
