@@ -9,7 +9,8 @@
 //!
 //! Phases: (1) 10,000 anonymous `GET /t/default/login` of an SSO tenant from one address: growth of the
 //! data directory; (2) 64 connections sending wrong passwords for 10 s (each for another user
-//! name, so every one costs an argon2 check): the server's RSS before and at its peak; (3) a
+//! name, so every one costs an argon2 check), then 50 at the Web Manager's sign-in: the server's
+//! RSS before and at its peak; (3) a
 //! probe `GET /auth/check` every 20 ms from another address, first alone, then while four
 //! connections POST the costliest hostile messages (`tests/common/hostile_gen.rs`) and one
 //! client holds and trickles 1,000 connections: p50, p99 and max of the probe.
@@ -131,6 +132,46 @@ async fn probe(port: u16, secs: u64) -> (Vec<u64>, u64) {
     (lat, failed)
 }
 
+/// `conns` connections posting wrong passwords to `path` for 10 s, each attempt for another
+/// user name (`user` with `{c}` the connection, `{i}` the attempt); answers and their statuses.
+async fn password_flood(
+    port: u16,
+    conns: u64,
+    path: &'static str,
+    user: &'static str,
+) -> (u64, std::collections::BTreeMap<u16, u64>) {
+    let n = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let n = n.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = connect_from([127, 0, 0, 1], port).await.expect("connect");
+            let end = Instant::now() + Duration::from_secs(10);
+            let mut seen = std::collections::BTreeMap::new();
+            let mut i = 0u64;
+            while Instant::now() < end {
+                i += 1;
+                let name = user.replace("{c}", &c.to_string()).replace("{i}", &i.to_string());
+                let body = format!("username={name}&password=wrong-password");
+                let s = exchange(&mut conn, &form_post(port, path, &body)).await;
+                *seen.entry(s).or_insert(0u64) += 1;
+                n.fetch_add(1, Ordering::Relaxed);
+                if s == 0 {
+                    conn = connect_from([127, 0, 0, 1], port).await.expect("connect");
+                }
+            }
+            seen
+        }));
+    }
+    let mut all = std::collections::BTreeMap::new();
+    for t in tasks {
+        for (k, v) in t.await.expect("task") {
+            *all.entry(k).or_insert(0u64) += v;
+        }
+    }
+    (n.load(Ordering::Relaxed), all)
+}
+
 fn main() {
     let bin = support::ssogate_bin();
     let dir = std::env::temp_dir().join(format!("ssogate-hostile-{}", std::process::id()));
@@ -231,63 +272,38 @@ fn main() {
         (after as i64 - before as i64).into(),
     );
 
-    // (2) 64 concurrent wrong passwords, each for another user name.
-    let rss_before = rss_kib(pid).0;
-    let peak = Arc::new(AtomicU64::new(rss_before));
-    let sampling = Arc::new(AtomicBool::new(true));
-    {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        std::thread::spawn(move || {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid).0, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-    }
-    let (answered, statuses) = rt.block_on(async {
-        let n = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for c in 0..64u64 {
-            let n = n.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut conn = connect_from([127, 0, 0, 1], port).await.expect("connect");
-                let end = Instant::now() + Duration::from_secs(10);
-                let mut seen = std::collections::BTreeMap::new();
-                let mut i = 0u64;
-                while Instant::now() < end {
-                    i += 1;
-                    let body =
-                        format!("username=guess{c}x{i}%40pw.example&password=wrong-password");
-                    let s = exchange(&mut conn, &form_post(port, "/t/pw/login", &body)).await;
-                    *seen.entry(s).or_insert(0u64) += 1;
-                    n.fetch_add(1, Ordering::Relaxed);
-                    if s == 0 {
-                        conn = connect_from([127, 0, 0, 1], port).await.expect("connect");
-                    }
+    // (2) 64 concurrent wrong passwords at the agents' login, each for another user name; then
+    // 50 at the Web Manager's sign-in (the same argon2 pool and throttle).
+    for (conns, path, key, user) in [
+        (64u64, "/t/pw/login", "64_wrong_passwords", "guess{c}x{i}%40pw.example"),
+        (50, "/webmanager/signin", "50_wrong_admin_passwords", "admin{c}x{i}"),
+    ] {
+        let rss_before = rss_kib(pid).0;
+        let peak = Arc::new(AtomicU64::new(rss_before));
+        let sampling = Arc::new(AtomicBool::new(true));
+        {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            std::thread::spawn(move || {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid).0, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                seen
-            }));
+            });
         }
-        let mut all = std::collections::BTreeMap::new();
-        for t in tasks {
-            for (k, v) in t.await.expect("task") {
-                *all.entry(k).or_insert(0u64) += v;
-            }
-        }
-        (n.load(Ordering::Relaxed), all)
-    });
-    sampling.store(false, Ordering::Relaxed);
-    let peak_kib = peak.load(Ordering::Relaxed);
-    println!(
-        "64 concurrent wrong passwords for 10 s: {answered} answers {statuses:?}; RSS {rss_before} KiB before, peak {peak_kib} KiB (+{} MB)",
-        (peak_kib - rss_before) / 1024
-    );
-    json.insert("rss_before_kib".into(), rss_before.into());
-    json.insert("rss_peak_64_wrong_passwords_kib".into(), peak_kib.into());
-    json.insert(
-        "rss_growth_64_wrong_passwords_mb".into(),
-        ((peak_kib - rss_before) as f64 / 1024.0).into(),
-    );
+        let (answered, statuses) = rt.block_on(password_flood(port, conns, path, user));
+        sampling.store(false, Ordering::Relaxed);
+        let peak_kib = peak.load(Ordering::Relaxed);
+        println!(
+            "{conns} concurrent wrong passwords at {path} for 10 s: {answered} answers {statuses:?}; RSS {rss_before} KiB before, peak {peak_kib} KiB (+{} MB)",
+            (peak_kib - rss_before) / 1024
+        );
+        json.insert(format!("rss_before_{key}_kib"), rss_before.into());
+        json.insert(format!("rss_peak_{key}_kib"), peak_kib.into());
+        json.insert(
+            format!("rss_growth_{key}_mb"),
+            ((peak_kib - rss_before) as f64 / 1024.0).into(),
+        );
+    }
 
     // (3) /auth/check from another client, alone and under attack.
     let (alone, failed) = rt.block_on(probe(port, 10));
