@@ -151,7 +151,9 @@ async fn password_flood(
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
-                let name = user.replace("{c}", &c.to_string()).replace("{i}", &i.to_string());
+                let name = user
+                    .replace("{c}", &c.to_string())
+                    .replace("{i}", &i.to_string());
                 let body = format!("username={name}&password=wrong-password");
                 let s = exchange(&mut conn, &form_post(port, path, &body)).await;
                 *seen.entry(s).or_insert(0u64) += 1;
@@ -275,8 +277,18 @@ fn main() {
     // (2) 64 concurrent wrong passwords at the agents' login, each for another user name; then
     // 50 at the Web Manager's sign-in (the same argon2 pool and throttle).
     for (conns, path, key, user) in [
-        (64u64, "/t/pw/login", "64_wrong_passwords", "guess{c}x{i}%40pw.example"),
-        (50, "/webmanager/signin", "50_wrong_admin_passwords", "admin{c}x{i}"),
+        (
+            64u64,
+            "/t/pw/login",
+            "64_wrong_passwords",
+            "guess{c}x{i}%40pw.example",
+        ),
+        (
+            50,
+            "/webmanager/signin",
+            "50_wrong_admin_passwords",
+            "admin{c}x{i}",
+        ),
     ] {
         let rss_before = rss_kib(pid).0;
         let peak = Arc::new(AtomicU64::new(rss_before));

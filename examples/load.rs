@@ -40,6 +40,9 @@ struct Args {
     closed_seconds: u64,
     soak_seconds: u64,
     key: String,
+    /// During the open loop, an administrator polls the sign-in activity (sessions and failures
+    /// through the JSON API) every this many seconds; 0: no polling.
+    admin_poll_secs: u64,
 }
 
 fn args() -> Args {
@@ -50,6 +53,7 @@ fn args() -> Args {
         closed_seconds: 15,
         soak_seconds: 0,
         key: "rsa".into(),
+        admin_poll_secs: 0,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -62,6 +66,9 @@ fn args() -> Args {
             "--closed-seconds" => a.closed_seconds = val.parse().expect("--closed-seconds N"),
             "--soak-seconds" => a.soak_seconds = val.parse().expect("--soak-seconds N"),
             "--key" => a.key = val,
+            "--admin-poll-seconds" => {
+                a.admin_poll_secs = val.parse().expect("--admin-poll-seconds N")
+            }
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -348,6 +355,40 @@ fn report(name: &str, t: &mut Tally, elapsed: Duration, cpu: f64) -> serde_json:
     serde_json::json!({"server_cpu_seconds": cpu, "logins_per_cpu_second": per_cpu, "logins": t.ok, "seconds": elapsed.as_secs_f64(), "logins_per_second": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "refused": t.refused, "errors": t.errors})
 }
 
+/// Polls `GET /api/v1/tenants/default/sessions` and `…/failures` every `every` seconds until
+/// `on` is false; each poll's time (both requests) in microseconds.
+fn admin_poll(port: u16, token: &str, every: u64, on: &AtomicBool) -> Vec<u64> {
+    use std::io::Read as _;
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).expect("read");
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out[..out.len().min(200)])
+        );
+        // The rows of the page (each session has a handle; failures a reference).
+        let text = String::from_utf8_lossy(&out).into_owned();
+        (text.matches("\"handle\"").count() + text.matches("\"reference\"").count()) as u64
+    };
+    let mut times = Vec::new();
+    let mut sessions = 0;
+    while on.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        sessions = get("/api/v1/tenants/default/sessions?limit=50");
+        get("/api/v1/tenants/default/failures?limit=50");
+        times.push(t.elapsed().as_micros() as u64);
+        std::thread::sleep(Duration::from_secs(every).saturating_sub(t.elapsed()));
+    }
+    println!("the last poll listed {sessions} signed-in sessions (a page of at most 50)");
+    times
+}
+
 fn main() {
     let a = args();
     let bin = support::ssogate_bin();
@@ -400,6 +441,21 @@ fn main() {
     for u in 0..USERS {
         cli(&bin, &data, &["user", "add", &format!("agent{u}")]);
     }
+    // The administrator's API token (printed once by the CLI).
+    let token = if a.admin_poll_secs > 0 {
+        let out = std::process::Command::new(&bin)
+            .args(["api-client", "add", "poller", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("ssogate api-client add");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("token ").and_then(|r| r.rsplit(": ").next()))
+            .map(str::to_string)
+            .expect("a token")
+    } else {
+        String::new()
+    };
     let server = support::serve(&bin, &data, port, &[]);
     let pid = server.0.id();
 
@@ -462,14 +518,35 @@ fn main() {
         let forms = forms.clone();
         Arc::new(move |i| forms[i as usize].clone())
     };
+    let polling = Arc::new(AtomicBool::new(a.admin_poll_secs > 0));
+    let poller = (a.admin_poll_secs > 0).then(|| {
+        let (polling, token, every) = (polling.clone(), token.clone(), a.admin_poll_secs);
+        std::thread::spawn(move || admin_poll(port, &token, every, &polling))
+    });
     let cpu0 = cpu_secs(pid);
     let (mut open, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
-    let open_json = report(
+    let mut open_json = report(
         &format!("open loop at {} logins/s offered", a.rate),
         &mut open,
         el,
         cpu_secs(pid) - cpu0,
     );
+    polling.store(false, Ordering::Relaxed);
+    if let Some(p) = poller {
+        let mut polls = p.join().expect("poller");
+        polls.sort_unstable();
+        let (p50, p99, max) = (
+            percentile(&polls, 0.5),
+            percentile(&polls, 0.99),
+            percentile(&polls, 1.0),
+        );
+        println!(
+            "admin polls of the activity (sessions + failures) during the open loop: {}, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+            polls.len()
+        );
+        open_json["admin_polls"] =
+            serde_json::json!({"count": polls.len(), "p50_ms": p50, "p99_ms": p99, "max_ms": max});
+    }
     drop(forms);
     let (rss, hwm) = rss_kib(pid);
     println!("server RSS after the runs {rss} KiB, peak (VmHWM) {hwm} KiB");

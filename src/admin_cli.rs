@@ -1020,7 +1020,7 @@ pub async fn sessions(args: &StoreArgs, cmd: SessionsCommand) -> Result<(), Refu
                 None => None,
             };
             let now = crate::clock::SystemClock.now();
-            for r in store.sessions_of_tenant(filter, now, 10_000).await? {
+            for r in store.sessions_of_tenant(filter, now, 0, 10_000).await? {
                 if let Some(a) = &r.agent {
                     println!(
                         "{}\t{}\t{}\t{}\tsince {}\tuntil {}",

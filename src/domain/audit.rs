@@ -719,14 +719,22 @@ impl Admin<'_> {
 
     /// Ends an agent's session (by its handle, see [`session_handle`]).
     pub async fn session_end(&self, tenant: Option<TenantId>, handle: &str) -> Result<()> {
-        let rows = self
-            .store
-            .sessions_of_tenant(tenant, self.now, 100_000)
-            .await?;
-        let Some(row) = rows.iter().find(|r| session_handle(&r.id) == handle) else {
-            return Err(AdminError::NotFound(format!(
-                "no signed-in session {handle:?} (it may have ended already)"
-            )));
+        // Handles are hashes: the sessions are looked through a page at a time.
+        let mut offset = 0;
+        let row = loop {
+            let rows = self
+                .store
+                .sessions_of_tenant(tenant, self.now, offset, 1000)
+                .await?;
+            if rows.is_empty() {
+                return Err(AdminError::NotFound(format!(
+                    "no signed-in session {handle:?} (it may have ended already)"
+                )));
+            }
+            if let Some(r) = rows.into_iter().find(|r| session_handle(&r.id) == handle) {
+                break r;
+            }
+            offset += 1000;
         };
         self.store.session_delete(&row.id).await?;
         let who = row

@@ -340,11 +340,13 @@ pub trait Store: Send + Sync + 'static {
         session_indexes: &[String],
     ) -> Result<Vec<String>>;
 
-    /// The signed-in sessions of a tenant (or of every tenant), newest first, at most `limit`.
+    /// The signed-in sessions of a tenant (or of every tenant), newest first: `limit` of them
+    /// after the first `offset`.
     async fn sessions_of_tenant(
         &self,
         tenant: Option<TenantId>,
         now: UnixTime,
+        offset: u64,
         limit: u32,
     ) -> Result<Vec<SessionRow>>;
 

@@ -963,17 +963,19 @@ impl Store for SqliteStore {
         &self,
         tenant: Option<TenantId>,
         now: UnixTime,
+        offset: u64,
         limit: u32,
     ) -> Result<Vec<SessionRow>> {
         let rows = all(
             &*self.reader()?,
             "SELECT id, data, expires_at FROM sessions WHERE user_id IS NOT NULL AND expires_at > ? \
-             AND (? IS NULL OR tenant_id = ?) ORDER BY rowid DESC LIMIT ?",
+             AND (? IS NULL OR tenant_id = ?) ORDER BY rowid DESC LIMIT ? OFFSET ?",
             params![
                 now.millis(),
                 tenant.map(|t| t.0),
                 tenant.map(|t| t.0),
-                limit
+                limit,
+                offset as i64
             ],
             |r| {
                 Ok((

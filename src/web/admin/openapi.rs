@@ -248,7 +248,7 @@ pub fn document() -> String {
                 "put": op("Change a user", vec![path_param("tenant"), path_param("username"), if_match()], Some(body(r("UserInput"))), not_found(json!({"200": answer("changed", r("User"))})), true),
                 "delete": op("Delete a user (ends their sessions)", vec![path_param("tenant"), path_param("username")], None, not_found(no_content.clone()), true)
             },
-            "/api/v1/tenants/{tenant}/sessions": {"get": op("Signed-in agents of a tenant", [vec![path_param("tenant")], page_params(false)].concat(), None, not_found(json!({"200": answer("a page", list_of("Session"))})), false)},
+            "/api/v1/tenants/{tenant}/sessions": {"get": op("Signed-in agents of a tenant, newest first (`more`: another page follows)", [vec![path_param("tenant")], page_params(false)].concat(), None, not_found(json!({"200": answer("a page", object(json!({"items": {"type": "array", "items": r("Session")}, "more": s("boolean"), "offset": s("integer"), "limit": s("integer")}), &["items", "more", "offset", "limit"]))})), false)},
             "/api/v1/tenants/{tenant}/sessions/{handle}": {"delete": op("End a session", vec![path_param("tenant"), path_param("handle")], None, not_found(no_content.clone()), true)},
             "/api/v1/tenants/{tenant}/failures": {"get": op("Recent sign-in failures of a tenant", [vec![path_param("tenant")], page_params(true)].concat(), None, not_found(json!({"200": answer("a page", list_of("Failure"))})), false)},
             "/api/v1/api-clients": {

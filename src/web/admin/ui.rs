@@ -2279,7 +2279,7 @@ async fn activity(
     let Some(t) = tenants.iter().find(|t| t.name == wanted).cloned() else {
         return Err(message(StatusCode::NOT_FOUND, "Not found", "No such tenant.").into());
     };
-    let sessions = super::api::sessions_of(&state, t.id)
+    let (sessions, more) = super::api::sessions_of(&state, t.id, 0, 200)
         .await
         .map_err(store_err)?;
     let search = q.q.clone().unwrap_or_default();
@@ -2303,6 +2303,7 @@ async fn activity(
             (PreEscaped(chart.svg()))
             p.small id="chart-totals" { "Successes: " span id="chart-successes" { (chart.successes()) } " · failures: " span id="chart-failures" { (chart.failures()) } }
             h2 { "Signed in now" }
+            @if more { p.small { "The newest " (sessions.len()) " sessions (there are more): " code { "ssogate sessions list" } " or the API list them all." } }
             table id="sessions" {
                 thead { tr { th { "User" } th { "Method" } th { "Since" } th { "Expires" } th {} } }
                 tbody {
