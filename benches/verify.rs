@@ -21,6 +21,7 @@ use ssogate::saml::replay::NoReplayCheck;
 use ssogate::saml::response::{
     ExpectedContext, Solicitation, UnverifiedResponse, UsernameSource, VerifyOptions,
 };
+use ssogate::saml::trace::Tracer;
 use ssogate::saml::xml::Document;
 use ssogate::saml::xmldsig::c14n::canonicalize;
 use ssogate::saml::xmldsig::{IdpTrust, TrustedCertificate};
@@ -78,6 +79,25 @@ fn run(c: &Case) {
             "whole pipeline (decode, parse, verify, accept)",
             best_of(n, || drop(black_box(full()))),
         ),
+        (
+            "the SAML tracer's steps (the same, each check recorded with its values)",
+            best_of(n / 3 + 1, || {
+                let mut t = Tracer::default();
+                let x = t
+                    .check("decode", vec![], || decode_post(&c.b64, &opts.limits))
+                    .expect("decodes");
+                let u = t
+                    .check("parse", vec![], || {
+                        UnverifiedResponse::parse_owned(x, &opts.limits)
+                    })
+                    .expect("parses");
+                let v = t
+                    .check("signature", vec![], || u.verify(&c.trust, &opts))
+                    .expect("verifies");
+                drop(black_box(t.accept(&v, &c.ctx, c.now)));
+                black_box(t);
+            }),
+        ),
     ];
     println!(
         "{} ({} B base64, {} B XML, user {username}):",
@@ -90,6 +110,11 @@ fn run(c: &Case) {
     }
     let total = rows[4].1;
     println!("  {:9.0} verifications/s on one thread", 1e6 / total);
+    println!(
+        "  {:9.2} ms  the tracer (target < 50 ms); {:.2}× the pipeline",
+        rows[5].1 / 1000.0,
+        rows[5].1 / total
+    );
 }
 
 fn main() {
