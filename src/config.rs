@@ -29,6 +29,9 @@ pub struct Config {
     pub clock_skew_secs: i64,
     /// Longest session, in seconds, whatever the IdP's SessionNotOnOrAfter says. Default 8 h.
     pub session_max_secs: i64,
+    /// An agent's session ends after this many seconds without a request (the portal's
+    /// `/auth/check` counts). Default 3600; 0 for none.
+    pub session_idle_secs: i64,
     /// How long an AuthnRequest or LogoutRequest waits for its answer, in seconds. Default 600.
     pub pending_request_secs: i64,
     /// Largest decoded SAML message accepted, in bytes. Default 256 KiB.
@@ -97,6 +100,7 @@ impl Default for Config {
             multi_tenant: false,
             clock_skew_secs: 180,
             session_max_secs: 8 * 3600,
+            session_idle_secs: 3600,
             pending_request_secs: 600,
             max_message_bytes: 256 * 1024,
             max_message_nodes: 16_384,
@@ -129,6 +133,7 @@ const FIELDS: &[&str] = &[
     "multi_tenant",
     "clock_skew_secs",
     "session_max_secs",
+    "session_idle_secs",
     "pending_request_secs",
     "max_message_bytes",
     "max_message_nodes",
@@ -214,6 +219,12 @@ impl Config {
             return Err(format!(
                 "session_max_secs is {}; it must be at least 60",
                 self.session_max_secs
+            ));
+        }
+        if self.session_idle_secs != 0 && self.session_idle_secs < 120 {
+            return Err(format!(
+                "session_idle_secs is {}; it must be 0 (none) or at least 120",
+                self.session_idle_secs
             ));
         }
         if self.pending_request_secs < 10 {

@@ -68,6 +68,36 @@ async fn sp_initiated_login_signs_the_agent_in_and_auth_check_follows() {
 }
 
 #[tokio::test]
+async fn an_agent_session_ends_after_an_hour_without_a_request() {
+    let t = TestApp::new(false).await;
+    let (id, binding) = t.start_login("/login").await;
+    let a = t
+        .acs(&answering(&id).signed_assertion(idp()), &[&binding])
+        .await;
+    let session = cookie(&a, "ssogate_session").expect("session cookie");
+    // Requests 59 minutes apart keep it open (the portal's /auth/check counts as activity)...
+    for _ in 0..3 {
+        t.clock.advance_secs(59 * 60);
+        assert_eq!(
+            t.get("/auth/check", &[&session]).await.status,
+            StatusCode::OK
+        );
+    }
+    // ...an hour of silence ends it, and it stays ended.
+    t.clock.advance_secs(3600);
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    t.clock.advance_secs(-3600);
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the idle session was deleted"
+    );
+}
+
+#[tokio::test]
 async fn the_pending_request_cookie_is_samesite_none_and_secure() {
     let t = TestApp::new(false).await;
     let a = t.get("/login", &[]).await;

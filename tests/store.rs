@@ -48,6 +48,7 @@ fn session(id: &str, name_id: &str, index: &str, expires: UnixTime) -> SessionRo
         method: SignInMethod::Saml,
         signed_in_at: t(0),
         expires_at: expires,
+        last_active: None,
         saml: Some(SamlSessionRef {
             idp_id: IdpId(7),
             name_id: name_id.into(),

@@ -130,6 +130,10 @@ pub struct AgentSession {
     pub signed_in_at: UnixTime,
     pub expires_at: UnixTime,
     pub saml: Option<SamlSessionRef>,
+    /// The last request the session was seen in, to the minute (for the idle timeout; `None`:
+    /// none since sign-in).
+    #[serde(default)]
+    pub last_active: Option<UnixTime>,
 }
 
 impl AgentSession {
@@ -152,6 +156,7 @@ impl AgentSession {
             signed_in_at: now,
             expires_at,
             saml,
+            last_active: None,
         }
     }
 }

@@ -101,13 +101,32 @@ fn session_error(e: tower_sessions::session::Error) -> Refusal {
     Refusal::store(&StoreError::Unavailable(e.to_string()))
 }
 
-/// The signed-in agent, if the session holds one that has not expired.
+/// How often (at most) a session's `last_active` is written: once a minute, not per request.
+const TOUCH_MILLIS: i64 = 60_000;
+
+/// The signed-in agent, if the session holds one that has neither expired nor been idle for
+/// `idle_secs` (0: no idle end). An idle session is deleted; an active one is marked active (at
+/// most once a minute, so a busy portal's `/auth/check` costs no write per request).
 pub async fn current_agent(
     session: &Session,
     now: UnixTime,
+    idle_secs: i64,
 ) -> Result<Option<AgentSession>, Refusal> {
     let agent: Option<AgentSession> = session.get(AGENT_KEY).await.map_err(session_error)?;
-    Ok(agent.filter(|a| a.expires_at > now))
+    let Some(mut a) = agent.filter(|a| a.expires_at > now) else {
+        return Ok(None);
+    };
+    let last = a.last_active.unwrap_or(a.signed_in_at);
+    let quiet = now.millis() - last.millis();
+    if idle_secs > 0 && quiet >= idle_secs * 1000 {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    }
+    if quiet >= TOUCH_MILLIS {
+        a.last_active = Some(now);
+        session.insert(AGENT_KEY, &a).await.map_err(session_error)?;
+    }
+    Ok(Some(a))
 }
 
 /// Starts a fresh session for `agent` (a new session ID: no fixation).
@@ -247,7 +266,7 @@ async fn portal_for(
     tenant: Option<String>,
 ) -> Answer {
     let now = state.clock.now();
-    let Some(a) = current_agent(&session, now).await? else {
+    let Some(a) = current_agent(&session, now, state.config.session_idle_secs).await? else {
         return Ok(see_other(&format!(
             "{}/login",
             tenant_base(&sp, tenant.as_deref())
@@ -304,7 +323,7 @@ async fn login_page_for(
     let now = state.clock.now();
     let target = safe_target(&sp, q.target.as_deref());
     let tenant = resolve_tenant(&state, path_tenant.as_deref(), None).await?;
-    if let Some(a) = current_agent(&session, now).await?
+    if let Some(a) = current_agent(&session, now, state.config.session_idle_secs).await?
         && tenant.as_ref().is_none_or(|t| t.id == a.tenant_id)
     {
         return Ok(see_other(&format!("{}{target}", sp.host_url)));
@@ -648,7 +667,7 @@ pub async fn logout_page(
     session: Session,
 ) -> Answer {
     let now = state.clock.now();
-    match current_agent(&session, now).await? {
+    match current_agent(&session, now, state.config.session_idle_secs).await? {
         Some(a) => {
             let body = format!(
                 "<h1>Sign out</h1><p>Signed in as <strong>{}</strong>.</p>{}",
@@ -671,7 +690,7 @@ pub async fn logout(
 ) -> Answer {
     let now = state.clock.now();
     check_origin(&headers, &sp)?;
-    let agent = current_agent(&session, now).await?;
+    let agent = current_agent(&session, now, state.config.session_idle_secs).await?;
     session.flush().await.map_err(session_error)?;
     let Some(agent) = agent else {
         return Ok(signed_out(&sp, None));
@@ -757,8 +776,12 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// Forward auth: 200 with the agent in headers, or 401.
-pub async fn auth_check(State(clock): State<Arc<dyn Clock>>, session: Session) -> Response {
-    match current_agent(&session, clock.now()).await {
+pub async fn auth_check(
+    State(clock): State<Arc<dyn Clock>>,
+    State(config): State<Arc<crate::config::Config>>,
+    session: Session,
+) -> Response {
+    match current_agent(&session, clock.now(), config.session_idle_secs).await {
         Ok(Some(a)) => {
             let mut res = StatusCode::OK.into_response();
             let h = res.headers_mut();
@@ -776,8 +799,12 @@ pub async fn auth_check(State(clock): State<Arc<dyn Clock>>, session: Session) -
 }
 
 /// The session as JSON (for the portal).
-pub async fn auth_session(State(clock): State<Arc<dyn Clock>>, session: Session) -> Response {
-    match current_agent(&session, clock.now()).await {
+pub async fn auth_session(
+    State(clock): State<Arc<dyn Clock>>,
+    State(config): State<Arc<crate::config::Config>>,
+    session: Session,
+) -> Response {
+    match current_agent(&session, clock.now(), config.session_idle_secs).await {
         Ok(Some(a)) => Json(serde_json::json!({
             "authenticated": true,
             "user": a.username,

@@ -754,7 +754,8 @@ async fn slo_handle(
                 state.store.session_delete(id).await?;
             }
             // This browser's own session, if it is one of them, must not be saved back.
-            let mine: Option<AgentSession> = current_agent(session, now).await?;
+            let mine: Option<AgentSession> =
+                current_agent(session, now, state.config.session_idle_secs).await?;
             if mine
                 .as_ref()
                 .and_then(|a| a.saml.as_ref())
