@@ -34,17 +34,59 @@ fn not_after_secs(der: &[u8]) -> Option<i64> {
     Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
 
+/// What a certificate says, read once (OpenSSL's decoders cost ~0.3 ms a certificate: a list
+/// of 200 IdPs would take 60 ms to show).
+#[derive(Debug, Clone)]
+struct CertFacts {
+    subject: String,
+    sha256: String,
+    not_after: Option<i64>,
+}
+
+/// Certificates already read, by their text; bounded (cleared when full).
+#[derive(Debug, Default)]
+pub struct CertCache(std::sync::Mutex<std::collections::HashMap<String, Option<CertFacts>>>);
+
+const CERT_CACHE_MAX: usize = 10_000;
+
+impl CertCache {
+    fn facts(&self, text: &str) -> Option<CertFacts> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = m.get(text) {
+            return f.clone();
+        }
+        let f = crate::saml::xmldsig::TrustedCertificate::from_any(text.as_bytes())
+            .ok()
+            .map(|c| CertFacts {
+                subject: c.subject(),
+                sha256: c.sha256_hex(),
+                not_after: not_after_secs(c.der()),
+            });
+        if m.len() >= CERT_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(text.to_string(), f.clone());
+        f
+    }
+
+    /// The view of a certificate (PEM or base64 DER); `None` when it is not one.
+    pub fn view(&self, text: &str, now: UnixTime) -> Option<CertView> {
+        let f = self.facts(text)?;
+        Some(CertView {
+            subject: f.subject,
+            sha256: f.sha256,
+            not_after: f.not_after.map(|s| UnixTime::from_secs(s).to_rfc3339()),
+            expires_soon: f
+                .not_after
+                .is_some_and(|s| s - EXPIRY_WARNING_SECS <= now.millis() / 1000),
+        })
+    }
+}
+
 impl CertView {
     /// From PEM or base64 DER; `None` when it is not a certificate.
     pub fn of(text: &str, now: UnixTime) -> Option<CertView> {
-        let c = crate::saml::xmldsig::TrustedCertificate::from_any(text.as_bytes()).ok()?;
-        let not_after = not_after_secs(c.der());
-        Some(CertView {
-            subject: c.subject(),
-            sha256: c.sha256_hex(),
-            not_after: not_after.map(|s| UnixTime::from_secs(s).to_rfc3339()),
-            expires_soon: not_after.is_some_and(|s| s - EXPIRY_WARNING_SECS <= now.millis() / 1000),
-        })
+        CertCache::default().view(text, now)
     }
 }
 
@@ -63,6 +105,10 @@ pub struct SpView {
 
 impl SpView {
     pub fn of(sp: &ServiceProvider, now: UnixTime) -> SpView {
+        SpView::of_with(sp, now, &CertCache::default())
+    }
+
+    pub fn of_with(sp: &ServiceProvider, now: UnixTime, certs: &CertCache) -> SpView {
         SpView {
             id: sp.id.0,
             host_url: sp.host_url.clone(),
@@ -74,7 +120,7 @@ impl SpView {
             certificate: sp
                 .certificate_pem
                 .as_deref()
-                .and_then(|c| CertView::of(c, now)),
+                .and_then(|c| certs.view(c, now)),
             version: sp.version,
         }
     }
@@ -110,6 +156,11 @@ pub struct IdpView {
 
 impl IdpView {
     pub fn of(i: &IdentityProvider, now: UnixTime) -> IdpView {
+        IdpView::of_with(i, now, &CertCache::default())
+    }
+
+    /// The view, its certificates read through `certs`.
+    pub fn of_with(i: &IdentityProvider, now: UnixTime, certs: &CertCache) -> IdpView {
         IdpView {
             id: i.id.0,
             name: i.name.clone(),
@@ -122,7 +173,7 @@ impl IdpView {
             username_mapping: mapping_text(&i.username),
             trust: match &i.trust {
                 TrustConfig::Certificates(c) => TrustView::Certificates {
-                    certificates: c.iter().filter_map(|c| CertView::of(c, now)).collect(),
+                    certificates: c.iter().filter_map(|c| certs.view(c, now)).collect(),
                 },
                 TrustConfig::Fingerprint { algorithm, hex } => TrustView::Fingerprint {
                     algorithm: algorithm.clone(),

@@ -62,6 +62,8 @@ pub struct AppState {
     pub activity: Arc<activity::Activity>,
     /// Sign-ins, refusals and changes as they happen (`/api/v1/events`).
     pub events: Arc<events::Events>,
+    /// Certificates the Web Manager has shown, read once.
+    pub cert_views: Arc<crate::domain::audit::CertCache>,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             pending_key: Arc::default(),
             activity: Arc::default(),
             events: Arc::default(),
+            cert_views: Arc::default(),
         }
     }
 

@@ -463,7 +463,7 @@ async fn sp_list(
         .sp_list()
         .await?
         .iter()
-        .map(|s| SpView::of(s, now))
+        .map(|s| SpView::of_with(s, now, &state.cert_views))
         .collect();
     paginate(v, &page)
 }
@@ -475,7 +475,7 @@ async fn sp_get(
 ) -> ApiResult {
     central(&p)?;
     let sp = admin::sp_find(state.store.as_ref(), &id).await?;
-    ok(SpView::of(&sp, state.clock.now()))
+    ok(SpView::of_with(&sp, state.clock.now(), &state.cert_views))
 }
 
 async fn sp_add(
@@ -487,7 +487,7 @@ async fn sp_add(
     change(&p, &headers)?;
     let input: SpBody = body(&b)?;
     let sp = p.admin(&state).sp_add(input.input(None)).await?;
-    created(SpView::of(&sp, state.clock.now()))
+    created(SpView::of_with(&sp, state.clock.now(), &state.cert_views))
 }
 
 async fn sp_put(
@@ -501,7 +501,7 @@ async fn sp_put(
     let input: SpBody = body(&b)?;
     let v = version(&headers, input.version)?;
     let sp = p.admin(&state).sp_set(&id, input.input(v)).await?;
-    ok(SpView::of(&sp, state.clock.now()))
+    ok(SpView::of_with(&sp, state.clock.now(), &state.cert_views))
 }
 
 async fn sp_delete(
@@ -610,7 +610,7 @@ async fn idp_list(
         .idp_list()
         .await?
         .iter()
-        .map(|i| IdpView::of(i, now))
+        .map(|i| IdpView::of_with(i, now, &state.cert_views))
         .collect();
     paginate(v, &page)
 }
@@ -622,7 +622,7 @@ async fn idp_get(
 ) -> ApiResult {
     central(&p)?;
     let i = admin::idp_find(state.store.as_ref(), &name).await?;
-    ok(IdpView::of(&i, state.clock.now()))
+    ok(IdpView::of_with(&i, state.clock.now(), &state.cert_views))
 }
 
 async fn idp_add(
@@ -634,7 +634,7 @@ async fn idp_add(
     change(&p, &headers)?;
     let input: IdpBody = body(&b)?;
     let i = p.admin(&state).idp_add(input.input(None)).await?;
-    created(IdpView::of(&i, state.clock.now()))
+    created(IdpView::of_with(&i, state.clock.now(), &state.cert_views))
 }
 
 async fn idp_import(
@@ -654,7 +654,7 @@ async fn idp_import(
             input.fields.input(None),
         )
         .await?;
-    created(IdpView::of(&i, state.clock.now()))
+    created(IdpView::of_with(&i, state.clock.now(), &state.cert_views))
 }
 
 #[derive(Debug, Deserialize)]
@@ -692,7 +692,7 @@ async fn idp_put(
     let input: IdpBody = body(&b)?;
     let v = version(&headers, input.version)?;
     let i = p.admin(&state).idp_set(&name, input.input(v)).await?;
-    ok(IdpView::of(&i, state.clock.now()))
+    ok(IdpView::of_with(&i, state.clock.now(), &state.cert_views))
 }
 
 async fn idp_delete(
@@ -1009,7 +1009,8 @@ async fn session_end(
 }
 
 /// The failures of `tenant` (newest first) whose reference, user name, reason or detail
-/// contains `q`.
+/// contains `q`, from the whole failure log (it keeps `failure_log_max_bytes / 2 KiB` records:
+/// 8,192 by default).
 pub async fn failures_of(
     state: &AppState,
     tenant: &str,
@@ -1018,7 +1019,7 @@ pub async fn failures_of(
     let q = q.trim().to_lowercase();
     Ok(state
         .store
-        .failures_recent(5000)
+        .failures_recent(u32::try_from(state.config.failure_rows()).unwrap_or(u32::MAX))
         .await?
         .into_iter()
         .filter(|f| f.tenant.as_deref() == Some(tenant))

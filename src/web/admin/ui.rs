@@ -634,7 +634,7 @@ async fn sp_list(State(state): State<AppState>, PageAuthed(p): PageAuthed) -> Pa
         .await
         .map_err(store_err)?
         .iter()
-        .map(|s| SpView::of(s, now))
+        .map(|s| SpView::of_with(s, now, &state.cert_views))
         .collect();
     Ok(layout(
         &p,
@@ -768,7 +768,7 @@ async fn sp_edit(
     let sp = admin::sp_find(state.store.as_ref(), &id)
         .await
         .map_err(admin_store)?;
-    let v = SpView::of(&sp, state.clock.now());
+    let v = SpView::of_with(&sp, state.clock.now(), &state.cert_views);
     let mut f = FormData::default();
     f.0.insert("host_url".into(), sp.host_url.clone());
     f.0.insert("entity_id".into(), sp.entity_id.clone());
@@ -801,7 +801,7 @@ async fn sp_update(
         Ok(_) => Ok(see_other("/webmanager/sps")),
         Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
         Err(e) => {
-            let v = SpView::of(&sp, state.clock.now());
+            let v = SpView::of_with(&sp, state.clock.now(), &state.cert_views);
             Ok(sp_form(
                 &p,
                 status_of(&e),
@@ -865,7 +865,7 @@ async fn sp_metadata(
         .await
         .map_err(admin_store)?;
     let xml = admin::sp_metadata_xml(&sp).map_err(admin_store)?;
-    let v = SpView::of(&sp, state.clock.now());
+    let v = SpView::of_with(&sp, state.clock.now(), &state.cert_views);
     Ok(layout(
         &p,
         StatusCode::OK,
@@ -928,7 +928,7 @@ async fn idp_list(State(state): State<AppState>, PageAuthed(p): PageAuthed) -> P
         .await
         .map_err(store_err)?
         .iter()
-        .map(|i| IdpView::of(i, now))
+        .map(|i| IdpView::of_with(i, now, &state.cert_views))
         .collect();
     Ok(layout(
         &p,
