@@ -86,6 +86,23 @@ pub enum SpCommand {
         /// Take the key pair away (requests go unsigned, encrypted assertions cannot be read).
         #[arg(long)]
         remove_key: bool,
+        /// Certificate rollover: the next certificate (PEM), with --next-key; published in the
+        /// metadata beside the current one until --promote-next.
+        #[arg(long, value_name = "PEMFILE")]
+        next_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, value_name = "PEMFILE")]
+        next_key: Option<PathBuf>,
+        /// Generate the next key and self-signed certificate.
+        #[arg(long)]
+        generate_next_key: bool,
+        /// The next certificate and key become the current ones (once every IdP has the metadata
+        /// that carries it).
+        #[arg(long)]
+        promote_next: bool,
+        /// Drop the next certificate.
+        #[arg(long)]
+        drop_next: bool,
     },
     /// List the service providers.
     List,
@@ -718,9 +735,20 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
             key,
             generate_key,
             remove_key,
+            next_cert,
+            next_key,
+            generate_next_key,
+            promote_next,
+            drop_next,
         } => {
             let certificate_pem = cert.as_ref().map(read_text).transpose()?;
             let private_key_pem = key.as_ref().map(read_text).transpose()?.map(Secret::new);
+            let next_certificate_pem = next_cert.as_ref().map(read_text).transpose()?;
+            let next_private_key_pem = next_key
+                .as_ref()
+                .map(read_text)
+                .transpose()?
+                .map(Secret::new);
             let s = admin
                 .sp_set(
                     &sp,
@@ -732,6 +760,11 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
                         generate_key,
                         remove_key,
                         version: None,
+                        next_certificate_pem,
+                        next_private_key_pem,
+                        generate_next_key,
+                        promote_next,
+                        drop_next,
                     },
                 )
                 .await?;

@@ -578,6 +578,7 @@ fn metadata(a: &MetadataArgs) -> Result<i32, UsageError> {
     }
     let formats: Vec<&str> = a.name_id_format.iter().map(String::as_str).collect();
     let md = SpMetadata {
+        next_certificate: None,
         entity_id: &a.entity_id,
         acs_url: &a.acs_url,
         slo_url: a.slo_url.as_deref(),

@@ -1253,3 +1253,83 @@ async fn a_sign_in_reaches_the_event_stream_within_a_second_and_streams_are_capp
         StatusCode::OK
     );
 }
+
+async fn metadata(t: &TestApp, s: &Auth) -> String {
+    call(t, "GET", "/api/v1/sps/1/metadata", None, s).await.body
+}
+
+#[tokio::test]
+async fn certificate_rollover_publishes_the_next_certificate_then_promotes_it() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    let sp = json(
+        &call(
+            &t,
+            "PUT",
+            "/api/v1/sps/1",
+            Some(&json!({"generate_key": true})),
+            &s,
+        )
+        .await,
+    );
+    let current = sp["certificate"]["sha256"]
+        .as_str()
+        .expect("a certificate")
+        .to_string();
+    assert!(sp["next_certificate"].is_null());
+    let certs = |xml: &str| xml.matches("<ds:X509Certificate>").count();
+    assert_eq!(certs(&metadata(&t, &s).await), 2, "signing and encryption");
+    // Promoting with no next certificate: refused, naming the field.
+    let r = call(
+        &t,
+        "PUT",
+        "/api/v1/sps/1",
+        Some(&json!({"promote_next": true})),
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json(&r)["field"], "promote_next");
+    // The next one is published beside the current one (for signing), and signs nothing yet.
+    let sp = json(
+        &call(
+            &t,
+            "PUT",
+            "/api/v1/sps/1",
+            Some(&json!({"generate_next_key": true})),
+            &s,
+        )
+        .await,
+    );
+    let next = sp["next_certificate"]["sha256"]
+        .as_str()
+        .expect("next")
+        .to_string();
+    assert_eq!(sp["certificate"]["sha256"], current.as_str());
+    assert_ne!(next, current);
+    let md = metadata(&t, &s).await;
+    assert_eq!(certs(&md), 3, "{md}");
+    // Promoted: it is the certificate now; the old one is gone from the metadata.
+    let sp = json(
+        &call(
+            &t,
+            "PUT",
+            "/api/v1/sps/1",
+            Some(&json!({"promote_next": true})),
+            &s,
+        )
+        .await,
+    );
+    assert_eq!(sp["certificate"]["sha256"], next.as_str());
+    assert!(sp["next_certificate"].is_null());
+    assert_eq!(certs(&metadata(&t, &s).await), 2);
+    // The pages show it, and the audit log has every step.
+    let page = common::admin::page(&t, "/webmanager/sps/1", &s).await;
+    assert!(page.body.contains("Certificate rollover"), "{}", page.body);
+    let audit = t
+        .store
+        .audit_list(Some("sp:1"), None, 10)
+        .await
+        .expect("audit");
+    assert!(audit.len() >= 3, "{audit:?}");
+}

@@ -276,6 +276,7 @@ fn bad_metadata_says_which_element_and_what() {
 #[test]
 fn sp_metadata_is_deterministic_and_complete() {
     let md = SpMetadata {
+        next_certificate: None,
         entity_id: "https://cc.example.com/agentportal",
         acs_url: "https://cc.example.com/agentportal/saml/acs",
         slo_url: Some("https://cc.example.com/agentportal/saml/slo"),
@@ -300,6 +301,7 @@ fn sp_metadata_is_deterministic_and_complete() {
     // With a certificate: one signing and one encryption KeyDescriptor, AuthnRequestsSigned.
     let cert = common::generate::sp().cert.clone();
     let signed = SpMetadata {
+        next_certificate: None,
         certificate: Some(&cert),
         authn_requests_signed: true,
         ..md.clone()
@@ -320,6 +322,7 @@ fn sp_metadata_is_deterministic_and_complete() {
     // AuthnRequestsSigned is never claimed without a key.
     assert!(
         SpMetadata {
+            next_certificate: None,
             authn_requests_signed: true,
             ..md.clone()
         }
@@ -328,6 +331,7 @@ fn sp_metadata_is_deterministic_and_complete() {
     );
     // It is well-formed SAML metadata, and special characters are escaped.
     let odd = SpMetadata {
+        next_certificate: None,
         entity_id: "https://x.example/?a=1&b=\"2\"",
         ..md
     }

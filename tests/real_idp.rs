@@ -127,6 +127,7 @@ fn round_trips_with_simplesamlphp() {
     for s in [&plain, &signing] {
         let slo = format!("{}/saml/slo", s.entity_id);
         let md = SpMetadata {
+            next_certificate: None,
             entity_id: &s.entity_id,
             acs_url: &s.acs,
             slo_url: Some(&slo),

@@ -273,6 +273,15 @@ pub struct SpInput {
     pub generate_key: bool,
     /// `sp set` only: take the key pair away (requests go unsigned).
     pub remove_key: bool,
+    /// Certificate rollover (`sp set` only): the next certificate and key, given or generated;
+    /// published beside the current one until promoted.
+    pub next_certificate_pem: Option<String>,
+    pub next_private_key_pem: Option<Secret>,
+    pub generate_next_key: bool,
+    /// The next certificate and key become the current ones.
+    pub promote_next: bool,
+    /// The next certificate is dropped.
+    pub drop_next: bool,
     /// The version the edit is based on (`None`: whatever is stored).
     pub version: Option<i64>,
 }
@@ -410,6 +419,50 @@ pub async fn sp_set(
         sp.certificate_pem = c;
         sp.private_key_pem = k;
     }
+    // Certificate rollover: the next pair first (given or generated), then a promotion.
+    let next = SpInput {
+        certificate_pem: input.next_certificate_pem.clone(),
+        private_key_pem: input.next_private_key_pem.clone(),
+        generate_key: input.generate_next_key,
+        ..Default::default()
+    };
+    if let Some((c, k)) = sp_keys(&next, &sp.host_url, rng).map_err(|e| match e {
+        AdminError::Invalid {
+            field: Some("certificate"),
+            message,
+        } => AdminError::Invalid {
+            field: Some("next_certificate"),
+            message,
+        },
+        AdminError::Invalid {
+            field: Some("private_key"),
+            message,
+        } => AdminError::Invalid {
+            field: Some("next_private_key"),
+            message,
+        },
+        e => e,
+    })? {
+        sp.next_certificate_pem = c;
+        sp.next_private_key_pem = k;
+    }
+    if input.drop_next {
+        sp.next_certificate_pem = None;
+        sp.next_private_key_pem = None;
+    }
+    if input.promote_next {
+        let (Some(c), Some(k)) = (
+            sp.next_certificate_pem.take(),
+            sp.next_private_key_pem.take(),
+        ) else {
+            return invalid_in(
+                "promote_next",
+                "there is no next certificate to promote: add one first (and give the IdPs the metadata that carries it)",
+            );
+        };
+        sp.certificate_pem = Some(c);
+        sp.private_key_pem = Some(k);
+    }
     check_sp_unique(
         &store.sp_list().await?,
         Some(sp.id),
@@ -452,6 +505,13 @@ pub fn sp_metadata_xml(sp: &ServiceProvider) -> Result<String> {
         ),
         None => None,
     };
+    let next = match &sp.next_certificate_pem {
+        Some(pem) => Some(
+            crate::saml::xmldsig::TrustedCertificate::from_any(pem.as_bytes())
+                .map_err(|e| bad(format!("stored next SP certificate: {e}")))?,
+        ),
+        None => None,
+    };
     let acs = sp.acs_url();
     let slo = sp.slo_url();
     let formats = [crate::saml::metadata::sp::NAMEID_UNSPECIFIED];
@@ -460,6 +520,7 @@ pub fn sp_metadata_xml(sp: &ServiceProvider) -> Result<String> {
         acs_url: &acs,
         slo_url: Some(&slo),
         certificate: cert.as_ref(),
+        next_certificate: next.as_ref(),
         name_id_formats: &formats,
         authn_requests_signed: cert.is_some(),
         want_assertions_signed: true,

@@ -100,6 +100,8 @@ pub struct SpView {
     pub metadata_url: String,
     pub has_key: bool,
     pub certificate: Option<CertView>,
+    /// Certificate rollover: published beside the current one until promoted.
+    pub next_certificate: Option<CertView>,
     pub version: i64,
 }
 
@@ -119,6 +121,10 @@ impl SpView {
             has_key: sp.private_key_pem.is_some(),
             certificate: sp
                 .certificate_pem
+                .as_deref()
+                .and_then(|c| certs.view(c, now)),
+            next_certificate: sp
+                .next_certificate_pem
                 .as_deref()
                 .and_then(|c| certs.view(c, now)),
             version: sp.version,

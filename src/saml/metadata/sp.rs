@@ -17,6 +17,9 @@ pub struct SpMetadata<'a> {
     pub slo_url: Option<&'a str>,
     /// The SP certificate: published once for signing and once for encryption.
     pub certificate: Option<&'a TrustedCertificate>,
+    /// Certificate rollover: the next certificate, published for signing beside the current one
+    /// until it is promoted (the IdPs learn it before it signs anything).
+    pub next_certificate: Option<&'a TrustedCertificate>,
     pub name_id_formats: &'a [&'a str],
     pub authn_requests_signed: bool,
     pub want_assertions_signed: bool,
@@ -43,6 +46,12 @@ impl SpMetadata<'_> {
                     c.base64()
                 ));
             }
+        }
+        if let Some(c) = self.next_certificate {
+            x.push_str(&format!(
+                "    <md:KeyDescriptor use=\"signing\">\n      <ds:KeyInfo>\n        <ds:X509Data>\n          <ds:X509Certificate>{}</ds:X509Certificate>\n        </ds:X509Data>\n      </ds:KeyInfo>\n    </md:KeyDescriptor>\n",
+                c.base64()
+            ));
         }
         if let Some(slo) = self.slo_url {
             for b in [BINDING_REDIRECT, BINDING_POST] {

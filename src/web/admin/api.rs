@@ -434,6 +434,14 @@ pub struct SpBody {
     pub generate_key: bool,
     #[serde(default)]
     pub remove_key: bool,
+    pub next_certificate: Option<String>,
+    pub next_private_key: Option<String>,
+    #[serde(default)]
+    pub generate_next_key: bool,
+    #[serde(default)]
+    pub promote_next: bool,
+    #[serde(default)]
+    pub drop_next: bool,
     pub version: Option<i64>,
 }
 
@@ -447,6 +455,11 @@ impl SpBody {
             generate_key: self.generate_key,
             remove_key: self.remove_key,
             version,
+            next_certificate_pem: self.next_certificate,
+            next_private_key_pem: self.next_private_key.map(Secret::new),
+            generate_next_key: self.generate_next_key,
+            promote_next: self.promote_next,
+            drop_next: self.drop_next,
         }
     }
 }

@@ -114,7 +114,9 @@ pub fn document() -> String {
         json!({
             "host_url": s("string"), "entity_id": s("string"), "certificate": s("string"),
             "private_key": {"type": "string", "writeOnly": true}, "generate_key": s("boolean"),
-            "remove_key": s("boolean"), "version": s("integer")
+            "remove_key": s("boolean"), "next_certificate": s("string"),
+            "next_private_key": {"type": "string", "writeOnly": true}, "generate_next_key": s("boolean"),
+            "promote_next": s("boolean"), "drop_next": s("boolean"), "version": s("integer")
         }),
         &[],
     );

@@ -652,7 +652,8 @@ async fn sp_list(State(state): State<AppState>, PageAuthed(p): PageAuthed) -> Pa
                             td { (s.entity_id) }
                             td.small { "ACS " (s.acs_url) br; "SLO " (s.slo_url) br; "Metadata " (s.metadata_url) }
                             td { @if s.has_key { "yes" } @else { "no" } }
-                            td { (cert_cell(&s.certificate)) }
+                            td { (cert_cell(&s.certificate))
+                                @if let Some(n) = &s.next_certificate { br; span.hint { "next: " (n.subject) " (published)" } } }
                             td.actions {
                                 a href={"/webmanager/sps/" (s.id) "/metadata"} { "Get metadata" }
                                 " "
@@ -680,7 +681,15 @@ fn sp_form(
     } else {
         "Add service provider"
     };
-    let fields = ["host_url", "entity_id", "certificate", "private_key"];
+    let fields = [
+        "host_url",
+        "entity_id",
+        "certificate",
+        "private_key",
+        "next_certificate",
+        "next_private_key",
+        "promote_next",
+    ];
     layout(
         p,
         status,
@@ -704,6 +713,22 @@ fn sp_form(
                     (checkbox("Generate a new key and self-signed certificate", "generate_key", f.checked("generate_key")))
                     @if editing.is_some() { (checkbox("Remove the key pair", "remove_key", f.checked("remove_key"))) }
                 }
+                @if let Some(v) = editing {
+                    fieldset {
+                        legend { "Certificate rollover" }
+                        p.hint { "A next certificate is published in the metadata beside the current one. Once every IdP has the new metadata, promote it: it signs from then on." }
+                        @if let Some(n) = &v.next_certificate {
+                            p { "Next: " (cert_cell(&Some(n.clone()))) }
+                            (checkbox("Promote the next certificate now", "promote_next", f.checked("promote_next")))
+                            (field_error(err, "promote_next"))
+                            (checkbox("Drop the next certificate", "drop_next", f.checked("drop_next")))
+                        } @else {
+                            (checkbox("Generate the next key and certificate", "generate_next_key", f.checked("generate_next_key")))
+                            (area("Next certificate (PEM)", "next_certificate", f.get("next_certificate"), err, ""))
+                            (area("Its private key (PEM)", "next_private_key", "", err, ""))
+                        }
+                    }
+                }
                 button type="submit" { "Save" }
                 " "
                 a href="/webmanager/sps" { "Cancel" }
@@ -723,6 +748,13 @@ fn sp_input(f: &FormData, version: Option<i64>) -> SpInput {
         generate_key: f.checked("generate_key"),
         remove_key: f.checked("remove_key"),
         version,
+        next_certificate_pem: Some(f.get("next_certificate").to_string()).filter(|s| !s.is_empty()),
+        next_private_key_pem: Some(f.get("next_private_key").to_string())
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+        generate_next_key: f.checked("generate_next_key"),
+        promote_next: f.checked("promote_next"),
+        drop_next: f.checked("drop_next"),
     }
 }
 
