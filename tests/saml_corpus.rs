@@ -408,15 +408,58 @@ fn trust_for(c: &Corpus, row: &Row) -> IdpTrust {
     }
 }
 
+/// The values a row's response was issued for (see the module comment).
+struct RowContext {
+    acs: String,
+    sp: String,
+    idp: String,
+    irt: Option<String>,
+    user_attr: Option<String>,
+    now: UnixTime,
+}
+
+impl RowContext {
+    fn of(row: &Row) -> RowContext {
+        let file = row.file();
+        let field = |k: &str| override_field(file, k).or_else(|| row.field(k));
+        let now = field("now").or_else(|| row.valid_at()).expect("valid_at");
+        RowContext {
+            acs: field("Recipient")
+                .or_else(|| field("Destination"))
+                .unwrap_or_default(),
+            sp: field("Audience").unwrap_or_default(),
+            idp: field("Issuer").unwrap_or_default(),
+            irt: field("InResponseTo"),
+            user_attr: field("UsernameAttribute"),
+            now: UnixTime::parse(&now).expect("valid_at parses"),
+        }
+    }
+
+    fn expected(&self) -> ExpectedContext<'_> {
+        ExpectedContext {
+            sp_entity_id: &self.sp,
+            acs_url: &self.acs,
+            idp_entity_id: &self.idp,
+            solicitation: match &self.irt {
+                Some(i) => Solicitation::Request(i),
+                None => Solicitation::Unsolicited,
+            },
+            clock_skew_secs: 180,
+            username: match &self.user_attr {
+                Some(a) => UsernameSource::Attribute(a),
+                None => UsernameSource::NameId,
+            },
+        }
+    }
+}
+
 struct Outcome {
     verify: Result<(), Error>,
     accept: Option<Result<ssogate::saml::Assertion, Error>>,
 }
 
 fn judge(c: &Corpus, row: &Row, allow_sha1: bool, trust: &IdpTrust) -> Outcome {
-    let file = row.file();
     let xml = read_message(c, row);
-    let field = |k: &str| override_field(file, k).or_else(|| row.field(k));
     let opts = VerifyOptions {
         algorithms: AlgorithmPolicy { allow_sha1 },
         decryption_key: sp_key(c, row),
@@ -432,29 +475,8 @@ fn judge(c: &Corpus, row: &Row, allow_sha1: bool, trust: &IdpTrust) -> Outcome {
                 };
             }
         };
-    let acs = field("Recipient")
-        .or_else(|| field("Destination"))
-        .unwrap_or_default();
-    let sp = field("Audience").unwrap_or_default();
-    let idp = field("Issuer").unwrap_or_default();
-    let irt = field("InResponseTo");
-    let user_attr = field("UsernameAttribute");
-    let now = field("now").or_else(|| row.valid_at()).expect("valid_at");
-    let now = UnixTime::parse(&now).expect("valid_at parses");
-    let ctx = ExpectedContext {
-        sp_entity_id: &sp,
-        acs_url: &acs,
-        idp_entity_id: &idp,
-        solicitation: match &irt {
-            Some(i) => Solicitation::Request(i),
-            None => Solicitation::Unsolicited,
-        },
-        clock_skew_secs: 180,
-        username: match &user_attr {
-            Some(a) => UsernameSource::Attribute(a),
-            None => UsernameSource::NameId,
-        },
-    };
+    let rc = RowContext::of(row);
+    let (ctx, now) = (rc.expected(), rc.now);
     let replay = InMemoryReplayCache::new();
     Outcome {
         verify: Ok(()),
@@ -737,7 +759,6 @@ fn the_tracer_fails_at_the_step_that_refuses() {
         };
         // The same row through the tracer, step by step.
         let file = row.file();
-        let field = |k: &str| override_field(file, k).or_else(|| row.field(k));
         let opts = VerifyOptions {
             algorithms: AlgorithmPolicy { allow_sha1 },
             decryption_key: sp_key(&c, row),
@@ -755,29 +776,8 @@ fn the_tracer_fails_at_the_step_that_refuses() {
                 UnverifiedResponse::parse(&xml, &opts.limits)
             })?;
             let v = t.check("signature", vec![], || u.verify(&trust, &opts))?;
-            let acs = field("Recipient")
-                .or_else(|| field("Destination"))
-                .unwrap_or_default();
-            let sp = field("Audience").unwrap_or_default();
-            let idp = field("Issuer").unwrap_or_default();
-            let irt = field("InResponseTo");
-            let user_attr = field("UsernameAttribute");
-            let now = field("now").or_else(|| row.valid_at()).expect("valid_at");
-            let now = UnixTime::parse(&now).expect("valid_at parses");
-            let ctx = ExpectedContext {
-                sp_entity_id: &sp,
-                acs_url: &acs,
-                idp_entity_id: &idp,
-                solicitation: match &irt {
-                    Some(i) => Solicitation::Request(i),
-                    None => Solicitation::Unsolicited,
-                },
-                clock_skew_secs: 180,
-                username: match &user_attr {
-                    Some(a) => UsernameSource::Attribute(a),
-                    None => UsernameSource::NameId,
-                },
-            };
+            let rc = RowContext::of(row);
+            let (ctx, now) = (rc.expected(), rc.now);
             let un = t.accept(&v, &ctx, now)?;
             let replay = InMemoryReplayCache::new();
             t.check("replay", vec![], || un.redeem(&replay, now))?;

@@ -454,29 +454,14 @@ async fn login_submit_for(
         )
             .into_response());
     }
-    let user = match &norm {
-        Ok(n) => state.store.user_by_norm(tenant.id, n).await?,
-        Err(_) => None,
-    };
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| crate::domain::Secret::new(DUMMY_HASH.into()));
-    let has_password = user.as_ref().is_some_and(|u| u.password_hash.is_some());
-    let password = form.password.clone();
-    let checked = state
-        .guards
-        .passwords
-        .run(move || verify_password(&password, &hash))
-        .await
-        .map_err(|b| {
-            Refusal::new(
-                Reason::Overloaded,
-                format!("no password checker free ({b:?})"),
-            )
-        })?
-        && has_password;
-    let Some(user) = user.filter(|_| checked) else {
+    let user = password_user(
+        &state,
+        &tenant,
+        norm.as_ref().ok().map(String::as_str),
+        form.password.clone(),
+    )
+    .await?;
+    let Some(user) = user else {
         let wait = state
             .guards
             .throttle
@@ -515,6 +500,39 @@ async fn login_submit_for(
     state.signed_in(&tenant.name, &user.username, SignInMethod::Password, now);
     tracing::info!(tenant = %tenant.name, user = %user.username, method = "password", "signed in");
     Ok(see_other(&format!("{}{target}", sp.host_url)))
+}
+
+/// The user `norm` names in `tenant`, if `password` is theirs. The argon2 check runs in the
+/// bounded password pool, against a dummy hash when there is no such user or it has no
+/// password, so that every answer takes as long (the agents' login and the Web Manager's).
+pub(crate) async fn password_user(
+    state: &AppState,
+    tenant: &Tenant,
+    norm: Option<&str>,
+    password: String,
+) -> Result<Option<crate::domain::User>, Refusal> {
+    let user = match norm {
+        Some(n) => state.store.user_by_norm(tenant.id, n).await?,
+        None => None,
+    };
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| crate::domain::Secret::new(DUMMY_HASH.into()));
+    let has_password = user.as_ref().is_some_and(|u| u.password_hash.is_some());
+    let checked = state
+        .guards
+        .passwords
+        .run(move || verify_password(&password, &hash))
+        .await
+        .map_err(|b| {
+            Refusal::new(
+                Reason::Overloaded,
+                format!("no password checker free ({b:?})"),
+            )
+        })?
+        && has_password;
+    Ok(user.filter(|_| checked))
 }
 
 pub(crate) fn sp_signing_key(

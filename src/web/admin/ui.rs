@@ -375,9 +375,6 @@ async fn signin_page() -> Response {
     signin_form(StatusCode::OK, "", "", None, None)
 }
 
-/// A password hash for names that match no user: the answer takes as long either way.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3NvZ2F0ZWR1bW15c2FsdA$2cv5S9W5r0M9m3Hh1dR9lCj7WZ0mUQ2Z8l9r7sY3wJQ";
-
 async fn signin_submit(
     State(state): State<AppState>,
     axum::Extension(Secure(secure)): axum::Extension<Secure>,
@@ -458,28 +455,14 @@ async fn signin_submit(
         )
             .into_response());
     }
-    let user = match &norm {
-        Ok(n) => state.store.user_by_norm(tenant.id, n).await?,
-        Err(_) => None,
-    };
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .unwrap_or_else(|| Secret::new(DUMMY_HASH.into()));
-    let has_password = user.as_ref().is_some_and(|u| u.password_hash.is_some());
-    let checked = state
-        .guards
-        .passwords
-        .run(move || admin::verify_password(&password, &hash))
-        .await
-        .map_err(|b| {
-            Refusal::new(
-                Reason::Overloaded,
-                format!("no password checker free ({b:?})"),
-            )
-        })?
-        && has_password;
-    let Some(user) = user.filter(|_| checked) else {
+    let user = crate::web::login::password_user(
+        &state,
+        &tenant,
+        norm.as_ref().ok().map(String::as_str),
+        password,
+    )
+    .await?;
+    let Some(user) = user else {
         let wait = state.guards.throttle.failed(tenant.id.0, &key, client, now);
         return Err(wrong(
             Reason::PasswordRefused,
