@@ -198,7 +198,8 @@ pub struct IdpFields {
     /// AuthnContextClassRef to request, exact ("" for none: the default).
     #[arg(long, value_name = "URI", display_order = 16)]
     authn_context: Option<String>,
-    /// Fetch the IdP's metadata from this URL again every 6 hours ("" to stop).
+    /// Where the IdP publishes its metadata, kept with it ("" to clear; the periodic refresh is
+    /// not built yet).
     #[arg(long, value_name = "URL", display_order = 17)]
     metadata_url: Option<String>,
 }

@@ -547,7 +547,7 @@ pub struct IdpInput {
     pub allow_sha1: Option<bool>,
     pub name_id_format: Option<String>,
     pub authn_context: Option<String>,
-    /// Where to fetch the metadata again every 6 hours ("" to stop).
+    /// Where the IdP publishes its metadata ("" to clear); kept for the periodic refresh to come.
     pub metadata_url: Option<String>,
     /// The version the edit is based on (`None`: whatever is stored).
     pub version: Option<i64>,

@@ -294,7 +294,7 @@ pub struct IdentityProvider {
     /// Every location the IdP offers, by binding (`sso_url`/`slo_url` are those of the bindings
     /// in use).
     pub endpoints: IdpEndpoints,
-    /// Where its metadata is fetched again every 6 hours, if anywhere.
+    /// Where the IdP publishes its metadata, if given (kept for the periodic refresh to come).
     pub metadata_url: Option<String>,
     /// Bumped by every change (a stale edit is refused).
     pub version: i64,

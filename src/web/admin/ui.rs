@@ -1073,7 +1073,7 @@ fn idp_form(
                     (checkbox("Allow SHA-1 (legacy IdPs only)", "allow_sha1", f.checked("allow_sha1")))
                     (text_input("NameID format", "name_id_format", f.get("name_id_format"), err, "Empty: none asked for."))
                     (text_input("AuthnContextClassRef", "authn_context", f.get("authn_context"), err, "Empty (the default) suits ADFS Windows login and Entra MFA."))
-                    (text_input("Metadata URL", "metadata_url", f.get("metadata_url"), err, "Fetched again every 6 hours when given."))
+                    (text_input("Metadata URL", "metadata_url", f.get("metadata_url"), err, "Where the IdP publishes its metadata (kept with the IdP; the periodic refresh is not built yet: import again to take a new certificate)."))
                 }
                 button type="submit" { "Save" }
                 " "
