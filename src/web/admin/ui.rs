@@ -597,6 +597,27 @@ async fn password_submit(
     }
 }
 
+/// After a change that has no form to come back to (a delete): on to `next`, or a page saying
+/// why nothing changed (with a way `back`).
+fn after_change(
+    p: &Principal,
+    r: Result<(), AdminError>,
+    next: &str,
+    title: &str,
+    back: &str,
+) -> Page {
+    match r {
+        Ok(()) => Ok(see_other(next)),
+        Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
+        Err(e) => Ok(layout(
+            p,
+            status_of(&e),
+            title,
+            html! { p.error role="alert" { (e.to_string()) } p { a href=(back) { "Back" } } },
+        )),
+    }
+}
+
 fn status_of(e: &AdminError) -> StatusCode {
     match e {
         AdminError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -837,16 +858,13 @@ async fn sp_delete(
 ) -> Page {
     central(&p)?;
     check_post(&p, &form)?;
-    match p.admin(&state).sp_rm(&id).await {
-        Ok(_) => Ok(see_other("/webmanager/sps")),
-        Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
-        Err(e) => Ok(layout(
-            &p,
-            status_of(&e),
-            "Service provider not deleted",
-            html! { p.error role="alert" { (e.to_string()) } p { a href="/webmanager/sps" { "Back" } } },
-        )),
-    }
+    after_change(
+        &p,
+        p.admin(&state).sp_rm(&id).await.map(|_| ()),
+        "/webmanager/sps",
+        "Service provider not deleted",
+        "/webmanager/sps",
+    )
 }
 
 /// The download's file name: `ssogate_<host>_metadata.xml`.
@@ -1274,16 +1292,13 @@ async fn idp_delete(
 ) -> Page {
     central(&p)?;
     check_post(&p, &form)?;
-    match p.admin(&state).idp_rm(&name).await {
-        Ok(_) => Ok(see_other("/webmanager/idps")),
-        Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
-        Err(e) => Ok(layout(
-            &p,
-            status_of(&e),
-            "Identity provider not deleted",
-            html! { p.error role="alert" { (e.to_string()) } p { a href="/webmanager/idps" { "Back" } } },
-        )),
-    }
+    after_change(
+        &p,
+        p.admin(&state).idp_rm(&name).await.map(|_| ()),
+        "/webmanager/idps",
+        "Identity provider not deleted",
+        "/webmanager/idps",
+    )
 }
 
 fn import_form(
@@ -1713,16 +1728,13 @@ async fn tenant_delete(
 ) -> Page {
     central(&p)?;
     check_post(&p, &form)?;
-    match p.admin(&state).tenant_rm(&name).await {
-        Ok(_) => Ok(see_other("/webmanager/tenants")),
-        Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
-        Err(e) => Ok(layout(
-            &p,
-            status_of(&e),
-            "Tenant not deleted",
-            html! { p.error role="alert" { (e.to_string()) } p { a href="/webmanager/tenants" { "Back" } } },
-        )),
-    }
+    after_change(
+        &p,
+        p.admin(&state).tenant_rm(&name).await.map(|_| ()),
+        "/webmanager/tenants",
+        "Tenant not deleted",
+        "/webmanager/tenants",
+    )
 }
 
 // Users.
@@ -2250,16 +2262,13 @@ async fn client_delete(
 ) -> Page {
     central(&p)?;
     check_post(&p, &form)?;
-    match p.admin(&state).api_client_rm(&name).await {
-        Ok(_) => Ok(see_other("/webmanager/api-clients")),
-        Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
-        Err(e) => Ok(layout(
-            &p,
-            status_of(&e),
-            "API client not deleted",
-            html! { p.error role="alert" { (e.to_string()) } p { a href="/webmanager/api-clients" { "Back" } } },
-        )),
-    }
+    after_change(
+        &p,
+        p.admin(&state).api_client_rm(&name).await.map(|_| ()),
+        "/webmanager/api-clients",
+        "API client not deleted",
+        "/webmanager/api-clients",
+    )
 }
 
 // Sign-in activity.
