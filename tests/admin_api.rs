@@ -422,32 +422,13 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
         .acs(&answering(&id).signed_assertion(idp()), &[&binding])
         .await;
     let agent = Auth::Cookie(cookie(&a, "ssogate_session").expect("portal session"));
-    let tm_client = json(
-        &call(
-            &t,
-            "POST",
-            "/api/v1/api-clients",
-            Some(&json!({"name": "tm", "role": "tenant-manager", "tenant": "default"})),
-            &rootie,
-        )
-        .await,
-    )["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let central_client = json(
-        &call(
-            &t,
-            "POST",
-            "/api/v1/api-clients",
-            Some(&json!({"name": "central"})),
-            &rootie,
-        )
-        .await,
-    )["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let tm_client = token_of(
+        &t,
+        &rootie,
+        json!({"name": "tm", "role": "tenant-manager", "tenant": "default"}),
+    )
+    .await;
+    let central_client = token_of(&t, &rootie, json!({"name": "central"})).await;
     call(
         &t,
         "POST",
@@ -819,19 +800,7 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_changes() {
 async fn a_stale_edit_is_refused_naming_who_changed_it_and_when() {
     let t = TestApp::new(false).await;
     let s = root(&t).await;
-    let client = json(
-        &call(
-            &t,
-            "POST",
-            "/api/v1/api-clients",
-            Some(&json!({"name": "robot"})),
-            &s,
-        )
-        .await,
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let client = token_of(&t, &s, json!({"name": "robot"})).await;
     let v = json(&call(&t, "GET", "/api/v1/idps/idp", None, &s).await)["version"]
         .as_i64()
         .unwrap();
@@ -971,6 +940,13 @@ async fn api_tokens_are_kept_hashed_and_no_answer_carries_a_secret() {
         "a token is stored in clear"
     );
     assert!(text.contains(&ssogate::domain::audit::token_hash(&fresh)));
+}
+
+/// A new API client's token (in the answer once).
+async fn token_of(t: &TestApp, s: &Auth, body: Value) -> String {
+    let r = call(t, "POST", "/api/v1/api-clients", Some(&body), s).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    json(&r)["token"].as_str().expect("token").to_string()
 }
 
 fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -1163,19 +1139,7 @@ async fn a_sign_in_reaches_the_event_stream_within_a_second_and_streams_are_capp
     use std::time::Duration;
     let t = TestApp::new(true).await;
     let s = root(&t).await;
-    let central = json(
-        &call(
-            &t,
-            "POST",
-            "/api/v1/api-clients",
-            Some(&json!({"name": "watcher"})),
-            &s,
-        )
-        .await,
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let central = token_of(&t, &s, json!({"name": "watcher"})).await;
     call(
         &t,
         "POST",
@@ -1184,19 +1148,12 @@ async fn a_sign_in_reaches_the_event_stream_within_a_second_and_streams_are_capp
         &s,
     )
     .await;
-    let other = json(
-        &call(
-            &t,
-            "POST",
-            "/api/v1/api-clients",
-            Some(&json!({"name": "globex-tm", "role": "tenant-manager", "tenant": "globex"})),
-            &s,
-        )
-        .await,
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = token_of(
+        &t,
+        &s,
+        json!({"name": "globex-tm", "role": "tenant-manager", "tenant": "globex"}),
+    )
+    .await;
     // Anonymous: 401, no stream.
     assert_eq!(
         open(&t, "/api/v1/events", &Auth::None).await.status(),
