@@ -1290,3 +1290,45 @@ async fn certificate_rollover_publishes_the_next_certificate_then_promotes_it() 
         .expect("audit");
     assert!(audit.len() >= 3, "{audit:?}");
 }
+
+#[tokio::test]
+async fn a_database_that_is_down_gets_a_clear_answer_and_changes_nothing() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    t.store.close().await;
+    let page = common::admin::page(&t, "/webmanager/sps", &s).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        page.body.contains("The Web Manager is unavailable"),
+        "{}",
+        page.body
+    );
+    let api = call(&t, "GET", "/api/v1/sps", None, &s).await;
+    assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&api)["error"], "store_unavailable");
+    let change = call(
+        &t,
+        "POST",
+        "/api/v1/tenants",
+        Some(&json!({"name": "acme"})),
+        &s,
+    )
+    .await;
+    assert_eq!(
+        change.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        change.body
+    );
+    let signin = sign_in(&t, "root", "default", ROOT_PASSWORD).await;
+    assert_eq!(
+        signin.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        signin.body
+    );
+    assert_eq!(
+        signin.refusal.as_ref().map(|r| r.reason.code()),
+        Some("store_unavailable")
+    );
+}
