@@ -15,7 +15,6 @@ mod generate;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{Read as _, Write as _};
 use std::time::Instant;
 
 use ssogate::domain::Secret;
@@ -23,7 +22,7 @@ use ssogate::domain::admin::{self, IdpInput, TenantInput, UserInput};
 use ssogate::rng::SystemRng;
 use ssogate::store::sqlite::SqliteStore;
 use ssogate::store::{SignInFailure, Store};
-use support::{free_port, percentile, ssogate_bin};
+use support::{free_port, percentile, request, ssogate_bin};
 
 const PASSWORD: &str = "load-admin-password";
 
@@ -111,27 +110,6 @@ async fn seed(data: &std::path::Path) -> SqliteStore {
             .expect("failure");
     }
     store
-}
-
-/// One request; the status and the time it took in microseconds.
-fn request(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, u64, String) {
-    let t = Instant::now();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("write");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("read");
-    let micros = t.elapsed().as_micros() as u64;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, micros, text)
 }
 
 fn main() {

@@ -358,22 +358,11 @@ fn report(name: &str, t: &mut Tally, elapsed: Duration, cpu: f64) -> serde_json:
 /// Polls `GET /api/v1/tenants/default/sessions` and `…/failures` every `every` seconds until
 /// `on` is false; each poll's time (both requests) in microseconds.
 fn admin_poll(port: u16, token: &str, every: u64, on: &AtomicBool) -> Vec<u64> {
-    use std::io::Read as _;
+    let headers = format!("Authorization: Bearer {token}\r\n");
     let get = |path: &str| {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).expect("write");
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).expect("read");
-        assert!(
-            out.starts_with(b"HTTP/1.1 200"),
-            "{}",
-            String::from_utf8_lossy(&out[..out.len().min(200)])
-        );
+        let (status, _, text) = support::request(port, "GET", path, &headers, "");
+        assert_eq!(status, 200, "{}", &text[..text.len().min(200)]);
         // The rows of the page (each session has a handle; failures a reference).
-        let text = String::from_utf8_lossy(&out).into_owned();
         (text.matches("\"handle\"").count() + text.matches("\"reference\"").count()) as u64
     };
     let mut times = Vec::new();

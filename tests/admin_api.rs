@@ -958,6 +958,17 @@ fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name}: {report}"))
 }
 
+/// The first failed step of a trace.
+fn failed_step(report: &Value) -> Value {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["verdict"] == "failed")
+        .unwrap_or_else(|| panic!("no failed step: {report}"))
+        .clone()
+}
+
 fn value(step: &Value, key: &str) -> String {
     step["values"]
         .as_array()
@@ -1058,16 +1069,10 @@ async fn the_tracer_shows_each_step_and_consumes_nothing() {
         )
         .await,
     );
-    let f = &bad["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["verdict"] == "failed")
-        .expect("a failure")
-        .clone();
+    let f = failed_step(&bad);
     assert_eq!(f["step"], "audience");
     assert_eq!(f["code"], "audience_mismatch");
-    assert_eq!(value(f, "got"), "https://someone-else.example");
+    assert_eq!(value(&f, "got"), "https://someone-else.example");
     // "Evaluate at": the same response a day later is expired.
     let later = (common::generate::now().plus_secs(86_400)).to_rfc3339();
     let (id, _) = t.start_login("/login").await;
@@ -1081,13 +1086,7 @@ async fn the_tracer_shows_each_step_and_consumes_nothing() {
         )
         .await,
     );
-    let f = late["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["verdict"] == "failed")
-        .expect("a failure")
-        .clone();
+    let f = failed_step(&late);
     assert_eq!(f["code"], "expired", "{late}");
     // A user the tenant does not have.
     let (id, _) = t.start_login("/login").await;
@@ -1107,13 +1106,7 @@ async fn the_tracer_shows_each_step_and_consumes_nothing() {
         )
         .await,
     );
-    let f = unknown["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["verdict"] == "failed")
-        .expect("a failure")
-        .clone();
+    let f = failed_step(&unknown);
     assert_eq!(f["step"], "user");
     assert_eq!(f["code"], "unknown_user");
     // The page shows the same steps.
@@ -1211,6 +1204,12 @@ async fn a_sign_in_reaches_the_event_stream_within_a_second_and_streams_are_capp
     );
 }
 
+async fn put_sp(t: &TestApp, s: &Auth, body: Value) -> Value {
+    let r = call(t, "PUT", "/api/v1/sps/1", Some(&body), s).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    json(&r)
+}
+
 async fn metadata(t: &TestApp, s: &Auth) -> String {
     call(t, "GET", "/api/v1/sps/1/metadata", None, s).await.body
 }
@@ -1219,16 +1218,7 @@ async fn metadata(t: &TestApp, s: &Auth) -> String {
 async fn certificate_rollover_publishes_the_next_certificate_then_promotes_it() {
     let t = TestApp::new(false).await;
     let s = root(&t).await;
-    let sp = json(
-        &call(
-            &t,
-            "PUT",
-            "/api/v1/sps/1",
-            Some(&json!({"generate_key": true})),
-            &s,
-        )
-        .await,
-    );
+    let sp = put_sp(&t, &s, json!({"generate_key": true})).await;
     let current = sp["certificate"]["sha256"]
         .as_str()
         .expect("a certificate")
@@ -1248,16 +1238,7 @@ async fn certificate_rollover_publishes_the_next_certificate_then_promotes_it() 
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json(&r)["field"], "promote_next");
     // The next one is published beside the current one (for signing), and signs nothing yet.
-    let sp = json(
-        &call(
-            &t,
-            "PUT",
-            "/api/v1/sps/1",
-            Some(&json!({"generate_next_key": true})),
-            &s,
-        )
-        .await,
-    );
+    let sp = put_sp(&t, &s, json!({"generate_next_key": true})).await;
     let next = sp["next_certificate"]["sha256"]
         .as_str()
         .expect("next")
@@ -1267,16 +1248,7 @@ async fn certificate_rollover_publishes_the_next_certificate_then_promotes_it() 
     let md = metadata(&t, &s).await;
     assert_eq!(certs(&md), 3, "{md}");
     // Promoted: it is the certificate now; the old one is gone from the metadata.
-    let sp = json(
-        &call(
-            &t,
-            "PUT",
-            "/api/v1/sps/1",
-            Some(&json!({"promote_next": true})),
-            &s,
-        )
-        .await,
-    );
+    let sp = put_sp(&t, &s, json!({"promote_next": true})).await;
     assert_eq!(sp["certificate"]["sha256"], next.as_str());
     assert!(sp["next_certificate"].is_null());
     assert_eq!(certs(&metadata(&t, &s).await), 2);

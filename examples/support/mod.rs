@@ -161,3 +161,32 @@ pub fn serve(bin: &Path, data: &Path, port: u16, env: &[(&str, &str)]) -> Server
     }
     server
 }
+
+/// One HTTP/1.1 request on a new connection to `127.0.0.1:port` (`headers`: whole lines with
+/// their CRLF); the status, the time it took in microseconds, and the whole answer.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, u64, String) {
+    let t = Instant::now();
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let micros = t.elapsed().as_micros() as u64;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, micros, text)
+}

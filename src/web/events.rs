@@ -89,10 +89,11 @@ impl Drop for StreamSlot {
 }
 
 impl Events {
-    /// Sends `e` to every open stream (nothing when none is open).
-    pub fn publish(&self, e: Event) {
+    /// Sends the event `e` builds to every open stream; with none open (the usual case on the
+    /// ACS's path) the event is not even built.
+    pub fn publish(&self, e: impl FnOnce() -> Event) {
         if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(e);
+            let _ = self.tx.send(e());
         }
     }
 

@@ -103,7 +103,7 @@ impl AppState {
         now: crate::saml::UnixTime,
     ) {
         self.activity.success(tenant, now);
-        self.events.publish(events::Event::SignIn {
+        self.events.publish(|| events::Event::SignIn {
             at: events::at(now),
             tenant: tenant.to_string(),
             user: user.to_string(),

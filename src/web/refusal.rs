@@ -471,7 +471,7 @@ async fn finish(
         Decision::Record(r) => r.clone(),
         Decision::Fold { reference, .. } => reference.clone(),
     };
-    state.events.publish(super::events::Event::Failure {
+    state.events.publish(|| super::events::Event::Failure {
         at: super::events::at(now),
         tenant: refusal.tenant.clone(),
         reason: refusal.reason.code(),

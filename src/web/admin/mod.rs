@@ -100,7 +100,7 @@ impl Principal {
             actor: self.actor.clone(),
             now: state.clock.now(),
             on_change: Some(std::sync::Arc::new(move |e: &crate::store::AuditEntry| {
-                events.publish(crate::web::events::Event::Change {
+                events.publish(|| crate::web::events::Event::Change {
                     at: crate::web::events::at(e.at),
                     actor: e.actor.clone(),
                     action: e.action.clone(),
