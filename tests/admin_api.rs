@@ -1304,3 +1304,100 @@ async fn a_database_that_is_down_gets_a_clear_answer_and_changes_nothing() {
         Some("store_unavailable")
     );
 }
+
+#[tokio::test]
+async fn the_api_edge_refuses_what_its_document_refuses_and_takes_what_it_allows() {
+    let t = TestApp::new(true).await;
+    let s = root(&t).await;
+    // Query parameters: out of the documented bounds, unknown or unreadable → 400 as JSON.
+    for path in [
+        "/api/v1/idps?limit=501",
+        "/api/v1/idps?limit=0",
+        "/api/v1/idps?offset=1000000001",
+        "/api/v1/idps?offset=abc",
+        "/api/v1/idps?colour=red",
+        "/api/v1/audit?before=-1",
+    ] {
+        let r = call(&t, "GET", path, None, &s).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
+        assert_eq!(json(&r)["error"], "bad_request", "{path}");
+    }
+    let r = call(
+        &t,
+        "GET",
+        "/api/v1/idps?limit=500&offset=1000000000",
+        None,
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // A body that is not an object, an unknown field, a negative version → refused.
+    for (body, status) in [
+        (json!([null]), StatusCode::BAD_REQUEST),
+        (json!({"": null}), StatusCode::BAD_REQUEST),
+        (
+            json!({"multi_tenant": true, "version": -1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let r = call(&t, "PUT", "/api/v1/settings", Some(&body), &s).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+    }
+    let r = call(
+        &t,
+        "POST",
+        "/api/v1/tenants",
+        Some(&json!({"name": "n1", "version": -1})),
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(json(&r)["field"], "version");
+    // null is "left out"; 2.0 is the integer 2.
+    let r = call(
+        &t,
+        "POST",
+        "/api/v1/tenants",
+        Some(&json!({"name": "n1", "display_name": null, "sso_enabled": null, "version": 2.0})),
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let version = json(&r)["version"].as_i64().unwrap();
+    // If-Match: a number, quoted or weak; anything else is 400 and changes nothing.
+    for bad in ["", "abc", " 1", "\"1", "1234567890123456"] {
+        let r = call_with(
+            &t,
+            "PUT",
+            "/api/v1/tenants/n1",
+            Some(&json!({"display_name": "X"})),
+            &s,
+            &[("if-match", bad)],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "If-Match {bad:?}: {}",
+            r.body
+        );
+    }
+    let r = call_with(
+        &t,
+        "PUT",
+        "/api/v1/tenants/n1",
+        Some(&json!({"display_name": "N One"})),
+        &s,
+        &[("if-match", &format!("W/\"{version}\""))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(json(&r)["display_name"], "N One");
+    // Audit entries carry RFC 3339 instants.
+    let r = call(&t, "GET", "/api/v1/audit", None, &s).await;
+    let at = json(&r)["items"][0]["at"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(at.ends_with('Z') && at.contains('T'), "{}", r.body);
+}

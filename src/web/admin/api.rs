@@ -7,7 +7,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -163,8 +164,46 @@ fn csrf(p: &Principal, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A JSON object body. A field given as `null` counts as left out (unchanged, or the default:
+/// optional fields are `Option`s or read through [`null_is_default`]); an integer written as
+/// `5.0` is the integer (JSON Schema says so).
 fn body<T: for<'de> Deserialize<'de>>(b: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(b).map_err(ApiError::bad_body)
+    let v: Value = serde_json::from_slice(b).map_err(ApiError::bad_body)?;
+    let Value::Object(mut fields) = v else {
+        return Err(ApiError::bad_body("a JSON object ({…}) is expected"));
+    };
+    for v in fields.values_mut() {
+        if let Some(f) = v.as_f64().filter(|_| v.is_f64())
+            && f.fract() == 0.0
+            && f.abs() <= MAX_VERSION as f64
+        {
+            *v = json!(f as i64);
+        }
+    }
+    // Every body's `version` means the same: the version a change is based on.
+    if let Some(v) = fields.get("version").filter(|v| !v.is_null())
+        && v.as_u64().is_none_or(|n| n > MAX_VERSION)
+    {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            field: Some("version"),
+            message: "version must be a whole number from 0 to 2^53 - 1".into(),
+        });
+    }
+    serde_json::from_value(Value::Object(fields)).map_err(ApiError::bad_body)
+}
+
+/// The largest version taken (the OpenAPI document states the same bound).
+pub const MAX_VERSION: u64 = 9_007_199_254_740_991;
+
+/// `null` is the field's default, as if it were left out.
+fn null_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The version a change is based on: `If-Match` (a number, quoted or not), else the body's.
@@ -174,8 +213,7 @@ fn version(headers: &HeaderMap, body: Option<i64>) -> Result<Option<i64>, ApiErr
         Some(v) => v
             .to_str()
             .ok()
-            .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
-            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(if_match_version)
             .map(Some)
             .ok_or_else(|| {
                 ApiError::new(
@@ -185,6 +223,47 @@ fn version(headers: &HeaderMap, body: Option<i64>) -> Result<Option<i64>, ApiErr
                 )
             }),
     }
+}
+
+/// Query parameters, read as axum's `Query` but refused as the API's own JSON error (400,
+/// naming what is wrong) rather than axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    crate::web::refusal::bounded(
+                        &format!("query parameters: {}", e.body_text()),
+                        512,
+                    ),
+                )
+            })
+    }
+}
+
+/// `12`, `"12"` or `W/"12"`: 1 to 15 digits (the OpenAPI document's pattern says the same).
+fn if_match_version(v: &str) -> Option<i64> {
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    let digits = match v.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None => v,
+    };
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,11 +276,42 @@ pub struct Page {
 }
 
 const MAX_PAGE: u64 = 500;
+/// The largest `offset` (and audit `before`) taken: the OpenAPI document states the same bound.
+pub const MAX_OFFSET: u64 = 1_000_000_000;
+
+fn bad_query(message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn check_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(l @ 1..=MAX_PAGE) => Ok(l),
+        Some(_) => Err(bad_query("query parameters: limit must be 1 to 500")),
+    }
+}
+
+fn check_offset(offset: Option<u64>) -> Result<u64, ApiError> {
+    match offset {
+        None => Ok(0),
+        Some(o) if o <= MAX_OFFSET => Ok(o),
+        Some(_) => Err(bad_query(
+            "query parameters: offset must be 0 to 1000000000",
+        )),
+    }
+}
+
+impl Page {
+    /// (offset, limit), each within its documented range.
+    fn bounds(&self) -> Result<(u64, u64), ApiError> {
+        Ok((check_offset(self.offset)?, check_limit(self.limit)?))
+    }
+}
 
 fn paginate<T: Serialize>(items: Vec<T>, page: &Page) -> ApiResult {
     let total = items.len() as u64;
-    let offset = page.offset.unwrap_or(0).min(total);
-    let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let (offset, limit) = page.bounds()?;
+    let offset = offset.min(total);
     let items: Vec<T> = items
         .into_iter()
         .skip(offset as usize)
@@ -430,17 +540,17 @@ pub struct SpBody {
     pub entity_id: Option<String>,
     pub certificate: Option<String>,
     pub private_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub generate_key: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub remove_key: bool,
     pub next_certificate: Option<String>,
     pub next_private_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub generate_next_key: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub promote_next: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub drop_next: bool,
     pub version: Option<i64>,
 }
@@ -467,7 +577,7 @@ impl SpBody {
 async fn sp_list(
     State(state): State<AppState>,
     Authed(p): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     central(&p)?;
     let now = state.clock.now();
@@ -614,7 +724,7 @@ struct ImportBody {
 async fn idp_list(
     State(state): State<AppState>,
     Authed(p): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     central(&p)?;
     let now = state.clock.now();
@@ -757,7 +867,7 @@ impl TenantBody {
 async fn tenant_list(
     State(state): State<AppState>,
     Authed(p): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     if p.must_change_password() {
         return Err(ApiError::password_change());
@@ -876,7 +986,7 @@ async fn user_list(
     State(state): State<AppState>,
     Authed(p): Authed,
     Path(tenant): Path<String>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     central(&p)?;
     let t = admin::tenant_find(state.store.as_ref(), &tenant).await?;
@@ -999,12 +1109,11 @@ async fn session_list(
     State(state): State<AppState>,
     Authed(p): Authed,
     Path(tenant): Path<String>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     let t = watched_tenant(&state, &p, &tenant).await?;
     // Paged in the database: a busy tenant has tens of thousands of sessions.
-    let offset = page.offset.unwrap_or(0);
-    let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let (offset, limit) = page.bounds()?;
     let (items, more) = sessions_of(&state, t.id, offset, limit as u32).await?;
     ok(json!({"items": items, "more": more, "offset": offset, "limit": limit}))
 }
@@ -1052,7 +1161,7 @@ async fn failure_list(
     State(state): State<AppState>,
     Authed(p): Authed,
     Path(tenant): Path<String>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     let t = watched_tenant(&state, &p, &tenant).await?;
     let v = failures_of(&state, &t.name, page.q.as_deref().unwrap_or("")).await?;
@@ -1065,14 +1174,9 @@ async fn failure_list(
 #[serde(deny_unknown_fields)]
 struct ClientBody {
     name: String,
-    #[serde(default = "central_role")]
-    role: String,
+    role: Option<String>,
     tenant: Option<String>,
     token: Option<String>,
-}
-
-fn central_role() -> String {
-    "central-admin".into()
 }
 
 #[derive(Deserialize, Default)]
@@ -1085,7 +1189,7 @@ struct RegenerateBody {
 async fn client_list(
     State(state): State<AppState>,
     Authed(p): Authed,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
     central(&p)?;
     let tenants = state.store.tenant_list().await?;
@@ -1117,7 +1221,7 @@ async fn client_add(
         .admin(&state)
         .api_client_add(
             &input.name,
-            &input.role,
+            input.role.as_deref().unwrap_or("central-admin"),
             input.tenant.as_deref(),
             input.token.map(Secret::new),
         )
@@ -1166,23 +1270,34 @@ async fn client_delete(
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     object: Option<String>,
-    before: Option<i64>,
-    limit: Option<u32>,
+    before: Option<u64>,
+    limit: Option<u64>,
 }
 
 async fn audit_list(
     State(state): State<AppState>,
     Authed(p): Authed,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult {
     central(&p)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE as u32);
+    let limit = check_limit(q.limit)? as u32;
+    let before = match q.before {
+        None => None,
+        Some(b) => Some(check_offset(Some(b))? as i64),
+    };
     let items = state
         .store
-        .audit_list(q.object.as_deref(), q.before, limit)
+        .audit_list(q.object.as_deref(), before, limit)
         .await?;
     let next = (items.len() as u32 == limit)
         .then(|| items.last().map(|e| e.id))
         .flatten();
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|e| {
+            json!({"id": e.id, "at": e.at.to_rfc3339(), "actor": e.actor, "action": e.action,
+                "object": e.object, "before": e.before, "after": e.after})
+        })
+        .collect();
     ok(json!({"items": items, "next_before": next}))
 }

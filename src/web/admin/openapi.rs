@@ -20,6 +20,22 @@ fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// An input object: every field may be left out or be `null` (unchanged, or the default), unless
+/// `required`.
+fn input(props: Value, required: &[&str]) -> Value {
+    let mut props = props;
+    for (name, schema) in props
+        .as_object_mut()
+        .expect("invariant: properties are an object")
+    {
+        if required.contains(&name.as_str()) {
+            continue;
+        }
+        *schema = json!({"anyOf": [schema.clone(), {"type": "null"}]});
+    }
+    object(props, required)
+}
+
 fn object(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
@@ -49,7 +65,7 @@ fn path_param(name: &str) -> Value {
 
 fn page_params(search: bool) -> Vec<Value> {
     let mut v = vec![
-        json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}),
+        json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": super::api::MAX_OFFSET}}),
         json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}),
     ];
     if search {
@@ -58,8 +74,13 @@ fn page_params(search: bool) -> Vec<Value> {
     v
 }
 
+/// The version a change is based on (a stale one gets 409).
+fn version_in() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": super::api::MAX_VERSION})
+}
+
 fn if_match() -> Value {
-    json!({"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "The version the change is based on."})
+    json!({"name": "If-Match", "in": "header", "schema": {"type": "string", "pattern": "^(W/)?(\"[0-9]{1,15}\"|[0-9]{1,15})$"}, "description": "The version the change is based on (`12`, `\"12\"` or `W/\"12\"`)."})
 }
 
 /// The responses every operation may give, plus its own.
@@ -73,8 +94,11 @@ fn responses(mut own: Value, change: bool) -> Value {
         error("not allowed for this role (or CSRF token missing)"),
     );
     m.insert("503".into(), error("the database is unavailable"));
+    m.insert(
+        "400".into(),
+        error("unreadable query parameters, body or If-Match"),
+    );
     if change {
-        m.insert("400".into(), error("the body is not the expected JSON"));
         m.insert("422".into(), error("a field is wrong (`field` names it)"));
         m.insert("409".into(), error("duplicate, in use, or a stale version"));
     }
@@ -96,7 +120,8 @@ pub fn document() -> String {
         json!({
             "id": s("integer"), "host_url": s("string"), "entity_id": s("string"), "acs_url": s("string"),
             "slo_url": s("string"), "metadata_url": s("string"), "has_key": s("boolean"),
-            "certificate": {"oneOf": [r("Certificate"), {"type": "null"}]}, "version": s("integer")
+            "certificate": {"oneOf": [r("Certificate"), {"type": "null"}]},
+            "next_certificate": {"oneOf": [r("Certificate"), {"type": "null"}]}, "version": s("integer")
         }),
         &[
             "id",
@@ -110,13 +135,13 @@ pub fn document() -> String {
             "version",
         ],
     );
-    let sp_input = object(
+    let sp_input = input(
         json!({
             "host_url": s("string"), "entity_id": s("string"), "certificate": s("string"),
             "private_key": {"type": "string", "writeOnly": true}, "generate_key": s("boolean"),
             "remove_key": s("boolean"), "next_certificate": s("string"),
             "next_private_key": {"type": "string", "writeOnly": true}, "generate_next_key": s("boolean"),
-            "promote_next": s("boolean"), "drop_next": s("boolean"), "version": s("integer")
+            "promote_next": s("boolean"), "drop_next": s("boolean"), "version": version_in()
         }),
         &[],
     );
@@ -132,7 +157,7 @@ pub fn document() -> String {
         "username_mapping": s("string"), "certificates": strings(), "fingerprint": s("string"),
         "fingerprint_algorithm": {"type": "string", "enum": ["sha1", "sha256", "sha384", "sha512"]},
         "allow_sha1": s("boolean"), "name_id_format": s("string"), "authn_context": s("string"),
-        "metadata_url": s("string"), "version": s("integer")
+        "metadata_url": s("string"), "version": version_in()
     });
     let mut import_fields = idp_fields.clone();
     import_fields["metadata"] = s("string");
@@ -149,9 +174,9 @@ pub fn document() -> String {
         "properties": {"entity_id": nullable("string"), "entities": strings(), "sso": s("array"), "slo": s("array"),
             "certificates": {"type": "array", "items": r("Certificate")}, "claim_types": strings(), "name_id_formats": strings()}});
     let tenant_fields = json!({
-        "name": s("string"), "display_name": s("string"), "login_domains": strings(), "sso_enabled": s("boolean"),
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "display_name": s("string"), "login_domains": strings(), "sso_enabled": s("boolean"),
         "idp": s("string"), "slo_enabled": s("boolean"), "idp_initiated": s("boolean"),
-        "strip_domain": s("boolean"), "case_insensitive": s("boolean"), "version": s("integer")
+        "strip_domain": s("boolean"), "case_insensitive": s("boolean"), "version": version_in()
     });
     let tenant = json!({"type": "object", "required": ["name", "display_name", "login_domains", "sso_enabled", "idp", "slo_enabled", "version"],
         "properties": {"name": s("string"), "display_name": s("string"), "login_domains": strings(), "sso_enabled": s("boolean"),
@@ -160,7 +185,7 @@ pub fn document() -> String {
     let user_fields = json!({
         "username": s("string"), "display_name": s("string"), "circuit_user": s("string"),
         "password": {"type": "string", "writeOnly": true}, "roles": {"type": "array", "items": {"type": "string", "enum": ["agent", "tenant-manager", "central-admin"]}},
-        "version": s("integer")
+        "version": version_in()
     });
     let user = json!({"type": "object", "required": ["tenant", "username", "display_name", "roles", "has_password", "version"],
         "properties": {"tenant": s("string"), "username": s("string"), "display_name": s("string"), "circuit_user": nullable("string"),
@@ -168,7 +193,7 @@ pub fn document() -> String {
     let client = json!({"type": "object", "required": ["id", "name", "token_prefix", "role", "created_at", "version"],
         "properties": {"id": s("integer"), "name": s("string"), "token_prefix": s("string"), "role": s("string"), "tenant": nullable("string"),
             "created_at": s("string"), "last_used_at": nullable("string"), "version": s("integer"), "token": s("string")}});
-    let client_input = object(
+    let client_input = input(
         json!({"name": s("string"), "role": {"type": "string", "enum": ["central-admin", "tenant-manager"]}, "tenant": s("string"), "token": {"type": "string", "writeOnly": true}}),
         &["name"],
     );
@@ -180,7 +205,7 @@ pub fn document() -> String {
             "idp": nullable("string"), "reason": s("string"), "detail": s("string"), "client": nullable("string"),
             "repeats": s("integer"), "username": nullable("string")}});
     let audit = json!({"type": "object", "required": ["id", "at", "actor", "action", "object"],
-        "properties": {"id": s("integer"), "at": s("string"), "actor": s("string"), "action": s("string"), "object": s("string"),
+        "properties": {"id": s("integer"), "at": {"type": "string", "description": "RFC 3339"}, "actor": s("string"), "action": s("string"), "object": s("string"),
             "before": nullable("string"), "after": nullable("string")}});
     let err = object(
         json!({"error": s("string"), "field": nullable("string"), "message": s("string")}),
@@ -191,7 +216,7 @@ pub fn document() -> String {
         "values": {"type": "array", "items": {"type": "array", "items": s("string")}}}});
     let trace = json!({"type": "object", "required": ["accepted", "evaluated_at", "steps"],
         "properties": {"accepted": s("boolean"), "evaluated_at": s("string"), "steps": {"type": "array", "items": step}}});
-    let trace_input = object(
+    let trace_input = input(
         json!({"response": s("string"), "tenant": s("string"), "at": {"type": "string", "description": "RFC 3339"}}),
         &["response"],
     );
@@ -209,7 +234,7 @@ pub fn document() -> String {
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": s("object")}}}}}},
             "/api/v1/settings": {
                 "get": op("Shared settings", vec![], None, json!({"200": answer("settings", r("Settings"))}), false),
-                "put": op("Change shared settings", vec![], Some(body(r("Settings"))), json!({"200": answer("settings", r("Settings"))}), true)
+                "put": op("Change shared settings", vec![], Some(body(r("SettingsInput"))), json!({"200": answer("settings", r("Settings"))}), true)
             },
             "/api/v1/sps": {
                 "get": op("List service providers", page_params(false), None, json!({"200": answer("a page", list_of("ServiceProvider"))}), false),
@@ -258,12 +283,12 @@ pub fn document() -> String {
                 "post": op("Add an API client (its token is in the answer, once)", vec![], Some(body(r("ApiClientInput"))), json!({"201": answer("added", r("ApiClient"))}), true)
             },
             "/api/v1/api-clients/{name}": {"delete": op("Delete an API client", vec![path_param("name")], None, not_found(no_content.clone()), true)},
-            "/api/v1/api-clients/{name}/regenerate": {"post": op("A new token (in the answer, once)", vec![path_param("name"), if_match()], Some(json!({"required": false, "content": {"application/json": {"schema": object(json!({"token": s("string"), "version": s("integer")}), &[])}}})), not_found(json!({"200": answer("the client and its new token", r("ApiClient"))})), true)},
+            "/api/v1/api-clients/{name}/regenerate": {"post": op("A new token (in the answer, once)", vec![path_param("name"), if_match()], Some(json!({"required": false, "content": {"application/json": {"schema": input(json!({"token": s("string"), "version": version_in()}), &[])}}})), not_found(json!({"200": answer("the client and its new token", r("ApiClient"))})), true)},
             "/api/v1/trace": {"post": op("The SAML tracer: every check of a response, with its verdict and values (nothing is consumed or recorded)", vec![], Some(body(trace_input)), json!({"200": answer("the trace", r("Trace"))}), true)},
             "/api/v1/events": {"get": op("Sign-ins, refusals and changes as they happen (Server-Sent Events; at most 64 streams at once, 503 beyond)", vec![], None, json!({"200": {"description": "an event stream", "content": {"text/event-stream": {"schema": s("string")}}}}), false)},
             "/api/v1/audit": {"get": op("The audit log, newest first", vec![
                 json!({"name": "object", "in": "query", "schema": {"type": "string"}}),
-                json!({"name": "before", "in": "query", "schema": {"type": "integer"}}),
+                json!({"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": super::api::MAX_OFFSET}}),
                 json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
             ], None, json!({"200": answer("entries", object(json!({"items": {"type": "array", "items": r("AuditEntry")}, "next_before": nullable("integer")}), &["items", "next_before"]))}), false)}
         },
@@ -271,16 +296,124 @@ pub fn document() -> String {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": err, "Certificate": cert, "ServiceProvider": sp, "ServiceProviderInput": sp_input,
-                "IdentityProvider": idp, "IdentityProviderInput": object(idp_fields, &[]),
-                "ImportInput": object(import_fields, &["metadata"]),
-                "PreviewInput": object(json!({"metadata": s("string"), "entity": s("string")}), &["metadata"]),
-                "Preview": preview, "Tenant": tenant, "TenantInput": object(tenant_fields, &[]),
-                "User": user, "UserInput": object(user_fields, &[]), "ApiClient": client, "ApiClientInput": client_input,
+                "IdentityProvider": idp, "IdentityProviderInput": input(idp_fields, &[]),
+                "ImportInput": input(import_fields, &["metadata"]),
+                "PreviewInput": input(json!({"metadata": s("string"), "entity": s("string")}), &["metadata"]),
+                "Preview": preview, "Tenant": tenant, "TenantInput": input(tenant_fields, &[]),
+                "User": user, "UserInput": input(user_fields, &[]), "ApiClient": client, "ApiClientInput": client_input,
                 "Session": session, "Failure": failure, "AuditEntry": audit,
-                "Settings": object(json!({"multi_tenant": s("boolean")}), &[]),
+                "Settings": object(json!({"multi_tenant": s("boolean")}), &["multi_tenant"]),
+                "SettingsInput": input(json!({"multi_tenant": s("boolean")}), &[]),
                 "Trace": trace
             }
         }
     });
+    let mut doc = doc;
+    name_operations(&mut doc);
+    link_created_objects(&mut doc);
     doc.to_string()
+}
+
+/// `operationId`s from method and path: `get_tenants_tenant_users`.
+fn operation_id(method: &str, path: &str) -> String {
+    let rest: String = path
+        .trim_start_matches("/api/v1/")
+        .chars()
+        .filter(|c| !"{}".contains(*c))
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{method}_{rest}")
+}
+
+fn name_operations(doc: &mut Value) {
+    let paths = doc["paths"]
+        .as_object_mut()
+        .expect("invariant: paths are an object");
+    for (path, item) in paths.iter_mut() {
+        let item = item
+            .as_object_mut()
+            .expect("invariant: a path item is an object");
+        for (method, op) in item.iter_mut() {
+            op["operationId"] = json!(operation_id(method, path));
+        }
+    }
+}
+
+/// OpenAPI links from what a `POST` creates to the operations on it, so that clients (and
+/// schemathesis' stateful phase) can follow them.
+fn link_created_objects(doc: &mut Value) {
+    let tenant = json!({"tenant": "$response.body#/name"});
+    let user = json!({"tenant": "$response.body#/tenant", "username": "$response.body#/username"});
+    let idp = json!({"name": "$response.body#/name"});
+    let sp = json!({"id": "$response.body#/id"});
+    let links: [(&str, &[(&str, &str)], &Value); 5] = [
+        (
+            "/api/v1/tenants",
+            &[
+                ("get", "/api/v1/tenants/{tenant}"),
+                ("put", "/api/v1/tenants/{tenant}"),
+                ("delete", "/api/v1/tenants/{tenant}"),
+                ("get", "/api/v1/tenants/{tenant}/users"),
+                ("post", "/api/v1/tenants/{tenant}/users"),
+                ("get", "/api/v1/tenants/{tenant}/sessions"),
+                ("get", "/api/v1/tenants/{tenant}/failures"),
+            ],
+            &tenant,
+        ),
+        (
+            "/api/v1/tenants/{tenant}/users",
+            &[
+                ("get", "/api/v1/tenants/{tenant}/users/{username}"),
+                ("put", "/api/v1/tenants/{tenant}/users/{username}"),
+                ("delete", "/api/v1/tenants/{tenant}/users/{username}"),
+            ],
+            &user,
+        ),
+        (
+            "/api/v1/idps",
+            &[
+                ("get", "/api/v1/idps/{name}"),
+                ("put", "/api/v1/idps/{name}"),
+                ("delete", "/api/v1/idps/{name}"),
+            ],
+            &idp,
+        ),
+        (
+            "/api/v1/idps/import",
+            &[
+                ("get", "/api/v1/idps/{name}"),
+                ("put", "/api/v1/idps/{name}"),
+                ("delete", "/api/v1/idps/{name}"),
+            ],
+            &idp,
+        ),
+        (
+            "/api/v1/sps",
+            &[
+                ("get", "/api/v1/sps/{id}"),
+                ("put", "/api/v1/sps/{id}"),
+                ("delete", "/api/v1/sps/{id}"),
+                ("get", "/api/v1/sps/{id}/metadata"),
+            ],
+            &sp,
+        ),
+    ];
+    for (from, targets, params) in links {
+        let mut map = serde_json::Map::new();
+        for (method, to) in targets {
+            // Only the parameters the target's path has.
+            let own: serde_json::Map<String, Value> = params
+                .as_object()
+                .expect("invariant: link parameters are an object")
+                .iter()
+                .filter(|(k, _)| to.contains(&format!("{{{k}}}")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            map.insert(
+                operation_id(method, to),
+                json!({"operationId": operation_id(method, to), "parameters": own}),
+            );
+        }
+        doc["paths"][from]["post"]["responses"]["201"]["links"] = Value::Object(map);
+    }
 }
