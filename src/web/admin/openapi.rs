@@ -339,6 +339,9 @@ fn name_operations(doc: &mut Value) {
     }
 }
 
+/// (method, path) of an operation a link leads to.
+type Target = (&'static str, &'static str);
+
 /// OpenAPI links from what a `POST` creates to the operations on it, so that clients (and
 /// schemathesis' stateful phase) can follow them.
 fn link_created_objects(doc: &mut Value) {
@@ -346,7 +349,7 @@ fn link_created_objects(doc: &mut Value) {
     let user = json!({"tenant": "$response.body#/tenant", "username": "$response.body#/username"});
     let idp = json!({"name": "$response.body#/name"});
     let sp = json!({"id": "$response.body#/id"});
-    let links: [(&str, &[(&str, &str)], &Value); 5] = [
+    let links: [(&str, &[Target], &Value); 5] = [
         (
             "/api/v1/tenants",
             &[
