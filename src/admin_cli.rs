@@ -420,6 +420,15 @@ pub enum UserCommand {
         #[arg(long, default_value = admin::DEFAULT_TENANT)]
         tenant: String,
     },
+    /// Reset a Web Manager account's two-step verification (a lost device): the password alone
+    /// signs in again, and the account sets it up anew.
+    ResetTotp {
+        /// The user's name.
+        username: String,
+        /// Tenant (default: the implicit one).
+        #[arg(long, default_value = admin::DEFAULT_TENANT)]
+        tenant: String,
+    },
 }
 
 /// Errors of a command, with their exit status.
@@ -978,6 +987,14 @@ pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
         UserCommand::Rm { username, tenant } => {
             let u = admin.user_rm(&tenant, &username).await?;
             println!("removed user {} of tenant {tenant}", u.username);
+        }
+        UserCommand::ResetTotp { username, tenant } => {
+            let (t, u) = admin::user_find(admin.store, &tenant, &username).await?;
+            admin.totp_disable(&u, &t.name).await?;
+            println!(
+                "reset two-step verification of user {} of tenant {}",
+                u.username, t.name
+            );
         }
     }
     Ok(())

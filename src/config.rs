@@ -43,6 +43,14 @@ pub struct Config {
     pub secure_cookies: Option<bool>,
     /// Log lines as `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// The key that encrypts secrets kept in the database (TOTP secrets): a file of 64 hex
+    /// digits. Default: `secrets.key` in `data_dir`, made (mode 0600) on the first start. The
+    /// database remembers the key's ID; a start with another key is refused.
+    pub secrets_key_file: Option<PathBuf>,
+    /// Central administrators must use a second factor (TOTP) in the Web Manager: one without
+    /// is sent to enrol before anything else. Seeds the stored setting (switched in the Web
+    /// Manager or the API). Default false.
+    pub admin_require_totp: bool,
 
     // Limits against hostile clients (README, "Deploying safely").
     /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or blocks
@@ -106,6 +114,8 @@ impl Default for Config {
             max_message_nodes: 16_384,
             secure_cookies: None,
             log_format: LogFormat::Text,
+            secrets_key_file: None,
+            admin_require_totp: false,
             trusted_proxies: Vec::new(),
             max_connections: 4096,
             max_connections_per_client: 256,
@@ -139,6 +149,8 @@ const FIELDS: &[&str] = &[
     "max_message_nodes",
     "secure_cookies",
     "log_format",
+    "secrets_key_file",
+    "admin_require_totp",
     "trusted_proxies",
     "max_connections",
     "max_connections_per_client",

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod rng;
 pub mod saml;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 pub mod web;

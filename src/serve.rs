@@ -55,6 +55,72 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     Ok(Arc::new(store))
 }
 
+/// An on/off setting: the stored one (a differing configured value is logged, never applied),
+/// else the configured one, stored.
+async fn seeded(store: &dyn Store, key: &str, configured: bool) -> Result<bool, String> {
+    match store
+        .setting(key)
+        .await
+        .map_err(|e| e.to_string())?
+        .as_deref()
+    {
+        Some(v) => {
+            let on = v == "true";
+            if on != configured {
+                tracing::warn!(
+                    setting = key,
+                    stored = on,
+                    configured,
+                    "the stored setting applies (changed in the Web Manager); the configured value only seeds a new store"
+                );
+            }
+            Ok(on)
+        }
+        None => {
+            store
+                .setting_put(key, if configured { "true" } else { "false" })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(configured)
+        }
+    }
+}
+
+/// The secrets key: configured, or the data directory's (made on the first start). The store
+/// remembers its ID, and a start with another key stops here rather than failing on every value.
+pub async fn secrets_key(
+    store: &dyn Store,
+    config: &Config,
+    rng: &dyn Rng,
+) -> Result<crate::secrets::SecretsKey, String> {
+    let key = crate::secrets::SecretsKey::load_or_create(
+        config.secrets_key_file.as_deref(),
+        &config.data_dir,
+        rng,
+    )?;
+    let setting = crate::secrets::SETTING_KEY_ID;
+    match store.setting(setting).await.map_err(|e| e.to_string())? {
+        Some(id) if id != key.id() => Err(format!(
+            "the secrets key {} has ID {}, but this database's secrets were encrypted with key {id}: \
+             configure that key (secrets_key_file)",
+            config
+                .secrets_key_file
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("secrets.key"))
+                .display(),
+            key.id()
+        )),
+        Some(_) => Ok(key),
+        None => {
+            store
+                .setting_put(setting, key.id())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(key)
+        }
+    }
+}
+
 pub fn run(config: Config) -> i32 {
     init_logging(config.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -121,38 +187,27 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    // Several tenants or one: the stored setting; the configuration only seeds an empty store
-    // (the Web Manager switches it, and no restart undoes that).
-    let stored = store
-        .setting(admin::SETTING_MULTI_TENANT)
-        .await
-        .map_err(|e| e.to_string())?;
-    let multi_tenant = match stored.as_deref() {
-        Some(v) => {
-            let on = v == "true";
-            if on != config.multi_tenant {
-                tracing::warn!(
-                    stored = on,
-                    configured = config.multi_tenant,
-                    "multi_tenant is the stored setting (changed in the Web Manager); the configured value only seeds a new store"
-                );
-            }
-            on
-        }
-        None => {
-            store
-                .setting_put(
-                    admin::SETTING_MULTI_TENANT,
-                    if config.multi_tenant { "true" } else { "false" },
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            config.multi_tenant
-        }
-    };
+    // Several tenants or one, and whether central administrators need a second factor: the
+    // stored settings; the configuration only seeds an empty store (the Web Manager switches
+    // them, and no restart undoes that).
+    let multi_tenant = seeded(
+        store.as_ref(),
+        admin::SETTING_MULTI_TENANT,
+        config.multi_tenant,
+    )
+    .await?;
+    let require_totp = seeded(
+        store.as_ref(),
+        admin::SETTING_REQUIRE_TOTP,
+        config.admin_require_totp,
+    )
+    .await?;
+    let secrets = secrets_key(store.as_ref(), &config, rng.as_ref()).await?;
     let config = Arc::new(config);
-    let state = AppState::new(store.clone(), clock.clone(), rng, config.clone());
+    let state =
+        AppState::new(store.clone(), clock.clone(), rng, config.clone()).with_secrets(secrets);
     state.set_multi_tenant(multi_tenant);
+    state.set_require_totp(require_totp);
 
     // Expired pending requests, replay entries and sessions go every second, in small batches
     // with pauses between them: deleting is as much work as inserting, and a big delete would

@@ -556,7 +556,9 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
     // The pages: anonymous → sign-in; a tenant manager → only the activity pages.
     for (path, method) in ui_routes() {
         let url = fill(&path);
-        let open = path.ends_with("/signin") || path.contains("/static/");
+        let open = path.ends_with("/signin")
+            || path.ends_with("/signin/code")
+            || path.contains("/static/");
         let r = if method == "GET" {
             page(&t, &url, &Auth::None).await
         } else {
@@ -583,6 +585,7 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
             || path == "/webmanager/"
             || path == "/webmanager/signout"
             || path == "/webmanager/password"
+            || path.starts_with("/webmanager/account")
             || open;
         if !tm_page {
             assert_eq!(
@@ -1400,4 +1403,261 @@ async fn the_api_edge_refuses_what_its_document_refuses_and_takes_what_it_allows
         .unwrap_or("")
         .to_string();
     assert!(at.ends_with('Z') && at.contains('T'), "{}", r.body);
+}
+
+/// The value of the form field `name` in a page.
+fn field_value(body: &str, name: &str) -> String {
+    let at = body
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no field {name} in:\n{body}"));
+    let rest = &body[at + name.len() + 15..];
+    rest[..rest.find('"').expect("the value ends")].to_string()
+}
+
+fn code_now(t: &TestApp, secret: &[u8]) -> String {
+    use ssogate::clock::Clock as _;
+    let step = ssogate::domain::totp::step_of(t.clock.now());
+    format!("{:06}", ssogate::domain::totp::code_at(secret, step))
+}
+
+#[tokio::test]
+async fn a_second_factor_is_set_up_by_the_account_then_asked_at_every_sign_in() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    let user = t
+        .store
+        .user_by_norm(
+            t.store.tenant_by_name("default").await.unwrap().unwrap().id,
+            "root",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // The account page offers a key (QR code and text).
+    let p = page(&t, "/webmanager/account", &s).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("<svg") && p.body.contains("Turn on two-step verification"));
+    let key = field_value(&p.body, "secret");
+    let offer = field_value(&p.body, "offer");
+    let secret = ssogate::domain::totp::from_base32(&key).unwrap();
+    // A wrong code: the message beside the field, the same key still offered, nothing stored.
+    let wrong = form(
+        &t,
+        "/webmanager/account/totp",
+        &[("secret", &key), ("offer", &offer), ("code", "000000")],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("id=\"error-code\""), "{}", wrong.body);
+    assert_eq!(field_value(&wrong.body, "secret"), key);
+    // A key this session was not shown (another's choosing): refused, a new key offered.
+    let forged = ssogate::domain::totp::base32(&[7u8; 20]);
+    let r = form(
+        &t,
+        "/webmanager/account/totp",
+        &[
+            ("secret", &forged),
+            ("offer", &offer),
+            ("code", &code_now(&t, &[7u8; 20])),
+        ],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_ne!(field_value(&r.body, "secret"), forged);
+    assert!(t.store.totp_get(user.id).await.unwrap().is_none());
+    // The right code turns it on; the secret is stored encrypted only.
+    let r = form(
+        &t,
+        "/webmanager/account/totp",
+        &[
+            ("secret", &key),
+            ("offer", &offer),
+            ("code", &code_now(&t, &secret)),
+        ],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let row = t.store.totp_get(user.id).await.unwrap().expect("enrolled");
+    assert!(row.secret.starts_with("v1."));
+    assert!(!row.secret.contains(&key) && !row.secret.contains(&hex::encode(&secret)));
+    let audit = call(&t, "GET", "/api/v1/audit", None, &s).await;
+    assert!(audit.body.contains("user.totp_on"), "{}", audit.body);
+    assert!(!audit.body.contains(&key));
+
+    // Sign-in now stops after the password: no session yet, only the step cookie.
+    t.clock.advance_secs(30);
+    let a = sign_in(&t, "root", "", ROOT_PASSWORD).await;
+    assert_eq!(a.location.as_deref(), Some("/webmanager/signin/code"));
+    assert!(cookie(&a, "ssogate_admin").is_none());
+    let step = cookie(&a, "ssogate_admin_2fa").expect("the step cookie");
+    // The step cookie opens nothing else.
+    let r = t.get("/webmanager/sps", &[&step]).await;
+    assert_eq!(r.location.as_deref(), Some("/webmanager/signin"));
+    // A forged one (another user ID, same MAC) is no step at all.
+    let (_, rest) = step.split_once('.').unwrap();
+    let forged = format!("ssogate_admin_2fa=999.{rest}");
+    let r = t
+        .post("/webmanager/signin/code", &[("code", "123456")], &[&forged])
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/webmanager/signin"));
+    // A wrong code: refused with a reference; the code of the step used at enrolment: refused.
+    let r = t
+        .post("/webmanager/signin/code", &[("code", "000000")], &[&step])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.refusal.as_ref().map(|r| r.reason.code()),
+        Some("password_refused")
+    );
+    let reused = {
+        use ssogate::clock::Clock as _;
+        let s = ssogate::domain::totp::step_of(t.clock.now()) - 1;
+        format!("{:06}", ssogate::domain::totp::code_at(&secret, s))
+    };
+    let r = t
+        .post("/webmanager/signin/code", &[("code", &reused)], &[&step])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a used step is refused");
+    // The current code: in, with a new session, the step cookie cleared.
+    let r = t
+        .post(
+            "/webmanager/signin/code",
+            &[("code", &code_now(&t, &secret))],
+            &[&step],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(cookie(&r, "ssogate_admin").is_some());
+    assert!(
+        r.cookies
+            .iter()
+            .any(|c| c.starts_with("ssogate_admin_2fa=;"))
+    );
+    // …and that code is not good twice.
+    let r = t
+        .post(
+            "/webmanager/signin/code",
+            &[("code", &code_now(&t, &secret))],
+            &[&step],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Wrong codes are throttled like wrong passwords (per account and address).
+    let mut last = StatusCode::OK;
+    for _ in 0..7 {
+        last = t
+            .post("/webmanager/signin/code", &[("code", "000000")], &[&step])
+            .await
+            .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // The step cookie lasts 5 minutes.
+    t.clock.advance_secs(301);
+    let r = t.get("/webmanager/signin/code", &[&step]).await;
+    assert_eq!(r.location.as_deref(), Some("/webmanager/signin"));
+
+    // Required for central administrators: one without it is sent to set it up first, and the
+    // API by session says why; API clients are machine credentials and are not held up.
+    add_user(
+        &t,
+        "default",
+        "carol",
+        "carols-password-1",
+        &["central-admin"],
+    )
+    .await;
+    let carol = session(&t, "carol", "default", "carols-password-1").await;
+    let client = token_of(&t, &carol, json!({"name": "automation"})).await;
+    let r = call(
+        &t,
+        "PUT",
+        "/api/v1/settings",
+        Some(&json!({"admin_require_totp": true})),
+        &carol,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(json(&r)["admin_require_totp"], true);
+    let r = page(&t, "/webmanager/sps", &carol).await;
+    assert_eq!(r.location.as_deref(), Some("/webmanager/account"));
+    let r = call(&t, "GET", "/api/v1/sps", None, &carol).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(json(&r)["error"], "second_factor_required");
+    let r = call(
+        &t,
+        "GET",
+        "/api/v1/sps",
+        None,
+        &Auth::Bearer(client.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = page(&t, "/webmanager/account", &carol).await;
+    assert!(
+        r.body.contains("must use two-step verification"),
+        "{}",
+        r.body
+    );
+    // While required, a central administrator cannot turn it off.
+    let root_again = {
+        let a = sign_in(&t, "root", "", ROOT_PASSWORD).await;
+        let step = cookie(&a, "ssogate_admin_2fa").expect("step");
+        t.clock.advance_secs(30);
+        let r = t
+            .post(
+                "/webmanager/signin/code",
+                &[("code", &code_now(&t, &secret))],
+                &[&step],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        cookie(&r, "ssogate_admin").unwrap()
+    };
+    let me = call(
+        &t,
+        "GET",
+        "/api/v1/me",
+        None,
+        &Auth::SessionNoCsrf {
+            cookie: root_again.clone(),
+        },
+    )
+    .await;
+    assert_eq!(json(&me)["second_factor_required"], false);
+    let root_s = Auth::Session {
+        cookie: root_again,
+        csrf: json(&me)["csrf_token"].as_str().unwrap().to_string(),
+    };
+    t.clock.advance_secs(30);
+    let r = form(
+        &t,
+        "/webmanager/account/totp/disable",
+        &[("code", &code_now(&t, &secret))],
+        &root_s,
+        true,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(t.store.totp_get(user.id).await.unwrap().is_some());
+    // A lost device: another central administrator resets it (API), and the password alone
+    // signs in again (to set it up anew).
+    let r = call(
+        &t,
+        "DELETE",
+        "/api/v1/tenants/default/users/root/totp",
+        None,
+        &Auth::Bearer(client),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(t.store.totp_get(user.id).await.unwrap().is_none());
+    let a = sign_in(&t, "root", "", ROOT_PASSWORD).await;
+    assert!(cookie(&a, "ssogate_admin").is_some());
+    assert_eq!(a.location.as_deref(), Some("/webmanager/"));
 }

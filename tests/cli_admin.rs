@@ -836,3 +836,69 @@ fn a_backup_taken_while_the_service_runs_restores_everything() {
     );
     assert!(ok(&restored, &["sp", "list"]).contains("http://127.0.0.1:1"));
 }
+
+#[test]
+fn the_secrets_key_is_made_once_and_another_one_stops_the_start() {
+    let dir = common::scratch_dir("cli_admin_secrets");
+    let data = dir.join("data");
+    let port = common::process::free_port();
+    {
+        let server = common::process::Server::start(&data, port, &dir.join("first.log"));
+        drop(server);
+    }
+    let key = data.join("secrets.key");
+    let text = std::fs::read_to_string(&key).expect("serve made the secrets key");
+    assert_eq!(text.trim().len(), 64, "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is its owner's only");
+    }
+    // Another key for the same database: serve stops at once, naming both key IDs.
+    let other = dir.join("other.key");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).unwrap();
+    let o = Command::new(ssogate())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("SSOGATE_SECRETS_KEY_FILE", &other)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssogate runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("secrets were encrypted with key") && err.contains("secrets_key_file"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&"ab".repeat(32)),
+        "the key itself is never printed"
+    );
+    // A key file that is not one: named.
+    std::fs::write(&other, "not a key").unwrap();
+    let o = Command::new(ssogate())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("SSOGATE_SECRETS_KEY_FILE", &other)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssogate runs");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("64 hexadecimal digits"));
+    // Resetting a second factor nobody set up: refused, saying so.
+    refused(
+        &run(&data, &["user", "reset-totp", "admin"]),
+        "has no two-step verification",
+    );
+}

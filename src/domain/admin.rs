@@ -1385,15 +1385,21 @@ pub async fn tenant_rm(store: &dyn Store, name: &str) -> Result<Tenant> {
 /// The stored `multi_tenant` switch (seeded from the configuration on first start).
 pub const SETTING_MULTI_TENANT: &str = "multi_tenant";
 
+/// The stored `admin_require_totp` switch (seeded from the configuration on first start).
+pub const SETTING_REQUIRE_TOTP: &str = "admin_require_totp";
+
 /// Whether the service runs several tenants: the stored setting, else `seed`.
 pub async fn multi_tenant(store: &dyn Store, seed: bool) -> Result<bool> {
-    Ok(
-        match store.setting(SETTING_MULTI_TENANT).await?.as_deref() {
-            Some("true") => true,
-            Some("false") => false,
-            _ => seed,
-        },
-    )
+    setting_bool(store, SETTING_MULTI_TENANT, seed).await
+}
+
+/// A stored on/off setting, else `seed`.
+pub async fn setting_bool(store: &dyn Store, key: &str, seed: bool) -> Result<bool> {
+    Ok(match store.setting(key).await?.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => seed,
+    })
 }
 
 /// The implicit tenant, created on first use.

@@ -526,16 +526,19 @@ impl Admin<'_> {
     }
 
     pub async fn multi_tenant_set(&self, on: bool, seed: bool) -> Result<()> {
-        let before = admin::multi_tenant(self.store, seed).await?;
+        self.setting_set(admin::SETTING_MULTI_TENANT, on, seed)
+            .await
+    }
+
+    /// Switches a stored on/off setting (`seed`: its value while none is stored).
+    pub async fn setting_set(&self, key: &str, on: bool, seed: bool) -> Result<()> {
+        let before = admin::setting_bool(self.store, key, seed).await?;
         self.store
-            .setting_put(
-                admin::SETTING_MULTI_TENANT,
-                if on { "true" } else { "false" },
-            )
+            .setting_put(key, if on { "true" } else { "false" })
             .await?;
         self.record(
             "settings.set",
-            "settings:multi_tenant".into(),
+            format!("settings:{key}"),
             Some(before.to_string()),
             Some(on.to_string()),
         )
@@ -600,6 +603,55 @@ impl Admin<'_> {
         )
         .await?;
         Ok(u)
+    }
+
+    /// `user` enrols a TOTP second factor: `secret` (raw bytes) is checked against `code`, then
+    /// kept encrypted under `key`. The code's step counts as used.
+    pub async fn totp_enable(
+        &self,
+        key: &crate::secrets::SecretsKey,
+        user: &User,
+        tenant: &str,
+        secret: &[u8],
+        code: &str,
+    ) -> Result<()> {
+        let Some(step) = super::totp::check(secret, code, self.now, i64::MIN) else {
+            return Err(AdminError::Invalid {
+                field: Some("code"),
+                message: "that code is not the one your app shows now: check that the app has the new key, and the device's clock".into(),
+            });
+        };
+        let row = crate::store::TotpRow {
+            secret: key.encrypt(self.rng, &totp_purpose(user.id), secret),
+            last_step: step,
+            enabled_at: self.now,
+        };
+        self.store.totp_put(user.id, &row).await?;
+        self.record(
+            "user.totp_on",
+            format!("user:{tenant}/{}", user.username),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Removes `user`'s second factor (the account itself, or a central administrator for a
+    /// lost device). Not found: nothing was enrolled.
+    pub async fn totp_disable(&self, user: &User, tenant: &str) -> Result<()> {
+        if !self.store.totp_delete(user.id).await? {
+            return Err(AdminError::NotFound(format!(
+                "user {:?} of tenant {tenant:?} has no two-step verification",
+                user.username
+            )));
+        }
+        self.record(
+            "user.totp_off",
+            format!("user:{tenant}/{}", user.username),
+            None,
+            None,
+        )
+        .await
     }
 
     fn new_token(&self) -> Secret {
@@ -808,4 +860,10 @@ impl Admin<'_> {
 /// the cookie's bearer secret).
 pub fn session_handle(session_id: &str) -> String {
     token_hash(session_id)[..16].to_string()
+}
+
+/// What a TOTP secret is encrypted for: its account (a value moved to another row does not
+/// decrypt).
+pub fn totp_purpose(user: crate::domain::UserId) -> String {
+    format!("totp:user:{}", user.0)
 }

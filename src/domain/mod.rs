@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod totp;
 pub mod trace;
 pub mod username;
 

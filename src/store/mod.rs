@@ -261,6 +261,17 @@ pub struct ApiClient {
     pub version: i64,
 }
 
+/// A Web Manager account's TOTP enrolment. (No `Debug`: the secret, though encrypted, stays out
+/// of logs.)
+#[derive(Clone)]
+pub struct TotpRow {
+    /// The shared secret, encrypted ([`crate::secrets::SecretsKey`]).
+    pub secret: String,
+    /// The time step of the last code taken.
+    pub last_step: i64,
+    pub enabled_at: UnixTime,
+}
+
 /// One change, by whom, with the object before and after (JSON views without secrets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
@@ -383,6 +394,15 @@ pub trait Store: Send + Sync + 'static {
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>>;
+
+    // Second factors of Web Manager accounts.
+    async fn totp_get(&self, user: UserId) -> Result<Option<TotpRow>>;
+    /// Enrols (or replaces) `user`'s TOTP secret.
+    async fn totp_put(&self, user: UserId, row: &TotpRow) -> Result<()>;
+    async fn totp_delete(&self, user: UserId) -> Result<bool>;
+    /// Records that a code of time step `step` was used: false when that step (or a later one)
+    /// already was, so that each code is taken once even by two requests at the same moment.
+    async fn totp_use_step(&self, user: UserId, step: i64) -> Result<bool>;
 
     // Settings shared by every instance.
     async fn setting(&self, key: &str) -> Result<Option<String>>;

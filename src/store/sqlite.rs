@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_web_manager.sql"),
     ),
+    (4, include_str!("../../migrations/sqlite/0004_totp.sql")),
 ];
 
 /// Durability of commits against power loss (a process crash loses nothing either way).
@@ -1169,6 +1170,55 @@ impl Store for SqliteStore {
             .query_row([key], |r| r.get(0))
             .optional()
             .map_err(err)
+    }
+
+    async fn totp_get(&self, user: UserId) -> Result<Option<TotpRow>> {
+        self.reader()?
+            .prepare_cached(
+                "SELECT secret, last_step, enabled_at FROM admin_totp WHERE user_id = ?",
+            )
+            .map_err(err)?
+            .query_row([user.0], |r| {
+                Ok(TotpRow {
+                    secret: r.get(0)?,
+                    last_step: r.get(1)?,
+                    enabled_at: UnixTime::from_millis(r.get(2)?),
+                })
+            })
+            .optional()
+            .map_err(err)
+    }
+
+    async fn totp_put(&self, user: UserId, row: &TotpRow) -> Result<()> {
+        self.writer()?
+            .execute(
+                "INSERT INTO admin_totp (user_id, secret, last_step, enabled_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, last_step = excluded.last_step, \
+                 enabled_at = excluded.enabled_at",
+                params![user.0, row.secret, row.last_step, row.enabled_at.millis()],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn totp_delete(&self, user: UserId) -> Result<bool> {
+        Ok(self
+            .writer()?
+            .execute("DELETE FROM admin_totp WHERE user_id = ?", [user.0])
+            .map_err(err)?
+            > 0)
+    }
+
+    async fn totp_use_step(&self, user: UserId, step: i64) -> Result<bool> {
+        Ok(self
+            .writer()?
+            .prepare_cached(
+                "UPDATE admin_totp SET last_step = ? WHERE user_id = ? AND last_step < ?",
+            )
+            .map_err(err)?
+            .execute(params![step, user.0, step])
+            .map_err(err)?
+            > 0)
     }
 
     async fn setting_put(&self, key: &str, value: &str) -> Result<()> {

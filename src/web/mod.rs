@@ -58,6 +58,11 @@ pub struct AppState {
     /// Several tenants or one: the stored setting (seeded from the configuration), switched by
     /// the Web Manager without a restart.
     multi_tenant: Arc<std::sync::atomic::AtomicBool>,
+    /// Central administrators must use a second factor (the stored setting, seeded from the
+    /// configuration).
+    require_totp: Arc<std::sync::atomic::AtomicBool>,
+    /// Encrypts secrets kept in the store (`serve` sets the configured one).
+    pub secrets: Arc<crate::secrets::SecretsKey>,
     /// Sign-ins per tenant and hour (the Web Manager's chart).
     pub activity: Arc<activity::Activity>,
     /// Sign-ins, refusals and changes as they happen (`/api/v1/events`).
@@ -73,13 +78,18 @@ impl AppState {
         rng: Arc<dyn Rng>,
         config: Arc<Config>,
     ) -> Self {
+        let secrets = Arc::new(crate::secrets::SecretsKey::ephemeral(rng.as_ref()));
         AppState {
             store,
             clock,
             rng,
+            secrets,
             guards: Arc::new(guard::Guards::new(&config)),
             trusted_proxies: Arc::from(config.trusted_proxy_blocks()),
             multi_tenant: Arc::new(std::sync::atomic::AtomicBool::new(config.multi_tenant)),
+            require_totp: Arc::new(std::sync::atomic::AtomicBool::new(
+                config.admin_require_totp,
+            )),
             config,
             keys: Arc::default(),
             pending_key: Arc::default(),
@@ -109,6 +119,23 @@ impl AppState {
             user: user.to_string(),
             method: method.as_str(),
         });
+    }
+
+    /// The key secrets in the store are encrypted with (a state without one has a key of its
+    /// own, for this process only).
+    pub fn with_secrets(mut self, key: crate::secrets::SecretsKey) -> Self {
+        self.secrets = Arc::new(key);
+        self
+    }
+
+    /// Whether central administrators must use a second factor.
+    pub fn require_totp(&self) -> bool {
+        self.require_totp.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_require_totp(&self, on: bool) {
+        self.require_totp
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Takes the stored setting (at start, and after the Web Manager changed it).

@@ -140,11 +140,25 @@ fn created<T: Serialize>(v: T) -> ApiResult {
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
-/// Central administrators only; a change also needs the CSRF token and a changed password.
-fn central(p: &Principal) -> Result<(), ApiError> {
+/// A Web Manager session whose one-time password is replaced and whose second factor is set up
+/// where one is required (API clients have neither).
+fn first_steps_done(p: &Principal) -> Result<(), ApiError> {
     if p.must_change_password() {
         return Err(ApiError::password_change());
     }
+    if p.second_factor_missing {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "second_factor_required",
+            "central administrators must set up two-step verification first (Web Manager: Your account)",
+        ));
+    }
+    Ok(())
+}
+
+/// Central administrators only; a change also needs the CSRF token and a changed password.
+fn central(p: &Principal) -> Result<(), ApiError> {
+    first_steps_done(p)?;
     if !p.is_central() {
         return Err(ApiError::forbidden());
     }
@@ -342,6 +356,10 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/users/{username}",
             get(user_get).put(user_put).delete(user_delete),
         )
+        .route(
+            "/tenants/{tenant}/users/{username}/totp",
+            axum::routing::delete(user_totp_reset),
+        )
         .route("/tenants/{tenant}/sessions", get(session_list))
         .route(
             "/tenants/{tenant}/sessions/{handle}",
@@ -365,9 +383,7 @@ const EVENTS_RECHECK_SECS: u64 = 60;
 async fn events(State(state): State<AppState>, Authed(p): Authed, headers: HeaderMap) -> ApiResult {
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
-    if p.must_change_password() {
-        return Err(ApiError::password_change());
-    }
+    first_steps_done(&p)?;
     let Some((slot, rx)) = state.events.subscribe() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -489,6 +505,7 @@ async fn me(Authed(p): Authed) -> ApiResult {
         "tenant": tenant,
         "csrf_token": p.csrf,
         "must_change_password": p.must_change_password(),
+        "second_factor_required": p.second_factor_missing,
     }))
 }
 
@@ -506,11 +523,16 @@ async fn openapi() -> Response {
 #[serde(deny_unknown_fields)]
 struct SettingsBody {
     multi_tenant: Option<bool>,
+    admin_require_totp: Option<bool>,
+}
+
+fn settings_view(state: &AppState) -> Value {
+    json!({"multi_tenant": state.multi_tenant(), "admin_require_totp": state.require_totp()})
 }
 
 async fn settings_get(State(state): State<AppState>, Authed(p): Authed) -> ApiResult {
     central(&p)?;
-    ok(json!({"multi_tenant": state.multi_tenant()}))
+    ok(settings_view(&state))
 }
 
 async fn settings_put(
@@ -527,7 +549,17 @@ async fn settings_put(
             .await?;
         state.set_multi_tenant(on);
     }
-    ok(json!({"multi_tenant": state.multi_tenant()}))
+    if let Some(on) = s.admin_require_totp {
+        p.admin(&state)
+            .setting_set(
+                admin::SETTING_REQUIRE_TOTP,
+                on,
+                state.config.admin_require_totp,
+            )
+            .await?;
+        state.set_require_totp(on);
+    }
+    ok(settings_view(&state))
 }
 
 // Service providers.
@@ -869,9 +901,7 @@ async fn tenant_list(
     Authed(p): Authed,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult {
-    if p.must_change_password() {
-        return Err(ApiError::password_change());
-    }
+    first_steps_done(&p)?;
     let idps = state.store.idp_list().await?;
     let v: Vec<TenantView> = state
         .store
@@ -945,9 +975,7 @@ async fn watched_tenant(
     p: &Principal,
     name: &str,
 ) -> Result<crate::domain::Tenant, ApiError> {
-    if p.must_change_password() {
-        return Err(ApiError::password_change());
-    }
+    first_steps_done(p)?;
     match state.store.tenant_by_name(name).await? {
         Some(t) if p.may_watch(t.id) => Ok(t),
         _ => Err(AdminError::NotFound(format!("no tenant named {name:?}")).into()),
@@ -1057,6 +1085,19 @@ async fn user_delete(
 ) -> ApiResult {
     change(&p, &headers)?;
     p.admin(&state).user_rm(&tenant, &username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A central administrator resets an account's second factor (a lost device).
+async fn user_totp_reset(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path((tenant, username)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let (t, u) = admin::user_find(state.store.as_ref(), &tenant, &username).await?;
+    p.admin(&state).totp_disable(&u, &t.name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

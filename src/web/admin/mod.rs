@@ -10,6 +10,7 @@
 //! These routes sit outside the SP-resolution middleware: they work with no SP, several SPs,
 //! and any Host.
 
+mod account;
 pub mod api;
 mod form;
 pub mod openapi;
@@ -63,6 +64,9 @@ pub struct Principal {
     pub session_hash: Option<String>,
     /// The CSRF token every state change by this session must carry (None: bearer token).
     pub csrf: Option<String>,
+    /// A central administrator without a second factor while one is required: sent to set it
+    /// up before anything else.
+    pub second_factor_missing: bool,
 }
 
 impl std::fmt::Debug for Principal {
@@ -90,6 +94,18 @@ impl Principal {
     /// Must replace a one-time password before anything else.
     pub fn must_change_password(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.must_change_password)
+    }
+
+    /// The page a session must go through before any other: the password change, then the
+    /// second factor's set-up where one is required.
+    pub fn first_step(&self) -> Option<&'static str> {
+        if self.must_change_password() {
+            Some("/webmanager/password")
+        } else if self.second_factor_missing {
+            Some("/webmanager/account")
+        } else {
+            None
+        }
     }
 
     pub fn admin<'a>(&self, state: &'a AppState) -> Admin<'a> {
@@ -127,7 +143,7 @@ impl From<StoreError> for AuthFailure {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -210,6 +226,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
             user_tenant: String::new(),
             session_hash: None,
             csrf: None,
+            second_factor_missing: false,
         });
     }
     let token = session_token(headers).ok_or(AuthFailure::Missing)?;
@@ -238,6 +255,9 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     if now.millis() - s.last_seen.millis() >= TOUCH_SECS * 1000 {
         state.store.admin_session_touch(&hash, now).await?;
     }
+    let second_factor_missing = scope == Scope::Central
+        && state.require_totp()
+        && state.store.totp_get(user.id).await?.is_none();
     Ok(Principal {
         actor: format!("user:{}/{}", tenant.name, user.username),
         display: format!("{} ({})", user.display_name, user.username),
@@ -246,6 +266,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         user: Some(user),
         session_hash: Some(hash),
         csrf: Some(csrf_of(state, token).await?),
+        second_factor_missing,
     })
 }
 

@@ -275,6 +275,7 @@ pub fn document() -> String {
                 "put": op("Change a user", vec![path_param("tenant"), path_param("username"), if_match()], Some(body(r("UserInput"))), not_found(json!({"200": answer("changed", r("User"))})), true),
                 "delete": op("Delete a user (ends their sessions)", vec![path_param("tenant"), path_param("username")], None, not_found(no_content.clone()), true)
             },
+            "/api/v1/tenants/{tenant}/users/{username}/totp": {"delete": op("Reset a user's two-step verification (a lost device)", vec![path_param("tenant"), path_param("username")], None, not_found(no_content.clone()), true)},
             "/api/v1/tenants/{tenant}/sessions": {"get": op("Signed-in agents of a tenant, newest first (`more`: another page follows)", [vec![path_param("tenant")], page_params(false)].concat(), None, not_found(json!({"200": answer("a page", object(json!({"items": {"type": "array", "items": r("Session")}, "more": s("boolean"), "offset": s("integer"), "limit": s("integer")}), &["items", "more", "offset", "limit"]))})), false)},
             "/api/v1/tenants/{tenant}/sessions/{handle}": {"delete": op("End a session", vec![path_param("tenant"), path_param("handle")], None, not_found(no_content.clone()), true)},
             "/api/v1/tenants/{tenant}/failures": {"get": op("Recent sign-in failures of a tenant", [vec![path_param("tenant")], page_params(true)].concat(), None, not_found(json!({"200": answer("a page", list_of("Failure"))})), false)},
@@ -302,8 +303,8 @@ pub fn document() -> String {
                 "Preview": preview, "Tenant": tenant, "TenantInput": input(tenant_fields, &[]),
                 "User": user, "UserInput": input(user_fields, &[]), "ApiClient": client, "ApiClientInput": client_input,
                 "Session": session, "Failure": failure, "AuditEntry": audit,
-                "Settings": object(json!({"multi_tenant": s("boolean")}), &["multi_tenant"]),
-                "SettingsInput": input(json!({"multi_tenant": s("boolean")}), &[]),
+                "Settings": object(json!({"multi_tenant": s("boolean"), "admin_require_totp": s("boolean")}), &["multi_tenant", "admin_require_totp"]),
+                "SettingsInput": input(json!({"multi_tenant": s("boolean"), "admin_require_totp": s("boolean")}), &[]),
                 "Trace": trace
             }
         }

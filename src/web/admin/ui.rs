@@ -49,6 +49,13 @@ pub fn routes() -> Router<AppState> {
         .route("/static/admin.css", get(stylesheet))
         .route("/static/admin.js", get(script))
         .route("/signin", get(signin_page).post(signin_submit))
+        .route(
+            "/signin/code",
+            get(super::account::code_page).post(super::account::code_submit),
+        )
+        .route("/account", get(super::account::account))
+        .route("/account/totp", post(super::account::totp_enable))
+        .route("/account/totp/disable", post(super::account::totp_disable))
         .route("/signout", post(signout))
         .route("/password", get(password_page).post(password_submit))
         .route("/sps", get(sp_list))
@@ -74,6 +81,10 @@ pub fn routes() -> Router<AppState> {
             get(user_edit).post(user_update),
         )
         .route("/users/{tenant}/{username}/delete", post(user_delete))
+        .route(
+            "/users/{tenant}/{username}/totp-reset",
+            post(super::account::totp_reset),
+        )
         .route("/api-clients", get(client_list))
         .route("/api-clients/new", get(client_new).post(client_create))
         .route("/api-clients/{name}/regenerate", post(client_regenerate))
@@ -107,7 +118,7 @@ async fn script() -> Response {
 }
 
 /// A page, or the page that stops the request early (boxed: a `Response` is large).
-type Page = Result<Response, Halt>;
+pub(super) type Page = Result<Response, Halt>;
 
 pub struct Halt(Box<Response>);
 
@@ -133,7 +144,7 @@ pub fn unavailable(e: &StoreError) -> Response {
     )
 }
 
-fn store_err(e: StoreError) -> Response {
+pub(super) fn store_err(e: StoreError) -> Response {
     unavailable(&e)
 }
 
@@ -144,7 +155,7 @@ fn admin_store(e: AdminError) -> Response {
     }
 }
 
-fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
+pub(super) fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -160,7 +171,7 @@ fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
     (status, Html(page.into_string())).into_response()
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     bare(
         status,
         title,
@@ -169,7 +180,7 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// A page of the signed-in Web Manager: navigation, the account, sign-out.
-fn layout(p: &Principal, status: StatusCode, title: &str, body: Markup) -> Response {
+pub(super) fn layout(p: &Principal, status: StatusCode, title: &str, body: Markup) -> Response {
     let csrf = p.csrf.clone().unwrap_or_default();
     let page = html! {
         (DOCTYPE)
@@ -200,7 +211,7 @@ fn layout(p: &Principal, status: StatusCode, title: &str, body: Markup) -> Respo
                         }
                     }
                     div.account {
-                        span { (p.display) }
+                        @if p.user.is_some() { a href="/webmanager/account" { (p.display) } } @else { span { (p.display) } }
                         form method="post" action="/webmanager/signout" {
                             input type="hidden" name="csrf" value=(csrf);
                             button type="submit" { "Sign out" }
@@ -214,12 +225,12 @@ fn layout(p: &Principal, status: StatusCode, title: &str, body: Markup) -> Respo
     (status, Html(page.into_string())).into_response()
 }
 
-fn csrf_field(p: &Principal) -> Markup {
+pub(super) fn csrf_field(p: &Principal) -> Markup {
     html! { input type="hidden" name="csrf" value=(p.csrf.clone().unwrap_or_default()); }
 }
 
 /// The message of `err` if it belongs to `field`.
-fn field_error(err: Option<&AdminError>, field: &str) -> Markup {
+pub(super) fn field_error(err: Option<&AdminError>, field: &str) -> Markup {
     match err {
         Some(e) if e.field() == Some(field) => {
             html! { p.error id={"error-" (field)} role="alert" { (e.to_string()) } }
@@ -229,7 +240,7 @@ fn field_error(err: Option<&AdminError>, field: &str) -> Markup {
 }
 
 /// An error that names no field of the form, shown above it.
-fn form_error(err: Option<&AdminError>, fields: &[&str]) -> Markup {
+pub(super) fn form_error(err: Option<&AdminError>, fields: &[&str]) -> Markup {
     match err {
         Some(e) if e.field().is_none_or(|f| !fields.contains(&f)) => {
             html! { p.error.banner role="alert" { (e.to_string()) } }
@@ -301,7 +312,7 @@ fn cert_cell(c: &Option<CertView>) -> Markup {
 
 /// A state change must carry the session's CSRF token (403 otherwise) and, but for the
 /// password change itself, come after the one-time password was replaced.
-fn check_post(p: &Principal, form: &FormData) -> Result<(), Halt> {
+pub(super) fn check_post(p: &Principal, form: &FormData) -> Result<(), Halt> {
     if !csrf_ok(p, Some(form.get("csrf"))) {
         return Err(Halt::from(message(
             StatusCode::FORBIDDEN,
@@ -313,9 +324,9 @@ fn check_post(p: &Principal, form: &FormData) -> Result<(), Halt> {
 }
 
 /// Central administrators only, past the forced password change.
-fn central(p: &Principal) -> Result<(), Halt> {
-    if p.must_change_password() {
-        return Err(see_other("/webmanager/password").into());
+pub(super) fn central(p: &Principal) -> Result<(), Halt> {
+    if let Some(first) = p.first_step() {
+        return Err(see_other(first).into());
     }
     if !p.is_central() {
         let (s, t) = super::forbidden_text();
@@ -325,8 +336,8 @@ fn central(p: &Principal) -> Result<(), Halt> {
 }
 
 pub async fn home(PageAuthed(p): PageAuthed) -> Response {
-    if p.must_change_password() {
-        return see_other("/webmanager/password");
+    if let Some(first) = p.first_step() {
+        return see_other(first);
     }
     see_other(if p.is_central() {
         "/webmanager/sps"
@@ -495,6 +506,10 @@ async fn signin_submit(
             .admin_session_delete(&crate::domain::audit::token_hash(old))
             .await?;
     }
+    // With a second factor, the code comes first; the session only after it.
+    if let Some(res) = super::account::second_factor_step(&state, &user, now, secure).await? {
+        return Ok(res);
+    }
     let cookie = super::start_session(&state, &user, now, secure).await?;
     tracing::info!(tenant = %tenant.name, user = %user.username, "Web Manager sign-in");
     let mut res = see_other(if user.must_change_password {
@@ -618,7 +633,7 @@ fn after_change(
     }
 }
 
-fn status_of(e: &AdminError) -> StatusCode {
+pub(super) fn status_of(e: &AdminError) -> StatusCode {
     match e {
         AdminError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         AdminError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -1253,7 +1268,7 @@ fn idp_edit_page(
     )
 }
 
-fn delete_button(p: &Principal, action: &str, label: &str) -> Markup {
+pub(super) fn delete_button(p: &Principal, action: &str, label: &str) -> Markup {
     html! {
         form.danger method="post" action=(action) {
             (csrf_field(p))
@@ -1486,6 +1501,25 @@ async fn settings_submit(
 ) -> Page {
     central(&p)?;
     check_post(&p, &form)?;
+    // One switch per form: the tenants page's mode, or the users page's second-factor rule.
+    if form.0.contains_key("admin_require_totp") {
+        let on = form.get("admin_require_totp") == "on";
+        return match p
+            .admin(&state)
+            .setting_set(
+                admin::SETTING_REQUIRE_TOTP,
+                on,
+                state.config.admin_require_totp,
+            )
+            .await
+        {
+            Ok(()) => {
+                state.set_require_totp(on);
+                Ok(see_other("/webmanager/users"))
+            }
+            Err(e) => Err(admin_store(e).into()),
+        };
+    }
     let on = form.get("multi_tenant") == "on";
     match p
         .admin(&state)
@@ -1792,11 +1826,23 @@ async fn user_list(
             urlenc(&search)
         )
     };
+    let required = state.require_totp();
     Ok(layout(
         &p,
         StatusCode::OK,
         "Users",
         html! {
+            form.mode method="post" action="/webmanager/settings" {
+                (csrf_field(&p))
+                p {
+                    strong { "Two-step verification" }
+                    ": "
+                    @if required { "required for central administrators (one without it sets it up at the next sign-in)." }
+                    @else { "optional: each account may turn it on (Your account)." }
+                }
+                input type="hidden" name="admin_require_totp" value=(if required { "off" } else { "on" });
+                button type="submit" { @if required { "Make it optional" } @else { "Require it for central administrators" } }
+            }
             form.inline method="get" action="/webmanager/users" {
                 label for="tenant" { "Tenant" }
                 select id="tenant" name="tenant" { @for x in &tenants { option value=(x.name) selected[x.id == t.id] { (x.name) } } }
@@ -1827,7 +1873,7 @@ async fn user_list(
     ))
 }
 
-fn urlenc(s: &str) -> String {
+pub(super) fn urlenc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -1998,11 +2044,17 @@ async fn user_edit(
         urlenc(&t.name),
         urlenc(&u.username)
     );
-    let delete = delete_button(
-        &p,
-        &format!("{action}/delete"),
-        "Delete this user (ends their sessions)",
-    );
+    let reset = super::account::reset_button(&state, &p, &u, &action)
+        .await
+        .map_err(store_err)?;
+    let delete = html! {
+        (reset)
+        (delete_button(
+            &p,
+            &format!("{action}/delete"),
+            "Delete this user (ends their sessions)",
+        ))
+    };
     Ok(user_form(
         &p,
         StatusCode::OK,
@@ -2284,8 +2336,8 @@ async fn activity(
     PageAuthed(p): PageAuthed,
     Query(q): Query<ActivityQuery>,
 ) -> Page {
-    if p.must_change_password() {
-        return Err(see_other("/webmanager/password").into());
+    if let Some(first) = p.first_step() {
+        return Err(see_other(first).into());
     }
     let tenants: Vec<_> = state
         .store
@@ -2379,8 +2431,8 @@ async fn activity_end(
     PageAuthed(p): PageAuthed,
     form: FormData,
 ) -> Page {
-    if p.must_change_password() {
-        return Err(see_other("/webmanager/password").into());
+    if let Some(first) = p.first_step() {
+        return Err(see_other(first).into());
     }
     check_post(&p, &form)?;
     let t = state

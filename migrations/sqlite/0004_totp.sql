@@ -1,0 +1,11 @@
+-- ssogate schema 4 (SQLite): a second factor for Web Manager accounts.
+
+-- TOTP (RFC 6238) enrolled by the account itself. The shared secret must be read back to check
+-- a code, so it is encrypted (AES-256-GCM under the secrets key, `v1.<key id>.<base64>`), never
+-- kept in clear. `last_step` is the time step of the last code taken: a code is good once.
+CREATE TABLE admin_totp (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret TEXT NOT NULL,
+    last_step INTEGER NOT NULL,
+    enabled_at INTEGER NOT NULL
+);
