@@ -256,6 +256,12 @@ pub enum IdpCommand {
         /// The identity provider: its name, entity ID or ID.
         idp: String,
     },
+    /// Fetch the IdP's metadata URL now (the service does every 6 hours): new signing
+    /// certificates are taken (audit log); a failure is kept and the trusted ones stay.
+    Refresh {
+        /// The identity provider: its name, entity ID or ID.
+        idp: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -799,9 +805,12 @@ pub async fn sp(args: &StoreArgs, cmd: SpCommand) -> Result<(), Refused> {
 }
 
 pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
-    let store = match &cmd {
-        IdpCommand::List => read_store_of(args).await?,
-        _ => store_of(args).await?.1,
+    let (config, store) = match &cmd {
+        IdpCommand::List => (
+            args.load().map_err(|e| Refused(2, e))?,
+            read_store_of(args).await?,
+        ),
+        _ => store_of(args).await?,
     };
     let admin = admin_of(&store, &SystemRng);
     match cmd {
@@ -852,6 +861,30 @@ pub async fn idp(args: &StoreArgs, cmd: IdpCommand) -> Result<(), Refused> {
         IdpCommand::Rm { idp } => {
             let i = admin.idp_rm(&idp).await?;
             println!("removed identity provider {}", i.name);
+        }
+        IdpCommand::Refresh { idp } => {
+            use crate::domain::audit::RefreshOutcome;
+            let outbound = crate::outbound::Outbound::new(&config);
+            if let Some(p) = outbound.problem() {
+                return Err(Refused(2, p.to_string()));
+            }
+            let i = admin::idp_find(store.as_ref(), &idp).await?;
+            match crate::domain::refresh::refresh_idp(&admin, &outbound, &i).await? {
+                RefreshOutcome::Unchanged => {
+                    println!("{}: the metadata's certificates are those trusted", i.name)
+                }
+                RefreshOutcome::Changed => println!(
+                    "{}: took the metadata's new signing certificates (see ssogate audit)",
+                    i.name
+                ),
+                RefreshOutcome::Fingerprint => println!(
+                    "{}: trusted by fingerprint; nothing taken from the metadata",
+                    i.name
+                ),
+                RefreshOutcome::Failed(e) => {
+                    return Err(Refused(1, format!("{}: refresh failed: {e}", i.name)));
+                }
+            }
         }
     }
     Ok(())

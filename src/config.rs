@@ -52,6 +52,17 @@ pub struct Config {
     /// Manager or the API). Default false.
     pub admin_require_totp: bool,
 
+    // Calls the service makes itself (IdP metadata URLs).
+    /// CA certificates (PEM) trusted besides the system's for outbound https.
+    pub outbound_ca_file: Option<PathBuf>,
+    /// `http://host:port`: outbound calls go through this proxy (https by CONNECT). Takes
+    /// precedence over `HTTPS_PROXY`/`NO_PROXY`.
+    pub outbound_proxy: Option<String>,
+    /// Outbound calls may reach loopback, link-local and private addresses. Default false.
+    pub outbound_allow_private: bool,
+    /// Outbound calls in flight at most; more are refused at once. Default 16.
+    pub outbound_max_in_flight: usize,
+
     // Limits against hostile clients (README, "Deploying safely").
     /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or blocks
     /// (`["10.0.0.0/8", "::1"]`). Default none: the client is the TCP peer.
@@ -116,6 +127,10 @@ impl Default for Config {
             log_format: LogFormat::Text,
             secrets_key_file: None,
             admin_require_totp: false,
+            outbound_ca_file: None,
+            outbound_proxy: None,
+            outbound_allow_private: false,
+            outbound_max_in_flight: 16,
             trusted_proxies: Vec::new(),
             max_connections: 4096,
             max_connections_per_client: 256,
@@ -151,6 +166,10 @@ const FIELDS: &[&str] = &[
     "log_format",
     "secrets_key_file",
     "admin_require_totp",
+    "outbound_ca_file",
+    "outbound_proxy",
+    "outbound_allow_private",
+    "outbound_max_in_flight",
     "trusted_proxies",
     "max_connections",
     "max_connections_per_client",
@@ -264,6 +283,7 @@ impl Config {
                 u64::from(self.failure_records_per_minute),
             ),
             ("verify_workers", self.verify_workers.unwrap_or(1) as u64),
+            ("outbound_max_in_flight", self.outbound_max_in_flight as u64),
             (
                 "password_workers",
                 self.password_workers.unwrap_or(1) as u64,

@@ -208,6 +208,29 @@ async fn serve(config: Config) -> Result<(), String> {
         AppState::new(store.clone(), clock.clone(), rng, config.clone()).with_secrets(secrets);
     state.set_multi_tenant(multi_tenant);
     state.set_require_totp(require_totp);
+    if let Some(problem) = state.outbound.problem() {
+        return Err(problem.to_string());
+    }
+
+    // IdP metadata URLs: each fetched every 6 hours (checked every minute), one at a time.
+    let refresh_state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let s = &refresh_state;
+            let admin = crate::domain::audit::Admin {
+                store: s.store.as_ref(),
+                rng: s.rng.as_ref(),
+                actor: crate::domain::refresh::ACTOR.into(),
+                now: s.clock.now(),
+                on_change: None,
+            };
+            if let Err(e) = crate::domain::refresh::refresh_due(&admin, &s.outbound).await {
+                tracing::warn!(error = %e, "IdP metadata refresh could not run");
+            }
+        }
+    });
 
     // Expired pending requests, replay entries and sessions go every second, in small batches
     // with pauses between them: deleting is as much work as inserting, and a big delete would

@@ -91,7 +91,7 @@ impl From<StoreError> for AdminError {
     }
 }
 
-type Result<T> = std::result::Result<T, AdminError>;
+pub type Result<T> = std::result::Result<T, AdminError>;
 
 fn bad(m: impl Into<String>) -> AdminError {
     AdminError::Invalid {

@@ -156,8 +156,16 @@ pub struct IdpView {
     pub name_id_format: Option<String>,
     pub authn_context: Option<String>,
     pub metadata_url: Option<String>,
+    /// The last fetch of the metadata URL: when, and why it failed.
+    pub metadata_status: Option<MetadataStatusView>,
     pub endpoints: IdpEndpoints,
     pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataStatusView {
+    pub checked_at: String,
+    pub error: Option<String>,
 }
 
 impl IdpView {
@@ -190,6 +198,10 @@ impl IdpView {
             name_id_format: i.name_id_format.clone(),
             authn_context: i.authn_context.clone(),
             metadata_url: i.metadata_url.clone(),
+            metadata_status: i.metadata_status.as_ref().map(|m| MetadataStatusView {
+                checked_at: m.checked_at.to_rfc3339(),
+                error: m.error.clone(),
+            }),
             endpoints: i.endpoints.clone(),
             version: i.version,
         }
@@ -467,6 +479,89 @@ impl Admin<'_> {
         )
         .await?;
         Ok(i)
+    }
+
+    /// Takes what `idp`'s metadata URL gave (or why it gave nothing): its signing certificates
+    /// replace the trusted ones when they differ (audited, before and after), and the outcome is
+    /// kept on the IdP. A fingerprint-trusted IdP keeps its fingerprint; metadata without a
+    /// signing certificate changes nothing (the trusted ones are kept, and it is said why).
+    pub async fn idp_metadata_refresh(
+        &self,
+        idp: &IdentityProvider,
+        fetched: std::result::Result<Vec<u8>, String>,
+    ) -> Result<RefreshOutcome> {
+        let outcome = match fetched {
+            Err(e) => RefreshOutcome::Failed(e),
+            Ok(bytes) => {
+                match crate::saml::metadata::idp::parse_idp_metadata(&bytes, Some(&idp.entity_id)) {
+                    Err(e) => RefreshOutcome::Failed(format!("the metadata: {e}")),
+                    Ok(d) if d.signing_certificates.is_empty() => RefreshOutcome::Failed(
+                        "the metadata names no signing certificate: the trusted ones are kept"
+                            .into(),
+                    ),
+                    Ok(d) => {
+                        let fresh: Vec<String> =
+                            d.signing_certificates.iter().map(|c| c.base64()).collect();
+                        match &idp.trust {
+                            TrustConfig::Fingerprint { .. } => RefreshOutcome::Fingerprint,
+                            TrustConfig::Certificates(old) => {
+                                let same = old.len() == fresh.len()
+                                    && fresh.iter().all(|c| old.contains(c));
+                                if same {
+                                    RefreshOutcome::Unchanged
+                                } else {
+                                    let object = format!("idp:{}", idp.id);
+                                    let input = IdpInput {
+                                        certificates: fresh.clone(),
+                                        version: Some(idp.version),
+                                        ..Default::default()
+                                    };
+                                    match admin::idp_set(self.store, &idp.id.0.to_string(), input)
+                                        .await
+                                    {
+                                        Ok(_) => {
+                                            let views = |v: &[String]| {
+                                                let cs: Vec<CertView> = v
+                                                    .iter()
+                                                    .filter_map(|c| CertView::of(c, self.now))
+                                                    .collect();
+                                                to_json(&cs)
+                                            };
+                                            self.record(
+                                                "idp.metadata_refresh",
+                                                object,
+                                                Some(views(old)),
+                                                Some(views(&fresh)),
+                                            )
+                                            .await?;
+                                            RefreshOutcome::Changed
+                                        }
+                                        Err(AdminError::Store(e)) => return Err(e.into()),
+                                        Err(e) => RefreshOutcome::Failed(format!(
+                                            "the metadata's certificates were not taken: {e}"
+                                        )),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let error = match &outcome {
+            RefreshOutcome::Failed(e) => Some(e.chars().take(512).collect()),
+            _ => None,
+        };
+        self.store
+            .idp_metadata_status(
+                idp.id,
+                &MetadataStatus {
+                    checked_at: self.now,
+                    error,
+                },
+            )
+            .await?;
+        Ok(outcome)
     }
 
     pub async fn idp_rm(&self, selector: &str) -> Result<IdentityProvider> {
@@ -866,4 +961,17 @@ pub fn session_handle(session_id: &str) -> String {
 /// decrypt).
 pub fn totp_purpose(user: crate::domain::UserId) -> String {
     format!("totp:user:{}", user.0)
+}
+
+/// What a metadata refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The certificates are those trusted already.
+    Unchanged,
+    /// The trusted certificates were replaced by the metadata's.
+    Changed,
+    /// The IdP is trusted by fingerprint: nothing taken.
+    Fingerprint,
+    /// Nothing taken, and why.
+    Failed(String),
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod refresh;
 pub mod totp;
 pub mod trace;
 pub mod username;
@@ -295,10 +296,20 @@ pub struct IdentityProvider {
     /// Every location the IdP offers, by binding (`sso_url`/`slo_url` are those of the bindings
     /// in use).
     pub endpoints: IdpEndpoints,
-    /// Where the IdP publishes its metadata, if given (kept for the periodic refresh to come).
+    /// Where the IdP publishes its metadata, if given: fetched every 6 hours, its signing
+    /// certificates taken.
     pub metadata_url: Option<String>,
+    /// The last fetch of `metadata_url`, if any.
+    pub metadata_status: Option<MetadataStatus>,
     /// Bumped by every change (a stale edit is refused).
     pub version: i64,
+}
+
+/// When an IdP's metadata URL was last fetched, and why that failed (None: it worked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataStatus {
+    pub checked_at: crate::saml::UnixTime,
+    pub error: Option<String>,
 }
 
 impl IdentityProvider {

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Binding, IdentityProvider, IdpEndpoints, IdpId, Role, Secret, ServiceProvider, SpId, Tenant,
-    TenantId, TrustConfig, User, UserId, UsernameMapping, UsernameRule,
+    Binding, IdentityProvider, IdpEndpoints, IdpId, MetadataStatus, Role, Secret, ServiceProvider,
+    SpId, Tenant, TenantId, TrustConfig, User, UserId, UsernameMapping, UsernameRule,
 };
 use crate::saml::UnixTime;
 
@@ -78,6 +78,7 @@ impl NewIdentityProvider {
             authn_context: self.authn_context,
             endpoints: self.endpoints,
             metadata_url: self.metadata_url,
+            metadata_status: None,
             version: 1,
         }
     }
@@ -394,6 +395,9 @@ pub trait Store: Send + Sync + 'static {
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>>;
+
+    /// Records the outcome of fetching an IdP's metadata URL (not an edit: the version stays).
+    async fn idp_metadata_status(&self, id: IdpId, status: &MetadataStatus) -> Result<()>;
 
     // Second factors of Web Manager accounts.
     async fn totp_get(&self, user: UserId) -> Result<Option<TotpRow>>;

@@ -33,7 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_web_manager.sql"),
     ),
-    (4, include_str!("../../migrations/sqlite/0004_totp.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_totp_and_refresh.sql"),
+    ),
 ];
 
 /// Durability of commits against power loss (a process crash loses nothing either way).
@@ -466,6 +469,12 @@ fn idp_row(r: &Row<'_>) -> rusqlite::Result<IdpRow> {
             authn_context: r.get("authn_context")?,
             endpoints: IdpEndpoints::default(),
             metadata_url: r.get("metadata_url")?,
+            metadata_status: r.get::<_, Option<i64>>("metadata_checked_at")?.map(|at| {
+                MetadataStatus {
+                    checked_at: UnixTime::from_millis(at),
+                    error: r.get("metadata_error").ok().flatten(),
+                }
+            }),
             version: r.get("version")?,
         },
         endpoints: r.get("endpoints")?,
@@ -1170,6 +1179,16 @@ impl Store for SqliteStore {
             .query_row([key], |r| r.get(0))
             .optional()
             .map_err(err)
+    }
+
+    async fn idp_metadata_status(&self, id: IdpId, status: &MetadataStatus) -> Result<()> {
+        self.writer()?
+            .execute(
+                "UPDATE identity_providers SET metadata_checked_at = ?, metadata_error = ? WHERE id = ?",
+                params![status.checked_at.millis(), status.error, id.0],
+            )
+            .map_err(err)?;
+        Ok(())
     }
 
     async fn totp_get(&self, user: UserId) -> Result<Option<TotpRow>> {

@@ -63,6 +63,8 @@ pub struct AppState {
     require_totp: Arc<std::sync::atomic::AtomicBool>,
     /// Encrypts secrets kept in the store (`serve` sets the configured one).
     pub secrets: Arc<crate::secrets::SecretsKey>,
+    /// The client for calls the service makes itself (metadata URLs).
+    pub outbound: crate::outbound::Outbound,
     /// Sign-ins per tenant and hour (the Web Manager's chart).
     pub activity: Arc<activity::Activity>,
     /// Sign-ins, refusals and changes as they happen (`/api/v1/events`).
@@ -79,7 +81,9 @@ impl AppState {
         config: Arc<Config>,
     ) -> Self {
         let secrets = Arc::new(crate::secrets::SecretsKey::ephemeral(rng.as_ref()));
+        let outbound = crate::outbound::Outbound::new(&config);
         AppState {
+            outbound,
             store,
             clock,
             rng,

@@ -346,6 +346,7 @@ pub fn routes() -> Router<AppState> {
         .route("/idps/import", post(idp_import))
         .route("/idps/preview", post(idp_preview))
         .route("/idps/{name}", get(idp_get).put(idp_put).delete(idp_delete))
+        .route("/idps/{name}/refresh", post(idp_refresh))
         .route("/tenants", get(tenant_list).post(tenant_add))
         .route(
             "/tenants/{tenant}",
@@ -778,6 +779,29 @@ async fn idp_get(
     central(&p)?;
     let i = admin::idp_find(state.store.as_ref(), &name).await?;
     ok(IdpView::of_with(&i, state.clock.now(), &state.cert_views))
+}
+
+/// Fetches the IdP's metadata URL now (as the 6-hourly refresh does).
+async fn idp_refresh(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    use crate::domain::audit::RefreshOutcome;
+    change(&p, &headers)?;
+    let idp = admin::idp_find(state.store.as_ref(), &name).await?;
+    let outcome =
+        crate::domain::refresh::refresh_idp(&p.admin(&state), &state.outbound, &idp).await?;
+    let (code, error) = match outcome {
+        RefreshOutcome::Unchanged => ("unchanged", None),
+        RefreshOutcome::Changed => ("changed", None),
+        RefreshOutcome::Fingerprint => ("fingerprint", None),
+        RefreshOutcome::Failed(e) => ("failed", Some(e)),
+    };
+    let now = admin::idp_find(state.store.as_ref(), &idp.id.0.to_string()).await?;
+    ok(json!({"outcome": code, "error": error,
+        "idp": IdpView::of_with(&now, state.clock.now(), &state.cert_views)}))
 }
 
 async fn idp_add(

@@ -168,7 +168,8 @@ pub fn document() -> String {
         "sso_binding": s("string"), "slo_url": nullable("string"), "slo_response_url": nullable("string"),
         "slo_binding": s("string"), "username_mapping": s("string"), "trust": s("object"),
         "allow_sha1": s("boolean"), "name_id_format": nullable("string"), "authn_context": nullable("string"),
-        "metadata_url": nullable("string"), "endpoints": s("object"), "version": s("integer")
+        "metadata_url": nullable("string"), "endpoints": s("object"), "version": s("integer"),
+        "metadata_status": {"oneOf": [object(json!({"checked_at": s("string"), "error": nullable("string")}), &["checked_at", "error"]), {"type": "null"}]}
     }});
     let preview = json!({"type": "object", "required": ["entity_id", "entities", "sso", "slo", "certificates", "claim_types"],
         "properties": {"entity_id": nullable("string"), "entities": strings(), "sso": s("array"), "slo": s("array"),
@@ -257,6 +258,7 @@ pub fn document() -> String {
                 "put": op("Change an identity provider", vec![path_param("name"), if_match()], Some(body(r("IdentityProviderInput"))), not_found(json!({"200": answer("changed", r("IdentityProvider"))})), true),
                 "delete": op("Delete an identity provider (refused while a tenant uses it)", vec![path_param("name")], None, not_found(no_content.clone()), true)
             },
+            "/api/v1/idps/{name}/refresh": {"post": op("Fetch the IdP's metadata URL now (as every 6 hours): new signing certificates are taken (audit log); a failure is kept on the IdP and the trusted certificates stay", vec![path_param("name")], None, not_found(json!({"200": answer("the outcome and the IdP", object(json!({"outcome": {"type": "string", "enum": ["unchanged", "changed", "fingerprint", "failed"]}, "error": nullable("string"), "idp": r("IdentityProvider")}), &["outcome", "error", "idp"]))})), true)},
             "/api/v1/tenants": {
                 "get": op("List tenants", page_params(false), None, json!({"200": answer("a page", list_of("Tenant"))}), false),
                 "post": op("Add a tenant", vec![], Some(body(r("TenantInput"))), json!({"201": answer("added", r("Tenant"))}), true)

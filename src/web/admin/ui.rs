@@ -69,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .route("/idps/import", get(idp_import_page).post(idp_import_submit))
         .route("/idps/{name}", get(idp_edit).post(idp_update))
         .route("/idps/{name}/delete", post(idp_delete))
+        .route("/idps/{name}/refresh", post(idp_refresh))
         .route("/tenants", get(tenant_list))
         .route("/settings", post(settings_submit))
         .route("/tenants/new", get(tenant_new).post(tenant_create))
@@ -1003,8 +1004,29 @@ async fn idp_list(State(state): State<AppState>, PageAuthed(p): PageAuthed) -> P
                                     }
                                     TrustView::Fingerprint { algorithm, value } => { "fingerprint " (algorithm) " " (value) }
                                 }
+                                @if let Some(url) = &i.metadata_url {
+                                    div.hint { "Metadata URL " (url) }
+                                    @match &i.metadata_status {
+                                        None => div.hint { "not fetched yet (every 6 hours)" },
+                                        Some(st) => {
+                                            @if let Some(e) = &st.error {
+                                                div.warn role="alert" { "Refresh failed at " (st.checked_at) ": " (e) }
+                                            } @else {
+                                                div.hint { "refreshed " (st.checked_at) }
+                                            }
+                                        }
+                                    }
+                                }
                             }
-                            td.actions { a href={"/webmanager/idps/" (i.name)} { "Edit" } }
+                            td.actions {
+                                a href={"/webmanager/idps/" (i.name)} { "Edit" }
+                                @if i.metadata_url.is_some() {
+                                    form method="post" action={"/webmanager/idps/" (urlenc(&i.name)) "/refresh"} {
+                                        (csrf_field(&p))
+                                        button type="submit" { "Refresh now" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -1106,7 +1128,7 @@ fn idp_form(
                     (checkbox("Allow SHA-1 (legacy IdPs only)", "allow_sha1", f.checked("allow_sha1")))
                     (text_input("NameID format", "name_id_format", f.get("name_id_format"), err, "Empty: none asked for."))
                     (text_input("AuthnContextClassRef", "authn_context", f.get("authn_context"), err, "Empty (the default) suits ADFS Windows login and Entra MFA."))
-                    (text_input("Metadata URL", "metadata_url", f.get("metadata_url"), err, "Where the IdP publishes its metadata (kept with the IdP; the periodic refresh is not built yet: import again to take a new certificate)."))
+                    (text_input("Metadata URL", "metadata_url", f.get("metadata_url"), err, "Where the IdP publishes its metadata (https): fetched every 6 hours, its signing certificates replace the trusted ones when they change (audit log); a failed fetch shows on the list and keeps the certificates."))
                 }
                 button type="submit" { "Save" }
                 " "
@@ -1297,6 +1319,30 @@ async fn idp_update(
         Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
         Err(e) => Ok(idp_edit_page(&p, status_of(&e), &i, &form, Some(&e))),
     }
+}
+
+async fn idp_refresh(
+    State(state): State<AppState>,
+    PageAuthed(p): PageAuthed,
+    Path(name): Path<String>,
+    form: FormData,
+) -> Page {
+    central(&p)?;
+    check_post(&p, &form)?;
+    // The outcome shows on the list (refreshed at, or why not); the certificates in the audit log.
+    let r = match admin::idp_find(state.store.as_ref(), &name).await {
+        Ok(idp) => crate::domain::refresh::refresh_idp(&p.admin(&state), &state.outbound, &idp)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    after_change(
+        &p,
+        r,
+        "/webmanager/idps",
+        "Identity provider not refreshed",
+        "/webmanager/idps",
+    )
 }
 
 async fn idp_delete(

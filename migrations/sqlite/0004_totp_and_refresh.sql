@@ -1,4 +1,4 @@
--- ssogate schema 4 (SQLite): a second factor for Web Manager accounts.
+-- ssogate schema 4 (SQLite): a second factor for Web Manager accounts; IdP metadata refresh.
 
 -- TOTP (RFC 6238) enrolled by the account itself. The shared secret must be read back to check
 -- a code, so it is encrypted (AES-256-GCM under the secrets key, `v1.<key id>.<base64>`), never
@@ -9,3 +9,8 @@ CREATE TABLE admin_totp (
     last_step INTEGER NOT NULL,
     enabled_at INTEGER NOT NULL
 );
+
+-- The periodic refresh of an IdP's metadata URL: when it was last fetched, and why it failed
+-- (empty when it worked). Not an edit: the version stays.
+ALTER TABLE identity_providers ADD COLUMN metadata_checked_at INTEGER;
+ALTER TABLE identity_providers ADD COLUMN metadata_error TEXT;
