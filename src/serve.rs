@@ -212,6 +212,18 @@ async fn serve(config: Config) -> Result<(), String> {
         return Err(problem.to_string());
     }
 
+    // The sign-in chart's counts go to the store every 10 seconds (none written per login).
+    let flush_state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            if let Err(e) = flush_state.flush_activity().await {
+                tracing::warn!(error = %e, "cannot store the sign-in counts; they wait for the next try");
+            }
+        }
+    });
+
     // IdP metadata URLs: each fetched every 6 hours (checked every minute), one at a time.
     let refresh_state = state.clone();
     tokio::spawn(async move {
@@ -318,7 +330,7 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     crate::web::server::serve(
         listener,
-        app(state, secure),
+        app(state.clone(), secure),
         limits,
         Arc::default(),
         stopped(stop_rx),
@@ -326,6 +338,10 @@ async fn serve(config: Config) -> Result<(), String> {
     .await;
     if let Some(a) = admin {
         let _ = a.await;
+    }
+    // The last seconds of sign-in counts.
+    if let Err(e) = state.flush_activity().await {
+        tracing::warn!(error = %e, "the last sign-in counts could not be stored");
     }
     Ok(())
 }

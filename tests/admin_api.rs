@@ -1661,3 +1661,24 @@ async fn a_second_factor_is_set_up_by_the_account_then_asked_at_every_sign_in() 
     assert!(cookie(&a, "ssogate_admin").is_some());
     assert_eq!(a.location.as_deref(), Some("/webmanager/"));
 }
+
+#[tokio::test]
+async fn the_chart_counts_a_sign_in_and_keeps_it_once_flushed() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    let (id, binding) = t.start_login("/login").await;
+    let a = t
+        .acs(&answering(&id).signed_assertion(idp()), &[&binding])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let before = t.state.chart("default").await.unwrap();
+    assert_eq!(before.successes(), 1);
+    // Flushed: nothing waits in memory, and the store alone gives the same chart (what a
+    // restarted service shows).
+    t.state.flush_activity().await.unwrap();
+    assert!(t.state.activity.take().is_empty());
+    let after = t.state.chart("default").await.unwrap();
+    assert_eq!(after.hours, before.hours);
+    let p = page(&t, "/webmanager/activity?tenant=default", &s).await;
+    assert!(p.body.contains("1 successful"), "{}", p.body);
+}

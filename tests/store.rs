@@ -351,3 +351,42 @@ async fn the_data_directory_and_its_files_are_the_owners_only() {
         .expect("store");
     assert_eq!(mode(&path), 0o600);
 }
+
+#[tokio::test]
+async fn sign_in_counts_add_up_per_hour_survive_reopening_and_age_out() {
+    use ssogate::store::ActivityRow;
+    let dir = common::scratch_dir("store-activity");
+    let path = dir.join("ssogate.db");
+    let row = |tenant: &str, hour, s, f| ActivityRow {
+        tenant: tenant.into(),
+        hour,
+        successes: s,
+        failures: f,
+    };
+    {
+        let s = SqliteStore::open(&path, Durability::Normal)
+            .await
+            .expect("open");
+        s.activity_add(&[row("acme", 100, 2, 1), row("globex", 100, 5, 0)], 0)
+            .await
+            .unwrap();
+        // A second flush (or another instance's) adds to the same hour.
+        s.activity_add(&[row("acme", 100, 1, 0), row("acme", 101, 0, 3)], 0)
+            .await
+            .unwrap();
+    }
+    let s = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("reopen");
+    assert_eq!(
+        s.activity_hours("acme", 0).await.unwrap(),
+        vec![row("acme", 100, 3, 1), row("acme", 101, 0, 3)]
+    );
+    // Hours before keep_from go at the next flush, even an empty one.
+    s.activity_add(&[], 101).await.unwrap();
+    assert_eq!(
+        s.activity_hours("acme", 0).await.unwrap(),
+        vec![row("acme", 101, 0, 3)]
+    );
+    assert!(s.activity_hours("globex", 0).await.unwrap().is_empty());
+}

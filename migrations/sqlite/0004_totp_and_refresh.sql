@@ -1,4 +1,4 @@
--- ssogate schema 4 (SQLite): a second factor for Web Manager accounts; IdP metadata refresh.
+-- ssogate schema 4 (SQLite): a second factor for Web Manager accounts; IdP metadata refresh; the sign-in chart kept.
 
 -- TOTP (RFC 6238) enrolled by the account itself. The shared secret must be read back to check
 -- a code, so it is encrypted (AES-256-GCM under the secrets key, `v1.<key id>.<base64>`), never
@@ -14,3 +14,14 @@ CREATE TABLE admin_totp (
 -- (empty when it worked). Not an edit: the version stays.
 ALTER TABLE identity_providers ADD COLUMN metadata_checked_at INTEGER;
 ALTER TABLE identity_providers ADD COLUMN metadata_error TEXT;
+
+-- Sign-ins per tenant and hour (the Web Manager's chart): counted in memory and added here
+-- every 10 seconds (no write per login); rows older than a day and an hour are dropped.
+CREATE TABLE activity_hours (
+    tenant TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    successes INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    PRIMARY KEY (tenant, hour)
+) WITHOUT ROWID;
+CREATE INDEX activity_hours_by_hour ON activity_hours (hour);

@@ -262,6 +262,15 @@ pub struct ApiClient {
     pub version: i64,
 }
 
+/// Sign-ins of a tenant in one hour (hours since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRow {
+    pub tenant: String,
+    pub hour: i64,
+    pub successes: u64,
+    pub failures: u64,
+}
+
 /// A Web Manager account's TOTP enrolment. (No `Debug`: the secret, though encrypted, stays out
 /// of logs.)
 #[derive(Clone)]
@@ -398,6 +407,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the outcome of fetching an IdP's metadata URL (not an edit: the version stays).
     async fn idp_metadata_status(&self, id: IdpId, status: &MetadataStatus) -> Result<()>;
+
+    // The sign-in chart.
+    /// Adds counts to their (tenant, hour) rows, and drops rows before `keep_from` (an hour).
+    async fn activity_add(&self, rows: &[ActivityRow], keep_from: i64) -> Result<()>;
+    /// `tenant`'s rows from hour `from` on.
+    async fn activity_hours(&self, tenant: &str, from: i64) -> Result<Vec<ActivityRow>>;
 
     // Second factors of Web Manager accounts.
     async fn totp_get(&self, user: UserId) -> Result<Option<TotpRow>>;

@@ -1191,6 +1191,48 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn activity_add(&self, rows: &[ActivityRow], keep_from: i64) -> Result<()> {
+        let mut c = self.writer()?;
+        let tx = c.transaction().map_err(err)?;
+        {
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT INTO activity_hours (tenant, hour, successes, failures) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (tenant, hour) DO UPDATE SET successes = successes + excluded.successes, \
+                     failures = failures + excluded.failures",
+                )
+                .map_err(err)?;
+            for r in rows {
+                add.execute(params![
+                    r.tenant,
+                    r.hour,
+                    r.successes as i64,
+                    r.failures as i64
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.execute("DELETE FROM activity_hours WHERE hour < ?", [keep_from])
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    async fn activity_hours(&self, tenant: &str, from: i64) -> Result<Vec<ActivityRow>> {
+        all(
+            &*self.reader()?,
+            "SELECT tenant, hour, successes, failures FROM activity_hours WHERE tenant = ? AND hour >= ? ORDER BY hour",
+            params![tenant, from],
+            |r| {
+                Ok(ActivityRow {
+                    tenant: r.get(0)?,
+                    hour: r.get(1)?,
+                    successes: r.get::<_, i64>(2)? as u64,
+                    failures: r.get::<_, i64>(3)? as u64,
+                })
+            },
+        )
+    }
+
     async fn totp_get(&self, user: UserId) -> Result<Option<TotpRow>> {
         self.reader()?
             .prepare_cached(

@@ -1,52 +1,41 @@
-//! Sign-in activity per tenant: successes and failures per hour over the last 24 hours, counted
-//! in memory (a login costs an increment, no write). Bounded: at most [`MAX_TENANTS`] tenants are
-//! counted (names come from the store, never from a request).
+//! Sign-in activity per tenant: successes and failures per hour over the last 24 hours. A login
+//! costs an increment in memory; every 10 seconds the counts are added to the store
+//! ([`crate::store::Store::activity_add`]), which keeps the chart across restarts (and, with a
+//! shared store, sums every instance's). Bounded: at most [`MAX_PENDING`] (tenant, hour) counters
+//! wait in memory between flushes (names come from the store, never from a request).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::saml::UnixTime;
+use crate::store::ActivityRow;
 
-const HOURS: usize = 24;
-/// Tenants counted at most; beyond, new names are not counted.
-pub const MAX_TENANTS: usize = 10_000;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Hour {
-    /// Hours since the epoch this slot counts (a slot is reused 24 hours later).
-    hour: i64,
-    successes: u64,
-    failures: u64,
-}
+/// Hours the chart shows.
+pub const HOURS: usize = 24;
+/// (tenant, hour) counters held between flushes at most; beyond, new ones are not counted.
+pub const MAX_PENDING: usize = 20_000;
 
 #[derive(Debug, Default)]
 pub struct Activity {
-    tenants: Mutex<HashMap<String, [Hour; HOURS]>>,
+    pending: Mutex<HashMap<(String, i64), (u64, u64)>>,
 }
 
-fn hour_of(t: UnixTime) -> i64 {
+pub fn hour_of(t: UnixTime) -> i64 {
     t.millis().div_euclid(3_600_000)
 }
 
 impl Activity {
     fn count(&self, tenant: &str, now: UnixTime, success: bool) {
-        let mut m = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_TENANTS && !m.contains_key(tenant) {
+        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (tenant.to_string(), hour_of(now));
+        if m.len() >= MAX_PENDING && !m.contains_key(&key) {
             return;
         }
-        let h = hour_of(now);
-        let slots = m.entry(tenant.to_string()).or_default();
-        let slot = &mut slots[h.rem_euclid(HOURS as i64) as usize];
-        if slot.hour != h {
-            *slot = Hour {
-                hour: h,
-                ..Hour::default()
-            };
-        }
+        let c = m.entry(key).or_default();
         if success {
-            slot.successes += 1;
+            c.0 += 1;
         } else {
-            slot.failures += 1;
+            c.1 += 1;
         }
     }
 
@@ -58,18 +47,51 @@ impl Activity {
         self.count(tenant, now, false);
     }
 
-    /// The last 24 hours of `tenant`, oldest first.
-    pub fn chart(&self, tenant: &str, now: UnixTime) -> Chart {
-        let m = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+    /// The counts not yet in the store, taken out (to be added to it).
+    pub fn take(&self) -> Vec<ActivityRow> {
+        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        m.drain()
+            .map(|((tenant, hour), (successes, failures))| ActivityRow {
+                tenant,
+                hour,
+                successes,
+                failures,
+            })
+            .collect()
+    }
+
+    /// Puts back counts a flush could not write (the next one tries again).
+    pub fn put_back(&self, rows: Vec<ActivityRow>) {
+        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for r in rows {
+            if m.len() >= MAX_PENDING && !m.contains_key(&(r.tenant.clone(), r.hour)) {
+                continue;
+            }
+            let c = m.entry((r.tenant, r.hour)).or_default();
+            c.0 += r.successes;
+            c.1 += r.failures;
+        }
+    }
+
+    /// The last 24 hours of `tenant`, oldest first: `stored` (the store's rows of those hours)
+    /// plus what waits in memory.
+    pub fn chart(&self, stored: &[ActivityRow], tenant: &str, now: UnixTime) -> Chart {
+        let m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let h = hour_of(now);
         let mut hours = Vec::with_capacity(HOURS);
         for back in (0..HOURS as i64).rev() {
             let want = h - back;
-            let (s, f) = m
-                .get(tenant)
-                .map(|slots| slots[want.rem_euclid(HOURS as i64) as usize])
-                .filter(|slot| slot.hour == want)
-                .map_or((0, 0), |slot| (slot.successes, slot.failures));
+            let (mut s, mut f) = m
+                .get(&(tenant.to_string(), want))
+                .copied()
+                .unwrap_or((0, 0));
+            for r in stored
+                .iter()
+                .filter(|r| r.hour == want && r.tenant == tenant)
+            {
+                s += r.successes;
+                f += r.failures;
+            }
             hours.push((want, s, f));
         }
         Chart { hours }
@@ -139,23 +161,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_per_hour_and_forgets_after_a_day() {
+    fn counts_per_hour_flush_and_forget_after_a_day() {
         let a = Activity::default();
         let t0 = UnixTime::from_secs(1_000 * 3600);
         a.success("acme", t0);
         a.success("acme", t0);
         a.failure("acme", t0.plus_secs(3600));
         a.success("globex", t0);
-        let c = a.chart("acme", t0.plus_secs(3600));
+        let c = a.chart(&[], "acme", t0.plus_secs(3600));
         assert_eq!((c.successes(), c.failures()), (2, 1));
         assert_eq!(c.hours.len(), 24);
         assert_eq!(c.hours[22], (1000, 2, 0));
         assert_eq!(c.hours[23], (1001, 0, 1));
-        // A day later the slot is reused: the old counts are gone.
-        a.success("acme", t0.plus_secs(24 * 3600));
-        let c = a.chart("acme", t0.plus_secs(24 * 3600));
-        assert_eq!((c.successes(), c.failures()), (1, 1));
+        // Flushed: memory is empty, and the stored rows chart the same.
+        let mut rows = a.take();
+        rows.sort_by(|x, y| (&x.tenant, x.hour).cmp(&(&y.tenant, y.hour)));
+        assert_eq!(rows.len(), 3);
+        assert!(a.take().is_empty());
+        let c = a.chart(&rows, "acme", t0.plus_secs(3600));
+        assert_eq!((c.successes(), c.failures()), (2, 1));
+        // Stored and pending counts of one hour add up; a failed flush puts its rows back.
+        a.success("acme", t0.plus_secs(3600));
+        let c = a.chart(&rows, "acme", t0.plus_secs(3600));
+        assert_eq!(c.hours[23], (1001, 1, 1));
+        let again = a.take();
+        a.put_back(again);
+        assert_eq!(a.take().len(), 1);
+        // A day later the old hours are out of the chart.
+        let c = a.chart(&rows, "acme", t0.plus_secs(24 * 3600));
+        assert_eq!((c.successes(), c.failures()), (0, 1));
         let svg = c.svg();
         assert!(svg.starts_with("<svg") && !svg.contains("style="));
+    }
+
+    #[test]
+    fn counters_between_flushes_are_bounded() {
+        let a = Activity::default();
+        let t0 = UnixTime::from_secs(1_000 * 3600);
+        for i in 0..MAX_PENDING + 100 {
+            a.success(&format!("t{i}"), t0);
+        }
+        assert_eq!(a.take().len(), MAX_PENDING);
     }
 }

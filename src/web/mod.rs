@@ -125,6 +125,26 @@ impl AppState {
         });
     }
 
+    /// `tenant`'s sign-ins over the last 24 hours: the store's rows and what waits in memory.
+    pub async fn chart(&self, tenant: &str) -> Result<activity::Chart, StoreError> {
+        let now = self.clock.now();
+        let from = activity::hour_of(now) - activity::HOURS as i64 + 1;
+        let stored = self.store.activity_hours(tenant, from).await?;
+        Ok(self.activity.chart(&stored, tenant, now))
+    }
+
+    /// Adds the counts waiting in memory to the store (every 10 seconds, and at shutdown); a
+    /// store that is down gets them at the next try.
+    pub async fn flush_activity(&self) -> Result<(), StoreError> {
+        let rows = self.activity.take();
+        let keep_from = activity::hour_of(self.clock.now()) - activity::HOURS as i64 - 1;
+        if let Err(e) = self.store.activity_add(&rows, keep_from).await {
+            self.activity.put_back(rows);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// The key secrets in the store are encrypted with (a state without one has a key of its
     /// own, for this process only).
     pub fn with_secrets(mut self, key: crate::secrets::SecretsKey) -> Self {

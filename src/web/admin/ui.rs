@@ -2408,7 +2408,7 @@ async fn activity(
     let failures = super::api::failures_of(&state, &t.name, &search)
         .await
         .map_err(store_err)?;
-    let chart = state.activity.chart(&t.name, state.clock.now());
+    let chart = state.chart(&t.name).await.map_err(store_err)?;
     Ok(layout(
         &p,
         StatusCode::OK,
