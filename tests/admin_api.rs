@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use common::admin::{
     Auth, ROOT_PASSWORD, add_user, call, call_with, form, json, page, root, session, sign_in,
 };
-use common::app::{TestApp, answering, cookie};
+use common::app::{Answer, TestApp, answering, cookie};
 use common::generate::idp;
 use serde_json::{Value, json};
 use ssogate::domain::admin;
@@ -1681,4 +1681,102 @@ async fn the_chart_counts_a_sign_in_and_keeps_it_once_flushed() {
     assert_eq!(after.hours, before.hours);
     let p = page(&t, "/webmanager/activity?tenant=default", &s).await;
     assert!(p.body.contains("1 successful"), "{}", p.body);
+}
+
+/// A login answered by a response signed with an attacker's key: refused at the ACS.
+async fn refused(t: &TestApp) -> (String, Answer) {
+    let (id, binding) = t.start_login("/login").await;
+    let xml = answering(&id).signed_assertion(common::generate::attacker());
+    let a = t.acs(&xml, &[&binding]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    (xml, a)
+}
+
+#[tokio::test]
+async fn failing_responses_are_captured_for_the_tracer_while_a_capture_runs() {
+    // The failure log's per-client limit as deployed (20 records a minute).
+    let t = TestApp::with_config(ssogate::config::Config {
+        failure_records_per_minute: 20,
+        ..ssogate::config::Config::default()
+    })
+    .await;
+    let s = root(&t).await;
+    // No capture: nothing kept.
+    refused(&t).await;
+    let r = call(&t, "GET", "/api/v1/tenants/default/captures", None, &s).await;
+    assert_eq!(json(&r)["items"].as_array().unwrap().len(), 0, "{}", r.body);
+    assert!(json(&r)["capturing_until"].is_null());
+    // Capture on: the refused response is kept under the failure's reference.
+    let r = call(&t, "POST", "/api/v1/tenants/default/captures", None, &s).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(json(&r)["capturing_until"].is_string());
+    let (xml, a) = refused(&t).await;
+    let r = call(&t, "GET", "/api/v1/tenants/default/captures", None, &s).await;
+    let items = json(&r)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{}", r.body);
+    assert!(
+        a.body.contains(items[0]["reference"].as_str().unwrap()),
+        "the agent's reference"
+    );
+    let id = items[0]["id"].as_i64().unwrap();
+    let one = call(
+        &t,
+        "GET",
+        &format!("/api/v1/tenants/default/captures/{id}"),
+        None,
+        &s,
+    )
+    .await;
+    assert_eq!(
+        json(&one)["response"].as_str().unwrap(),
+        common::generate::b64(&xml),
+        "kept as posted"
+    );
+    // The tracer traces it, failing at the signature.
+    let p = page(
+        &t,
+        &format!("/webmanager/tracer?tenant=default&capture={id}"),
+        &s,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(
+        p.body.contains("Refused") && p.body.contains("signature"),
+        "{}",
+        p.body
+    );
+    // A flood from one client: captures follow the failure log's per-client limit.
+    let flooder: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    for _ in 0..40 {
+        let (id, binding) = t.start_login("/login").await;
+        let xml = answering(&id).signed_assertion(common::generate::attacker());
+        let form = common::generate::b64(&xml);
+        let a = t
+            .request_from(
+                flooder,
+                "POST",
+                "/saml/acs",
+                Some(&[("SAMLResponse", form.as_str())]),
+                &[&binding],
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+    }
+    let r = call(&t, "GET", "/api/v1/tenants/default/captures", None, &s).await;
+    let n = json(&r)["items"].as_array().unwrap().len();
+    assert_eq!(
+        n,
+        1 + 20,
+        "the flooder's first 20 kept, no more, in a minute"
+    );
+    // Fifteen minutes later the capture has ended by itself.
+    t.clock.advance_secs(15 * 60 + 1);
+    let before = n;
+    refused(&t).await;
+    let r = call(&t, "GET", "/api/v1/tenants/default/captures", None, &s).await;
+    assert_eq!(json(&r)["items"].as_array().unwrap().len(), before);
+    assert!(json(&r)["capturing_until"].is_null());
+    let audit = call(&t, "GET", "/api/v1/audit", None, &s).await;
+    assert!(audit.body.contains("tenant.capture_on"));
 }

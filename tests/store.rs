@@ -390,3 +390,49 @@ async fn sign_in_counts_add_up_per_hour_survive_reopening_and_age_out() {
     );
     assert!(s.activity_hours("globex", 0).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn captured_responses_are_bounded_per_tenant_in_all_and_in_time() {
+    use ssogate::store::CapturedResponse;
+    use ssogate::web::capture::{KEEP_SECS, MAX_CAPTURE_BYTES, MAX_PER_TENANT, MAX_TOTAL};
+    let s = SqliteStore::memory().await.expect("store");
+    let t0 = UnixTime::from_secs(2_000_000_000);
+    let big = "A".repeat(MAX_CAPTURE_BYTES);
+    // 10 tenants × 60 refusals of the largest size kept.
+    for i in 0..600u32 {
+        let c = CapturedResponse {
+            id: 0,
+            tenant: format!("t{}", i % 10),
+            reference: format!("ref{i}"),
+            at: t0.plus_secs(i64::from(i)),
+            reason: "signature_invalid".into(),
+            message: Some(big.clone()),
+        };
+        s.capture_put(&c, MAX_PER_TENANT, MAX_TOTAL, t0.plus_secs(-KEEP_SECS))
+            .await
+            .unwrap();
+    }
+    let mut total = 0;
+    for t in 0..10 {
+        let l = s.capture_list(&format!("t{t}")).await.unwrap();
+        assert!(l.len() <= MAX_PER_TENANT as usize);
+        total += l.len();
+    }
+    assert_eq!(total, MAX_TOTAL as usize, "all tenants together");
+    // The newest are kept, with their messages; the listing carries none.
+    let l = s.capture_list("t9").await.unwrap();
+    assert_eq!(l[0].reference, "ref599");
+    assert!(l[0].message.is_none());
+    let one = s.capture_get("t9", l[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        one.message.as_deref().map(str::len),
+        Some(MAX_CAPTURE_BYTES)
+    );
+    // Another tenant's ID is not found through this one.
+    assert!(s.capture_get("t8", l[0].id).await.unwrap().is_none());
+    // 24 hours later the purge takes them all.
+    s.purge_expired(t0.plus_secs(KEEP_SECS + 601), 100, 1_000_000)
+        .await
+        .unwrap();
+    assert!(s.capture_list("t9").await.unwrap().is_empty());
+}

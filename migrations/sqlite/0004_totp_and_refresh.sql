@@ -1,4 +1,4 @@
--- ssogate schema 4 (SQLite): a second factor for Web Manager accounts; IdP metadata refresh; the sign-in chart kept.
+-- ssogate schema 4 (SQLite): a second factor for Web Manager accounts; IdP metadata refresh; the sign-in chart kept; failing responses captured for the tracer.
 
 -- TOTP (RFC 6238) enrolled by the account itself. The shared secret must be read back to check
 -- a code, so it is encrypted (AES-256-GCM under the secrets key, `v1.<key id>.<base64>`), never
@@ -25,3 +25,15 @@ CREATE TABLE activity_hours (
     PRIMARY KEY (tenant, hour)
 ) WITHOUT ROWID;
 CREATE INDEX activity_hours_by_hour ON activity_hours (hour);
+
+-- SAML responses the ACS refused while their tenant captured failures (15 minutes at a time),
+-- for the tracer: at most 50 per tenant, 200 in all, none older than 24 hours.
+CREATE TABLE failure_captures (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX failure_captures_by_tenant ON failure_captures (tenant, id);

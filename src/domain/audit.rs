@@ -564,6 +564,39 @@ impl Admin<'_> {
         Ok(outcome)
     }
 
+    /// Starts (`on`) or stops capturing `tenant`'s failing SAML responses for the tracer; the
+    /// capture's end.
+    pub async fn capture_set(
+        &self,
+        captures: &crate::web::capture::Captures,
+        tenant: &str,
+        on: bool,
+    ) -> Result<Option<UnixTime>> {
+        let t = admin::tenant_find(self.store, tenant).await?;
+        let until = if on {
+            let idp = match t.idp_id {
+                Some(id) => self.store.idp_get(id).await?.map(|i| i.name),
+                None => None,
+            };
+            Some(captures.start(&t.name, idp, self.now))
+        } else {
+            captures.stop(&t.name);
+            None
+        };
+        self.record(
+            if on {
+                "tenant.capture_on"
+            } else {
+                "tenant.capture_off"
+            },
+            format!("tenant:{}", t.name),
+            None,
+            until.map(|u| format!("until {}", u.to_rfc3339())),
+        )
+        .await?;
+        Ok(until)
+    }
+
     pub async fn idp_rm(&self, selector: &str) -> Result<IdentityProvider> {
         let i = admin::idp_rm(self.store, selector).await?;
         self.record(

@@ -271,6 +271,19 @@ pub struct ActivityRow {
     pub failures: u64,
 }
 
+/// A SAML response the ACS refused while its tenant captured failures (for the tracer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedResponse {
+    pub id: i64,
+    pub tenant: String,
+    /// The failure's reference (its row in the failure log).
+    pub reference: String,
+    pub at: UnixTime,
+    pub reason: String,
+    /// The SAMLResponse value as posted (None in listings).
+    pub message: Option<String>,
+}
+
 /// A Web Manager account's TOTP enrolment. (No `Debug`: the secret, though encrypted, stays out
 /// of logs.)
 #[derive(Clone)]
@@ -407,6 +420,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the outcome of fetching an IdP's metadata URL (not an edit: the version stays).
     async fn idp_metadata_status(&self, id: IdpId, status: &MetadataStatus) -> Result<()>;
+
+    // Failing responses captured for the tracer.
+    /// Keeps `c`; then drops `c.tenant`'s beyond the newest `per_tenant`, all beyond the newest
+    /// `total`, and every one from before `drop_before`.
+    async fn capture_put(
+        &self,
+        c: &CapturedResponse,
+        per_tenant: u32,
+        total: u32,
+        drop_before: UnixTime,
+    ) -> Result<()>;
+    /// `tenant`'s captured responses, newest first, without their messages.
+    async fn capture_list(&self, tenant: &str) -> Result<Vec<CapturedResponse>>;
+    /// One captured response with its message.
+    async fn capture_get(&self, tenant: &str, id: i64) -> Result<Option<CapturedResponse>>;
 
     // The sign-in chart.
     /// Adds counts to their (tenant, hour) rows, and drops rows before `keep_from` (an hour).

@@ -1191,6 +1191,77 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn capture_put(
+        &self,
+        c: &CapturedResponse,
+        per_tenant: u32,
+        total: u32,
+        drop_before: UnixTime,
+    ) -> Result<()> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO failure_captures (tenant, reference, at, reason, message) VALUES (?, ?, ?, ?, ?)",
+            params![c.tenant, c.reference, c.at.millis(), c.reason, c.message],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM failure_captures WHERE tenant = ? AND id NOT IN \
+             (SELECT id FROM failure_captures WHERE tenant = ? ORDER BY id DESC LIMIT ?)",
+            params![c.tenant, c.tenant, per_tenant],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM failure_captures WHERE id NOT IN (SELECT id FROM failure_captures ORDER BY id DESC LIMIT ?)",
+            [total],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM failure_captures WHERE at < ?",
+            [drop_before.millis()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    async fn capture_list(&self, tenant: &str) -> Result<Vec<CapturedResponse>> {
+        all(
+            &*self.reader()?,
+            "SELECT id, tenant, reference, at, reason FROM failure_captures WHERE tenant = ? ORDER BY id DESC",
+            [tenant],
+            |r| {
+                Ok(CapturedResponse {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    reference: r.get(2)?,
+                    at: UnixTime::from_millis(r.get(3)?),
+                    reason: r.get(4)?,
+                    message: None,
+                })
+            },
+        )
+    }
+
+    async fn capture_get(&self, tenant: &str, id: i64) -> Result<Option<CapturedResponse>> {
+        self.reader()?
+            .prepare_cached(
+                "SELECT id, tenant, reference, at, reason, message FROM failure_captures WHERE tenant = ? AND id = ?",
+            )
+            .map_err(err)?
+            .query_row(params![tenant, id], |r| {
+                Ok(CapturedResponse {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    reference: r.get(2)?,
+                    at: UnixTime::from_millis(r.get(3)?),
+                    reason: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })
+            .optional()
+            .map_err(err)
+    }
+
     async fn activity_add(&self, rows: &[ActivityRow], keep_from: i64) -> Result<()> {
         let mut c = self.writer()?;
         let tx = c.transaction().map_err(err)?;
@@ -1645,6 +1716,12 @@ impl Store for SqliteStore {
         tx.execute(
             "DELETE FROM signin_failures WHERE id <= (SELECT max(id) FROM signin_failures) - ?",
             [failure_rows as i64],
+        )
+        .map_err(err)?;
+        // Captured responses live 24 hours (at most MAX_TOTAL rows: no batching needed).
+        tx.execute(
+            "DELETE FROM failure_captures WHERE at <= ?",
+            [now.millis() - crate::web::capture::KEEP_SECS * 1000],
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;

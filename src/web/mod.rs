@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod capture;
 pub mod client;
 pub mod events;
 pub mod guard;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::SecretsKey>,
     /// The client for calls the service makes itself (metadata URLs).
     pub outbound: crate::outbound::Outbound,
+    /// Tenants whose failing SAML responses are kept for the tracer.
+    pub captures: Arc<capture::Captures>,
     /// Sign-ins per tenant and hour (the Web Manager's chart).
     pub activity: Arc<activity::Activity>,
     /// Sign-ins, refusals and changes as they happen (`/api/v1/events`).
@@ -84,6 +87,7 @@ impl AppState {
         let outbound = crate::outbound::Outbound::new(&config);
         AppState {
             outbound,
+            captures: Arc::default(),
             store,
             clock,
             rng,

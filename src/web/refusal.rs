@@ -165,6 +165,8 @@ pub struct RefusalBody {
     pub idp: Option<String>,
     /// The user name the refused sign-in named (bounded), for the activity view's filter.
     pub username: Option<String>,
+    /// The refused SAMLResponse, held while some tenant captures failing responses.
+    pub captured: Option<Arc<String>>,
 }
 
 impl Refusal {
@@ -193,6 +195,7 @@ impl Refusal {
             tenant: None,
             idp: None,
             username: None,
+            captured: None,
         }))
     }
 
@@ -505,6 +508,37 @@ async fn finish(
                 };
                 if let Err(e) = state.store.failure_record(&record).await {
                     tracing::error!(reference = %r, error = %e, "cannot record the sign-in failure");
+                }
+                // A capturing tenant's failing response, kept under the same reference (only
+                // refusals with a record of their own: the per-client limit applies).
+                if let Some(message) = &refusal.captured
+                    && message.len() <= super::capture::MAX_CAPTURE_BYTES
+                    && let Some(t) = state.captures.tenant_for(
+                        refusal.tenant.as_deref(),
+                        refusal.idp.as_deref(),
+                        now,
+                    )
+                {
+                    let c = crate::store::CapturedResponse {
+                        id: 0,
+                        tenant: t,
+                        reference: r.clone(),
+                        at: now,
+                        reason: refusal.reason.code().into(),
+                        message: Some(message.as_str().to_string()),
+                    };
+                    if let Err(e) = state
+                        .store
+                        .capture_put(
+                            &c,
+                            super::capture::MAX_PER_TENANT,
+                            super::capture::MAX_TOTAL,
+                            now.plus_secs(-super::capture::KEEP_SECS),
+                        )
+                        .await
+                    {
+                        tracing::error!(reference = %r, error = %e, "cannot keep the captured response");
+                    }
                 }
             }
         }

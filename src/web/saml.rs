@@ -272,7 +272,6 @@ pub async fn acs(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let now = state.clock.now();
     let fields = form_fields(&body)?;
     let Some(value) = field(&fields, "SAMLResponse").map(str::to_string) else {
         return Err(Refusal::new(
@@ -282,11 +281,36 @@ pub async fn acs(
     };
     let relay_state = field(&fields, "RelayState").map(str::to_string);
     drop(fields);
-    let limits = limits(&state);
+    // While a tenant captures failing responses (the tracer's, 15 minutes), a refused one is
+    // kept for it; otherwise this costs one atomic load.
+    let keep = state
+        .captures
+        .any_active(state.clock.now())
+        .then(|| value.clone());
+    let answer = acs_checked(&state, sp, session, headers, value, relay_state).await;
+    match (answer, keep) {
+        (Err(mut refusal), Some(message)) => {
+            refusal.captured = Some(std::sync::Arc::new(message));
+            Err(refusal)
+        }
+        (answer, _) => answer,
+    }
+}
+
+async fn acs_checked(
+    state: &AppState,
+    sp: Arc<ServiceProvider>,
+    session: Session,
+    headers: HeaderMap,
+    value: String,
+    relay_state: Option<String>,
+) -> Answer {
+    let now = state.clock.now();
+    let limits = limits(state);
 
     // DESIGN §3.1 step 3. Decoding, parsing and verifying cost what the message is big: off the
     // async workers, in one trip to the bounded verification pool (the IdP is looked up there).
-    let decryption_key = sp_signing_key(&state, &sp)?;
+    let decryption_key = sp_signing_key(state, &sp)?;
     let st = state.clone();
     let handle = tokio::runtime::Handle::current();
     let (idp, verified) = state
@@ -313,10 +337,10 @@ pub async fn acs(
     // Which request this answers: one this browser holds (read, not yet consumed), or none.
     let in_response_to = verified.in_response_to();
     let pending = match &in_response_to {
-        Some(irt) => Some(pending_of(&state, &sp, &headers, irt, &idp, now).await?),
+        Some(irt) => Some(pending_of(state, &sp, &headers, irt, &idp, now).await?),
         None => {
             // §3.2: refused early when no tenant of this IdP takes unsolicited responses.
-            let tenants = tenants_of(&state, &idp).await?;
+            let tenants = tenants_of(state, &idp).await?;
             if tenants.is_empty() {
                 return Err(Refusal::new(
                     Reason::NoTenantForIdp,
@@ -376,7 +400,7 @@ pub async fn acs(
         .map_err(|e| Refusal::saml(&e).idp(&idp.name))?;
 
     // DESIGN §3.1 step 4 and §3.2: the tenant, and the user the identity names in it.
-    let sharing = tenants_of(&state, &idp).await?;
+    let sharing = tenants_of(state, &idp).await?;
     let (tenant, target) = match &pending {
         Some(p) => {
             let Some(t) = state.store.tenant_get(p.tenant_id).await? else {
@@ -450,7 +474,7 @@ pub async fn acs(
     let mut res = see_other(&format!("{}{target}", sp.host_url));
     if let Some(name) = pending.as_ref().and_then(|p| pending::cookie_name(&p.id)) {
         res.headers_mut()
-            .append(header::SET_COOKIE, clear_pending(&state, &sp, &name));
+            .append(header::SET_COOKIE, clear_pending(state, &sp, &name));
     }
     Ok(res)
 }

@@ -358,6 +358,11 @@ pub fn routes() -> Router<AppState> {
             get(user_get).put(user_put).delete(user_delete),
         )
         .route(
+            "/tenants/{tenant}/captures",
+            get(capture_list).post(capture_start).delete(capture_stop),
+        )
+        .route("/tenants/{tenant}/captures/{id}", get(capture_get))
+        .route(
             "/tenants/{tenant}/users/{username}/totp",
             axum::routing::delete(user_totp_reset),
         )
@@ -1123,6 +1128,82 @@ async fn user_totp_reset(
     let (t, u) = admin::user_find(state.store.as_ref(), &tenant, &username).await?;
     p.admin(&state).totp_disable(&u, &t.name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// Failing responses captured for the tracer.
+
+fn capture_json(c: &crate::store::CapturedResponse) -> Value {
+    json!({"id": c.id, "tenant": c.tenant, "reference": c.reference, "at": c.at.to_rfc3339(),
+        "reason": c.reason, "response": c.message})
+}
+
+async fn capture_list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+) -> ApiResult {
+    central(&p)?;
+    let t = admin::tenant_find(state.store.as_ref(), &tenant).await?;
+    let items: Vec<Value> = state
+        .store
+        .capture_list(&t.name)
+        .await?
+        .iter()
+        .map(capture_json)
+        .collect();
+    let until = state
+        .captures
+        .until(&t.name, state.clock.now())
+        .map(|u| u.to_rfc3339());
+    ok(json!({"capturing_until": until, "items": items}))
+}
+
+async fn capture_start(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    let until = p
+        .admin(&state)
+        .capture_set(&state.captures, &tenant, true)
+        .await?;
+    ok(json!({"capturing_until": until.map(|u| u.to_rfc3339())}))
+}
+
+async fn capture_stop(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    change(&p, &headers)?;
+    p.admin(&state)
+        .capture_set(&state.captures, &tenant, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn capture_get(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path((tenant, id)): Path<(String, String)>,
+) -> ApiResult {
+    central(&p)?;
+    let t = admin::tenant_find(state.store.as_ref(), &tenant).await?;
+    let found = match id.parse::<i64>() {
+        Ok(id) => state.store.capture_get(&t.name, id).await?,
+        Err(_) => None,
+    };
+    match found {
+        Some(c) => ok(capture_json(&c)),
+        None => Err(AdminError::NotFound(format!(
+            "tenant {:?} has no captured response {id:?} (they are kept 24 hours)",
+            t.name
+        ))
+        .into()),
+    }
 }
 
 // Sign-in activity.

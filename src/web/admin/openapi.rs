@@ -278,6 +278,12 @@ pub fn document() -> String {
                 "delete": op("Delete a user (ends their sessions)", vec![path_param("tenant"), path_param("username")], None, not_found(no_content.clone()), true)
             },
             "/api/v1/tenants/{tenant}/users/{username}/totp": {"delete": op("Reset a user's two-step verification (a lost device)", vec![path_param("tenant"), path_param("username")], None, not_found(no_content.clone()), true)},
+            "/api/v1/tenants/{tenant}/captures": {
+                "get": op("The tenant's captured failing responses, newest first (without the responses), and until when it captures", vec![path_param("tenant")], None, not_found(json!({"200": answer("captures", object(json!({"capturing_until": nullable("string"), "items": {"type": "array", "items": r("Capture")}}), &["capturing_until", "items"]))})), false),
+                "post": op("Capture the tenant's failing SAML responses for 15 minutes (kept 24 hours, the latest 50)", vec![path_param("tenant")], None, not_found(json!({"200": answer("until when", object(json!({"capturing_until": nullable("string")}), &["capturing_until"]))})), true),
+                "delete": op("Stop capturing", vec![path_param("tenant")], None, not_found(no_content.clone()), true)
+            },
+            "/api/v1/tenants/{tenant}/captures/{id}": {"get": op("One captured response, with the SAMLResponse as posted (trace it with /api/v1/trace)", vec![path_param("tenant"), path_param("id")], None, not_found(json!({"200": answer("it", r("Capture"))})), false)},
             "/api/v1/tenants/{tenant}/sessions": {"get": op("Signed-in agents of a tenant, newest first (`more`: another page follows)", [vec![path_param("tenant")], page_params(false)].concat(), None, not_found(json!({"200": answer("a page", object(json!({"items": {"type": "array", "items": r("Session")}, "more": s("boolean"), "offset": s("integer"), "limit": s("integer")}), &["items", "more", "offset", "limit"]))})), false)},
             "/api/v1/tenants/{tenant}/sessions/{handle}": {"delete": op("End a session", vec![path_param("tenant"), path_param("handle")], None, not_found(no_content.clone()), true)},
             "/api/v1/tenants/{tenant}/failures": {"get": op("Recent sign-in failures of a tenant", [vec![path_param("tenant")], page_params(true)].concat(), None, not_found(json!({"200": answer("a page", list_of("Failure"))})), false)},
@@ -307,7 +313,8 @@ pub fn document() -> String {
                 "Session": session, "Failure": failure, "AuditEntry": audit,
                 "Settings": object(json!({"multi_tenant": s("boolean"), "admin_require_totp": s("boolean")}), &["multi_tenant", "admin_require_totp"]),
                 "SettingsInput": input(json!({"multi_tenant": s("boolean"), "admin_require_totp": s("boolean")}), &[]),
-                "Trace": trace
+                "Trace": trace,
+                "Capture": object(json!({"id": s("integer"), "tenant": s("string"), "reference": s("string"), "at": s("string"), "reason": s("string"), "response": nullable("string")}), &["id", "tenant", "reference", "at", "reason", "response"])
             }
         }
     });

@@ -94,6 +94,7 @@ pub fn routes() -> Router<AppState> {
         .route("/activity/end", post(activity_end))
         .route("/audit", get(audit))
         .route("/tracer", get(tracer_page).post(tracer_submit))
+        .route("/tracer/capture", post(capture_submit))
 }
 
 async fn stylesheet() -> Response {
@@ -2560,6 +2561,61 @@ async fn audit(
 
 // SAML tracer.
 
+/// The capture section of the tracer: turn it on for a tenant, and what it kept.
+pub(super) struct CaptureView {
+    tenant: String,
+    until: Option<String>,
+    items: Vec<crate::store::CapturedResponse>,
+}
+
+async fn capture_view(state: &AppState, tenant: &str) -> Result<CaptureView, StoreError> {
+    let now = state.clock.now();
+    Ok(CaptureView {
+        tenant: tenant.to_string(),
+        until: state.captures.until(tenant, now).map(|u| u.to_rfc3339()),
+        items: state.store.capture_list(tenant).await?,
+    })
+}
+
+fn capture_section(p: &Principal, tenants: &[crate::domain::Tenant], c: &CaptureView) -> Markup {
+    html! {
+        h2 { "Captured failures" }
+        form.inline method="get" action="/webmanager/tracer" {
+            label for="capture_tenant" { "Tenant" }
+            select id="capture_tenant" name="tenant" { @for t in tenants { option value=(t.name) selected[t.name == c.tenant] { (t.name) } } }
+            button type="submit" { "Show" }
+        }
+        form method="post" action="/webmanager/tracer/capture" {
+            (csrf_field(p))
+            input type="hidden" name="tenant" value=(c.tenant);
+            @if let Some(u) = &c.until {
+                p { "Capturing " (c.tenant) "'s failing SAML responses until " (u) "." }
+                input type="hidden" name="stop" value="1";
+                button type="submit" { "Stop capturing" }
+            } @else {
+                p.hint { "While on, a response the ACS refuses for this tenant (or its IdP) is kept here with the failure's reference, for 24 hours (the latest 50)." }
+                button type="submit" { "Capture failing responses for 15 minutes" }
+            }
+        }
+        @if !c.items.is_empty() {
+            table id="captures" {
+                thead { tr { th { "At" } th { "Reference" } th { "Reason" } th {} } }
+                tbody {
+                    @for i in &c.items {
+                        tr {
+                            td { (i.at.to_rfc3339()) }
+                            td { code { (i.reference) } }
+                            td { (i.reason) }
+                            td.actions { a href={"/webmanager/tracer?tenant=" (urlenc(&c.tenant)) "&capture=" (i.id)} { "Trace" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn tracer_form(
     p: &Principal,
     status: StatusCode,
@@ -2567,6 +2623,7 @@ fn tracer_form(
     err: Option<&AdminError>,
     tenants: &[crate::domain::Tenant],
     report: Option<&crate::domain::trace::TraceReport>,
+    captures: &CaptureView,
 ) -> Response {
     layout(
         p,
@@ -2610,21 +2667,98 @@ fn tracer_form(
                     }
                 }
             }
+            (capture_section(p, tenants, captures))
         },
     )
 }
 
-async fn tracer_page(State(state): State<AppState>, PageAuthed(p): PageAuthed) -> Page {
+#[derive(Debug, Deserialize)]
+struct TracerQuery {
+    tenant: Option<String>,
+    /// A captured response to trace.
+    capture: Option<i64>,
+}
+
+async fn tracer_page(
+    State(state): State<AppState>,
+    PageAuthed(p): PageAuthed,
+    Query(q): Query<TracerQuery>,
+) -> Page {
     central(&p)?;
     let tenants = state.store.tenant_list().await.map_err(store_err)?;
+    let tenant = q
+        .tenant
+        .clone()
+        .unwrap_or_else(|| admin::DEFAULT_TENANT.to_string());
+    let captures = capture_view(&state, &tenant).await.map_err(store_err)?;
+    let mut f = FormData::default();
+    let mut report = None;
+    if let Some(id) = q.capture {
+        let Some(c) = state
+            .store
+            .capture_get(&tenant, id)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(message(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "No such captured response (kept 24 hours).",
+            )
+            .into());
+        };
+        // Traced as it was when it arrived, for its tenant.
+        let message = c.message.unwrap_or_default();
+        f.0.insert("response".into(), message.clone());
+        f.0.insert("tenant".into(), tenant.clone());
+        f.0.insert("at".into(), c.at.to_rfc3339());
+        let req = crate::domain::trace::TraceRequest {
+            response: message.into_bytes(),
+            tenant: Some(tenant.clone()),
+            at: Some(c.at),
+        };
+        report = Some(
+            crate::domain::trace::trace(
+                state.store.as_ref(),
+                &state.config,
+                &req,
+                state.clock.now(),
+            )
+            .await
+            .map_err(admin_store)?,
+        );
+    }
     Ok(tracer_form(
         &p,
         StatusCode::OK,
-        &FormData::default(),
+        &f,
         None,
         &tenants,
-        None,
+        report.as_ref(),
+        &captures,
     ))
+}
+
+async fn capture_submit(
+    State(state): State<AppState>,
+    PageAuthed(p): PageAuthed,
+    form: FormData,
+) -> Page {
+    central(&p)?;
+    check_post(&p, &form)?;
+    let tenant = form.get("tenant").to_string();
+    let r = p
+        .admin(&state)
+        .capture_set(&state.captures, &tenant, form.get("stop") != "1")
+        .await
+        .map(|_| ());
+    after_change(
+        &p,
+        r,
+        &format!("/webmanager/tracer?tenant={}", urlenc(&tenant)),
+        "Capture not started",
+        "/webmanager/tracer",
+    )
 }
 
 async fn tracer_submit(
@@ -2635,6 +2769,14 @@ async fn tracer_submit(
     central(&p)?;
     check_post(&p, &form)?;
     let tenants = state.store.tenant_list().await.map_err(store_err)?;
+    let captures = capture_view(
+        &state,
+        Some(form.get("tenant"))
+            .filter(|t| !t.is_empty())
+            .unwrap_or(admin::DEFAULT_TENANT),
+    )
+    .await
+    .map_err(store_err)?;
     if form.get("response").is_empty() {
         let e = AdminError::Invalid {
             field: Some("response"),
@@ -2647,6 +2789,7 @@ async fn tracer_submit(
             Some(&e),
             &tenants,
             None,
+            &captures,
         ));
     }
     let at = match Some(form.get("at")).filter(|a| !a.is_empty()) {
@@ -2664,6 +2807,7 @@ async fn tracer_submit(
                     Some(&e),
                     &tenants,
                     None,
+                    &captures,
                 ));
             }
         },
@@ -2685,6 +2829,7 @@ async fn tracer_submit(
         None,
         &tenants,
         Some(&report),
+        &captures,
     ))
 }
 
