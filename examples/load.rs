@@ -559,8 +559,25 @@ fn main() {
                 }
             });
         }
+        // The administrator keeps watching through the soak, when asked to.
+        let soak_polling = Arc::new(AtomicBool::new(a.admin_poll_secs > 0));
+        let soak_poller = (a.admin_poll_secs > 0).then(|| {
+            let (polling, token, every) = (soak_polling.clone(), token.clone(), a.admin_poll_secs);
+            std::thread::spawn(move || admin_poll(port, &token, every, &polling))
+        });
         let cpu0 = cpu_secs(pid);
         let (mut soak, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
+        soak_polling.store(false, Ordering::Relaxed);
+        let soak_polls = soak_poller.map(|p| {
+            let mut polls = p.join().expect("poller");
+            polls.sort_unstable();
+            let (p50, p99) = (percentile(&polls, 0.5), percentile(&polls, 0.99));
+            println!(
+                "admin polls during the soak: {}, p50 {p50:.2} ms, p99 {p99:.2} ms",
+                polls.len()
+            );
+            serde_json::json!({"count": polls.len(), "p50_ms": p50, "p99_ms": p99})
+        });
         let after = rss_kib(pid);
         let r = report(
             &format!("soak {} s at {} logins/s", a.soak_seconds, a.rate),
@@ -575,7 +592,7 @@ fn main() {
         );
         let p99s = p99_by_minute(&soak, a.rate);
         println!("soak p99 by minute (ms): {p99s:?}");
-        soak_json = serde_json::json!({"result": r, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute, "p99_ms_by_minute": p99s});
+        soak_json = serde_json::json!({"result": r, "admin_polls": soak_polls, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute, "p99_ms_by_minute": p99s});
     }
     sampling.store(false, Ordering::Relaxed);
     let (rss, hwm) = rss_kib(pid);

@@ -855,21 +855,24 @@ fn the_secrets_key_is_made_once_and_another_one_stops_the_start() {
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the key file is its owner's only");
     }
+    let serve_with_key = |key: &Path| {
+        Command::new(ssogate())
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("SSOGATE_SECRETS_KEY_FILE", key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssogate runs")
+    };
     // Another key for the same database: serve stops at once, naming both key IDs.
     let other = dir.join("other.key");
     std::fs::write(&other, format!("{}\n", "ab".repeat(32))).unwrap();
-    let o = Command::new(ssogate())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("SSOGATE_SECRETS_KEY_FILE", &other)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssogate runs");
+    let o = serve_with_key(&other);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -882,18 +885,7 @@ fn the_secrets_key_is_made_once_and_another_one_stops_the_start() {
     );
     // A key file that is not one: named.
     std::fs::write(&other, "not a key").unwrap();
-    let o = Command::new(ssogate())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("SSOGATE_SECRETS_KEY_FILE", &other)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssogate runs");
+    let o = serve_with_key(&other);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("64 hexadecimal digits"));
     // Resetting a second factor nobody set up: refused, saying so.

@@ -605,6 +605,18 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("invariant: plain data serializes")
 }
 
+/// A `failure_captures` row: id, tenant, reference, at, reason, message (NULL in listings).
+fn capture_row(r: &Row<'_>) -> rusqlite::Result<CapturedResponse> {
+    Ok(CapturedResponse {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        reference: r.get(2)?,
+        at: UnixTime::from_millis(r.get(3)?),
+        reason: r.get(4)?,
+        message: r.get(5)?,
+    })
+}
+
 fn all<T>(
     c: &Connection,
     sql: &str,
@@ -1227,18 +1239,9 @@ impl Store for SqliteStore {
     async fn capture_list(&self, tenant: &str) -> Result<Vec<CapturedResponse>> {
         all(
             &*self.reader()?,
-            "SELECT id, tenant, reference, at, reason FROM failure_captures WHERE tenant = ? ORDER BY id DESC",
+            "SELECT id, tenant, reference, at, reason, NULL FROM failure_captures WHERE tenant = ? ORDER BY id DESC",
             [tenant],
-            |r| {
-                Ok(CapturedResponse {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    reference: r.get(2)?,
-                    at: UnixTime::from_millis(r.get(3)?),
-                    reason: r.get(4)?,
-                    message: None,
-                })
-            },
+            capture_row,
         )
     }
 
@@ -1248,16 +1251,7 @@ impl Store for SqliteStore {
                 "SELECT id, tenant, reference, at, reason, message FROM failure_captures WHERE tenant = ? AND id = ?",
             )
             .map_err(err)?
-            .query_row(params![tenant, id], |r| {
-                Ok(CapturedResponse {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    reference: r.get(2)?,
-                    at: UnixTime::from_millis(r.get(3)?),
-                    reason: r.get(4)?,
-                    message: r.get(5)?,
-                })
-            })
+            .query_row(params![tenant, id], capture_row)
             .optional()
             .map_err(err)
     }

@@ -15,8 +15,8 @@ use maud::{Markup, html};
 
 use super::form::FormData;
 use super::ui::{
-    Halt, Page, bare, central, check_post, csrf_field, delete_button, field_error, form_error,
-    layout, message, status_of, store_err, unavailable, urlenc,
+    Halt, Page, after_change, bare, central, check_post, csrf_field, delete_button, field_error,
+    form_error, layout, message, status_of, store_err, unavailable, urlenc,
 };
 use super::{PageAuthed, Principal, Secure};
 use crate::domain::admin::{self, AdminError};
@@ -475,16 +475,7 @@ pub async fn totp_reset(
         Ok((t, u)) => p.admin(&state).totp_disable(&u, &t.name).await,
         Err(e) => Err(e),
     };
-    match r {
-        Ok(()) => Ok(see_other(&back)),
-        Err(AdminError::Store(e)) => Err(unavailable(&e).into()),
-        Err(e) => Ok(layout(
-            &p,
-            status_of(&e),
-            "Nothing reset",
-            html! { p.error role="alert" { (e.to_string()) } p { a href=(back) { "Back" } } },
-        )),
-    }
+    after_change(&p, r, &back, "Nothing reset", &back)
 }
 
 /// The reset button of the user page (when the account has a second factor).

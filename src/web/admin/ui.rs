@@ -616,7 +616,7 @@ async fn password_submit(
 
 /// After a change that has no form to come back to (a delete): on to `next`, or a page saying
 /// why nothing changed (with a way `back`).
-fn after_change(
+pub(super) fn after_change(
     p: &Principal,
     r: Result<(), AdminError>,
     next: &str,
