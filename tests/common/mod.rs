@@ -50,7 +50,9 @@ pub fn record_cases(suite: &str, cases: usize) {
         .append(true)
         .open(report_dir().join(format!("{suite}.cases")))
     {
-        let _ = writeln!(f, "{cases}");
+        // One write of the whole line: tests of a suite record in parallel, and `writeln!`
+        // could interleave their digits and newlines.
+        let _ = f.write_all(format!("{cases}\n").as_bytes());
     }
 }
 
