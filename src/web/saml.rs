@@ -283,11 +283,9 @@ pub async fn acs(
     drop(fields);
     // While a tenant captures failing responses (the tracer's, 15 minutes), a refused one is
     // kept for it; otherwise this costs one atomic load.
-    let keep = state
-        .captures
-        .any_active(state.clock.now())
-        .then(|| value.clone());
-    let answer = acs_checked(&state, sp, session, headers, value, relay_state).await;
+    let now = state.clock.now();
+    let keep = state.captures.any_active(now).then(|| value.clone());
+    let answer = acs_checked(&state, now, sp, session, headers, value, relay_state).await;
     match (answer, keep) {
         (Err(mut refusal), Some(message)) => {
             refusal.captured = Some(std::sync::Arc::new(message));
@@ -299,13 +297,13 @@ pub async fn acs(
 
 async fn acs_checked(
     state: &AppState,
+    now: crate::saml::UnixTime,
     sp: Arc<ServiceProvider>,
     session: Session,
     headers: HeaderMap,
     value: String,
     relay_state: Option<String>,
 ) -> Answer {
-    let now = state.clock.now();
     let limits = limits(state);
 
     // DESIGN §3.1 step 3. Decoding, parsing and verifying cost what the message is big: off the

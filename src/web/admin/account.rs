@@ -10,7 +10,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 
 use super::form::FormData;
@@ -173,11 +173,7 @@ pub async fn code_submit(
                 Some(r),
             )
         });
-        return Ok((
-            [(header::RETRY_AFTER, HeaderValue::from(wait.max(1) as u64))],
-            r,
-        )
-            .into_response());
+        return Ok(super::throttled(r, wait));
     }
     let taken = match state.store.totp_get(user.id).await? {
         None => None,
@@ -223,20 +219,9 @@ pub async fn code_submit(
         .guards
         .throttle
         .succeeded(user.tenant_id.0, &key, client);
-    if let Some(old) = super::session_token(&headers) {
-        state
-            .store
-            .admin_session_delete(&crate::domain::audit::token_hash(old))
-            .await?;
-    }
-    let cookie = super::start_session(&state, &user, now, secure).await?;
+    super::end_old_session(&state, &headers).await?;
     tracing::info!(tenant = %tenant, user = %user.username, "Web Manager sign-in (with a verification code)");
-    let mut res = see_other(if user.must_change_password {
-        "/webmanager/password"
-    } else {
-        "/webmanager/"
-    });
-    res.headers_mut().append(header::SET_COOKIE, cookie);
+    let mut res = super::signed_in_answer(&state, &user, now, secure).await?;
     res.headers_mut()
         .append(header::SET_COOKIE, step_cookie("", secure, 0));
     Ok(res)

@@ -293,6 +293,41 @@ pub async fn start_session(
     Ok(cookie_header(&token, secure, Some(ABSOLUTE_SECS)))
 }
 
+/// Ends the Web Manager session the browser had, if any (a new ID at every sign-in).
+pub async fn end_old_session(state: &AppState, headers: &HeaderMap) -> Result<(), StoreError> {
+    if let Some(old) = session_token(headers) {
+        state.store.admin_session_delete(&token_hash(old)).await?;
+    }
+    Ok(())
+}
+
+/// The answer to a completed sign-in: a new session, and on to the first page (the password
+/// change first, when the password is a one-time one).
+pub async fn signed_in_answer(
+    state: &AppState,
+    user: &User,
+    now: UnixTime,
+    secure: bool,
+) -> Result<Response, StoreError> {
+    let cookie = start_session(state, user, now, secure).await?;
+    let mut res = super::login::see_other(if user.must_change_password {
+        "/webmanager/password"
+    } else {
+        "/webmanager/"
+    });
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+/// A refusal for too many wrong attempts, with `Retry-After`.
+pub fn throttled(r: crate::web::refusal::Refusal, wait: i64) -> Response {
+    (
+        [(header::RETRY_AFTER, HeaderValue::from(wait.max(1) as u64))],
+        r,
+    )
+        .into_response()
+}
+
 /// `Set-Cookie` for the session (or, with an empty token, its removal).
 pub fn cookie_header(token: &str, secure: bool, max_age: Option<i64>) -> HeaderValue {
     let age = max_age.map_or_else(|| "; Max-Age=0".to_string(), |a| format!("; Max-Age={a}"));

@@ -462,11 +462,7 @@ async fn signin_submit(
                 Some(r),
             )
         });
-        return Ok((
-            [(header::RETRY_AFTER, HeaderValue::from(wait.max(1) as u64))],
-            r,
-        )
-            .into_response());
+        return Ok(super::throttled(r, wait));
     }
     let user = crate::web::login::password_user(
         &state,
@@ -502,25 +498,13 @@ async fn signin_submit(
         .tenant(&tenant.name));
     }
     // A new session ID at every sign-in; the one the browser had ends.
-    if let Some(old) = super::session_token(&headers) {
-        state
-            .store
-            .admin_session_delete(&crate::domain::audit::token_hash(old))
-            .await?;
-    }
+    super::end_old_session(&state, &headers).await?;
     // With a second factor, the code comes first; the session only after it.
     if let Some(res) = super::account::second_factor_step(&state, &user, now, secure).await? {
         return Ok(res);
     }
-    let cookie = super::start_session(&state, &user, now, secure).await?;
     tracing::info!(tenant = %tenant.name, user = %user.username, "Web Manager sign-in");
-    let mut res = see_other(if user.must_change_password {
-        "/webmanager/password"
-    } else {
-        "/webmanager/"
-    });
-    res.headers_mut().append(header::SET_COOKIE, cookie);
-    Ok(res)
+    Ok(super::signed_in_answer(&state, &user, now, secure).await?)
 }
 
 async fn signout(
