@@ -351,6 +351,65 @@ pub enum ApiClientCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum CircuitCommand {
+    /// Change a tenant's Circuit sign-on (absent options stay as they are).
+    Set {
+        /// The tenant's name.
+        tenant: String,
+        /// Enable Circuit Sign On (needs client ID, secret, portal URL and login URL).
+        #[arg(long, value_name = "on|off", value_parser = ON_OFF)]
+        enabled: Option<String>,
+        /// The app's client ID at Circuit.
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// Read the client secret from the first line of standard input.
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// Read the client secret from the first line of this file.
+        #[arg(long, value_name = "FILE")]
+        client_secret_file: Option<PathBuf>,
+        /// The agent portal URL (an SP's host URL): Circuit sends agents back to
+        /// URL/oauth/circuit/callback.
+        #[arg(long, value_name = "URL")]
+        portal_url: Option<String>,
+        /// The Circuit login URL (https://eu.yourcircuit.com); for OpenID Connect, the issuer.
+        #[arg(long, value_name = "URL")]
+        login_url: Option<String>,
+        /// Advanced: oauth2 (Circuit, or a generic OAuth 2.0 provider: token, then profile) or
+        /// oidc (OpenID Connect: discovery and a signed ID token).
+        #[arg(long, value_name = "KIND", value_parser = ["oauth2", "oidc"])]
+        kind: Option<String>,
+        /// Advanced: the authorization path below the login URL (default /oauth/authorize).
+        #[arg(long, value_name = "PATH")]
+        authorize_path: Option<String>,
+        /// Advanced: the token path (default /oauth/token).
+        #[arg(long, value_name = "PATH")]
+        token_path: Option<String>,
+        /// Advanced: the profile path (default /rest/v2/users/profile).
+        #[arg(long, value_name = "PATH")]
+        profile_path: Option<String>,
+        /// Advanced: the scope (default READ_USER_PROFILE; OpenID Connect: "openid email").
+        #[arg(long, value_name = "SCOPE")]
+        scope: Option<String>,
+        /// Advanced: the profile field (or ID token claim) naming the Circuit user (default
+        /// emailAddress; OpenID Connect: email).
+        #[arg(long, value_name = "NAME")]
+        profile_field: Option<String>,
+        /// Advanced: PKCE (S256) on the authorization request.
+        #[arg(long, value_name = "on|off", value_parser = ON_OFF)]
+        pkce: Option<String>,
+        /// Advanced: how the token request authenticates (post: in the form; basic: HTTP Basic).
+        #[arg(long, value_name = "HOW", value_parser = ["post", "basic"])]
+        token_auth: Option<String>,
+    },
+    /// Show one tenant's Circuit settings, or every tenant's (the secret only as set or not).
+    Show {
+        /// The tenant's name (default: every tenant).
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SessionsCommand {
     /// The signed-in agents: handle, tenant, user, method, since, until.
     List {
@@ -644,11 +703,23 @@ fn admin_of<'a>(store: &'a Arc<dyn Store>, rng: &'a dyn Rng) -> Admin<'a> {
 /// The store, for a command that changes something (created and migrated when needed).
 async fn store_of(args: &StoreArgs) -> Result<(Config, Arc<dyn Store>), Refused> {
     let config = args.load().map_err(|e| Refused(2, e))?;
-    let store = crate::serve::open_store(&config)
+    let (store, _) = crate::serve::open_store(&config)
         .await
         .map_err(|e| Refused(3, e))?;
     admin::ensure_default_tenant(store.as_ref()).await?;
     Ok((config, store))
+}
+
+/// The store and its secrets key, for a command that stores a secret.
+async fn store_and_key_of(
+    args: &StoreArgs,
+) -> Result<(Config, Arc<dyn Store>, Arc<crate::secrets::SecretsKey>), Refused> {
+    let config = args.load().map_err(|e| Refused(2, e))?;
+    let (store, key) = crate::serve::open_store(&config)
+        .await
+        .map_err(|e| Refused(3, e))?;
+    admin::ensure_default_tenant(store.as_ref()).await?;
+    Ok((config, store, key))
 }
 
 /// The store, for a command that only reads: nothing is created, migrated or written.
@@ -1028,6 +1099,131 @@ pub async fn user(args: &StoreArgs, cmd: UserCommand) -> Result<(), Refused> {
                 "reset two-step verification of user {} of tenant {}",
                 u.username, t.name
             );
+        }
+    }
+    Ok(())
+}
+
+fn describe_circuit(c: &crate::domain::circuit::CircuitSettings) -> String {
+    let v = crate::domain::circuit::CircuitView::of(c);
+    let or_none = |s: &str| {
+        if s.is_empty() {
+            "(none)".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "tenant {}: Circuit sign-on {}\n  kind: {}\n  client ID: {}\n  client secret: {}\n  agent portal URL: {}\n  \
+         callback URL: {}\n  login URL: {}\n  paths: authorize {}, token {}, profile {}\n  scope: {}\n  \
+         profile field: {}\n  PKCE: {}\n  client authentication: {}\n  version: {}",
+        v.tenant,
+        if v.enabled { "on" } else { "off" },
+        v.kind.as_str(),
+        or_none(&v.client_id),
+        if v.client_secret_set {
+            "*****"
+        } else {
+            "(none)"
+        },
+        or_none(&v.portal_url),
+        v.callback_url.as_deref().unwrap_or("(none)"),
+        or_none(&v.login_url),
+        v.authorize_path,
+        v.token_path,
+        v.profile_path,
+        v.scope,
+        v.profile_field,
+        if v.pkce { "on" } else { "off" },
+        v.token_auth.as_str(),
+        v.version,
+    )
+}
+
+pub async fn circuit(args: &StoreArgs, cmd: CircuitCommand) -> Result<(), Refused> {
+    use crate::domain::circuit::{CircuitInput, circuit_get};
+    match cmd {
+        CircuitCommand::Show { tenant } => {
+            let store = read_store_of(args).await?;
+            match tenant {
+                Some(t) => println!(
+                    "{}",
+                    describe_circuit(&circuit_get(store.as_ref(), &t).await?)
+                ),
+                None => {
+                    for t in store.tenant_list().await? {
+                        println!(
+                            "{}",
+                            describe_circuit(&circuit_get(store.as_ref(), &t.name).await?)
+                        );
+                    }
+                }
+            }
+        }
+        CircuitCommand::Set {
+            tenant,
+            enabled,
+            client_id,
+            client_secret_stdin,
+            client_secret_file,
+            portal_url,
+            login_url,
+            kind,
+            authorize_path,
+            token_path,
+            profile_path,
+            scope,
+            profile_field,
+            pkce,
+            token_auth,
+        } => {
+            let secret = match (client_secret_stdin, &client_secret_file) {
+                (true, Some(_)) => {
+                    return Err(Refused(
+                        2,
+                        "give --client-secret-stdin or --client-secret-file, not both".into(),
+                    ));
+                }
+                (true, None) => Some(read_text(&PathBuf::from("-"))?),
+                (false, Some(p)) => Some(read_text(p)?),
+                (false, None) => None,
+            };
+            let client_secret = match secret {
+                Some(s) => {
+                    let line = s.lines().next().unwrap_or("").to_string();
+                    if line.is_empty() {
+                        return Err(Refused(1, "the client secret read is empty".into()));
+                    }
+                    Some(Secret::new(line))
+                }
+                None => None,
+            };
+            let (_, store, key) = store_and_key_of(args).await?;
+            let rng: &dyn Rng = &SystemRng;
+            let admin = admin_of(&store, rng);
+            let c = admin
+                .circuit_set(
+                    &key,
+                    &tenant,
+                    CircuitInput {
+                        enabled: on_off("enabled", &enabled)?,
+                        kind,
+                        client_id,
+                        client_secret,
+                        portal_url,
+                        login_url,
+                        authorize_path,
+                        token_path,
+                        profile_path,
+                        scope,
+                        profile_field,
+                        pkce: on_off("pkce", &pkce)?,
+                        token_auth,
+                        version: None,
+                    },
+                )
+                .await?;
+            println!("changed {}", describe_circuit(&c));
         }
     }
     Ok(())

@@ -94,6 +94,13 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Circuit sign-on per tenant (OAuth 2.0; or OpenID Connect).
+    Circuit {
+        #[command(subcommand)]
+        cmd: crate::admin_cli::CircuitCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Signed-in agents' sessions.
     Sessions {
         #[command(subcommand)]
@@ -347,6 +354,7 @@ pub fn main() -> i32 {
         Command::Failures { limit, json, store } => admin(admin_cli::failures(&store, limit, json)),
         Command::ApiClient { cmd, store } => admin(admin_cli::api_client(&store, cmd)),
         Command::Sessions { cmd, store } => admin(admin_cli::sessions(&store, cmd)),
+        Command::Circuit { cmd, store } => admin(admin_cli::circuit(&store, cmd)),
         Command::Trace {
             tenant,
             response,

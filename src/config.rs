@@ -99,6 +99,12 @@ pub struct Config {
     pub failure_records_per_minute: u32,
     /// Bytes the failure log may take (each record is at most 2 KiB). Default 16 MiB.
     pub failure_log_max_bytes: u64,
+    /// "Sign in with Circuit" clicks one client address may make per minute (each stores a
+    /// pending request for 10 minutes); more are answered 429. Default 30.
+    pub oauth_starts_per_minute: u32,
+    /// Such clicks from all addresses together per minute (bounds the pending requests kept:
+    /// at most 10 times this). Default 12000.
+    pub oauth_starts_per_minute_total: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -146,6 +152,8 @@ impl Default for Config {
             password_max_delay_secs: 900,
             failure_records_per_minute: 20,
             failure_log_max_bytes: 16 * 1024 * 1024,
+            oauth_starts_per_minute: 30,
+            oauth_starts_per_minute_total: 12_000,
         }
     }
 }
@@ -185,6 +193,8 @@ const FIELDS: &[&str] = &[
     "password_max_delay_secs",
     "failure_records_per_minute",
     "failure_log_max_bytes",
+    "oauth_starts_per_minute",
+    "oauth_starts_per_minute_total",
 ];
 
 impl Config {
@@ -281,6 +291,14 @@ impl Config {
             (
                 "failure_records_per_minute",
                 u64::from(self.failure_records_per_minute),
+            ),
+            (
+                "oauth_starts_per_minute",
+                u64::from(self.oauth_starts_per_minute),
+            ),
+            (
+                "oauth_starts_per_minute_total",
+                u64::from(self.oauth_starts_per_minute_total),
             ),
             ("verify_workers", self.verify_workers.unwrap_or(1) as u64),
             ("outbound_max_in_flight", self.outbound_max_in_flight as u64),

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod oidc;
 pub mod outbound;
 pub mod rng;
 pub mod saml;

@@ -246,6 +246,23 @@ impl Outbound {
 
     /// `GET url`; the body of a 200 answer, at most `max_bytes`.
     pub async fn get(&self, url: &str, max_bytes: usize) -> Result<Vec<u8>, OutboundError> {
+        let (status, body) = self
+            .send(url, Call::Get { bearer: None }, max_bytes)
+            .await?;
+        if status != 200 {
+            return Err(OutboundError::Status(status));
+        }
+        Ok(body)
+    }
+
+    /// One call; the status and body of any answer that is not a redirect, at most `max_bytes`
+    /// (an OAuth error comes as a 400 with a JSON body the caller reads).
+    pub async fn send(
+        &self,
+        url: &str,
+        call: Call<'_>,
+        max_bytes: usize,
+    ) -> Result<(u16, Vec<u8>), OutboundError> {
         let client = self
             .client
             .as_ref()
@@ -255,7 +272,24 @@ impl Outbound {
             .slots
             .try_acquire()
             .map_err(|_| OutboundError::Busy(self.max_in_flight))?;
-        let mut res = client.get(u).send().await.map_err(|e| cause(&e))?;
+        let req = match call {
+            Call::Get { bearer } => {
+                let r = client.get(u);
+                match bearer {
+                    Some(t) => r.bearer_auth(t),
+                    None => r,
+                }
+            }
+            Call::PostForm { form, basic } => {
+                let r = client.post(u).form(form);
+                match basic {
+                    Some((user, password)) => r.basic_auth(user, Some(password)),
+                    None => r,
+                }
+            }
+        }
+        .header(reqwest::header::ACCEPT, "application/json");
+        let mut res = req.send().await.map_err(|e| cause(&e))?;
         let status = res.status();
         if status.is_redirection() {
             let to = res
@@ -268,9 +302,6 @@ impl Outbound {
                 .collect();
             return Err(OutboundError::Redirect(to));
         }
-        if status != reqwest::StatusCode::OK {
-            return Err(OutboundError::Status(status.as_u16()));
-        }
         if res.content_length().is_some_and(|n| n > max_bytes as u64) {
             return Err(OutboundError::TooLarge(max_bytes));
         }
@@ -281,7 +312,36 @@ impl Outbound {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((status.as_u16(), body))
+    }
+}
+
+/// What [`Outbound::send`] sends.
+#[derive(Clone, Copy)]
+pub enum Call<'a> {
+    /// A GET, with a bearer token when given.
+    Get { bearer: Option<&'a str> },
+    /// A POST of `application/x-www-form-urlencoded` fields, with HTTP Basic when given.
+    PostForm {
+        form: &'a [(&'a str, &'a str)],
+        basic: Option<(&'a str, &'a str)>,
+    },
+}
+
+impl std::fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens and secrets never in Debug output.
+        match self {
+            Call::Get { bearer } => f
+                .debug_struct("Get")
+                .field("bearer", &bearer.map(|_| "[redacted]"))
+                .finish(),
+            Call::PostForm { form, basic } => f
+                .debug_struct("PostForm")
+                .field("fields", &form.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+                .field("basic", &basic.map(|(u, _)| u))
+                .finish(),
+        }
     }
 }
 

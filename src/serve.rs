@@ -37,22 +37,71 @@ fn default_host_url(listen: &str) -> String {
     format!("http://{host}:{port}")
 }
 
-/// Opens the store named by `config` to read only: nothing is created, migrated or written.
+/// Opens the store named by `config` to read only: nothing is created, migrated or written. The
+/// secrets key is loaded when there is one (without it, reading an SP's private key fails).
 pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, String> {
     let path = config.database_path();
     let store = SqliteStore::open_read_only(&path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = config
+        .secrets_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+    if config.secrets_key_file.is_some() || file.exists() {
+        let key = crate::secrets::SecretsKey::read(&file)?;
+        store
+            .use_secrets(Arc::new(key))
+            .map_err(|e| e.to_string())?;
+    }
     Ok(Arc::new(store))
 }
 
-/// Opens the store named by `config`.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+/// Opens the store named by `config` with its secrets key (see [`secrets_key`]): SP private keys
+/// still in clear are encrypted, and every stored secret is read once, so that a wrong key stops
+/// here naming the secret it cannot read.
+pub async fn open_store(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Arc<crate::secrets::SecretsKey>), String> {
     let path = config.database_path();
     let store = SqliteStore::open(&path, config.durability)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Arc::new(store))
+    let key = Arc::new(secrets_key(&store, config, &SystemRng).await?);
+    let sealed = store
+        .use_secrets(key.clone())
+        .map_err(|e| format!("cannot encrypt the stored SP private keys: {e}"))?;
+    if sealed > 0 {
+        tracing::info!(
+            keys = sealed,
+            key_id = key.id(),
+            "encrypted the SP private keys stored in clear"
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(store);
+    check_secrets(store.as_ref(), &key).await?;
+    Ok((store, key))
+}
+
+/// Reads every stored secret once with `key`: the first that does not decrypt is named.
+async fn check_secrets(store: &dyn Store, key: &crate::secrets::SecretsKey) -> Result<(), String> {
+    let why = |e: crate::store::StoreError| {
+        format!(
+            "{e} (secrets key {}: is it the one this database was encrypted with?)",
+            key.id()
+        )
+    };
+    store.sp_list().await.map_err(why)?;
+    for c in store.circuit_list().await.map_err(why)? {
+        crate::domain::circuit::client_secret(key, &c).map_err(|e| {
+            format!(
+                "the Circuit client secret of tenant {} cannot be read: {e} (secrets key {})",
+                c.tenant,
+                key.id()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// An on/off setting: the stored one (a differing configured value is logged, never applied),
@@ -145,7 +194,7 @@ pub fn run(config: Config) -> i32 {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let store = open_store(&config).await?;
+    let (store, secrets) = open_store(&config).await?;
     let rng: Arc<dyn Rng> = Arc::new(SystemRng);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some((user, password)) = bootstrap(&store, rng.as_ref())
@@ -202,7 +251,6 @@ async fn serve(config: Config) -> Result<(), String> {
         config.admin_require_totp,
     )
     .await?;
-    let secrets = secrets_key(store.as_ref(), &config, rng.as_ref()).await?;
     let config = Arc::new(config);
     let state =
         AppState::new(store.clone(), clock.clone(), rng, config.clone()).with_secrets(secrets);

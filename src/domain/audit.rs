@@ -353,13 +353,13 @@ pub struct Admin<'a> {
 /// What [`Admin`] calls after recording a change.
 pub type ChangeHook = std::sync::Arc<dyn Fn(&AuditEntry) + Send + Sync>;
 
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     // Our own plain views serialize without fail.
     serde_json::to_string(v).expect("invariant: plain data serializes")
 }
 
 impl Admin<'_> {
-    async fn record(
+    pub(crate) async fn record(
         &self,
         action: &str,
         object: String,
@@ -383,7 +383,7 @@ impl Admin<'_> {
     }
 
     /// A stale edit, said with who changed the object last and when.
-    async fn stale(&self, object: &str, e: AdminError) -> AdminError {
+    pub(crate) async fn stale(&self, object: &str, e: AdminError) -> AdminError {
         let AdminError::Stale(m) = e else { return e };
         match self.store.audit_list(Some(object), None, 1).await {
             Ok(v) if !v.is_empty() && v[0].object == object => AdminError::Stale(format!(

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod circuit;
 pub mod refresh;
 pub mod totp;
 pub mod trace;

@@ -8,6 +8,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::circuit::CircuitSettings;
 use crate::domain::{
     Binding, IdentityProvider, IdpEndpoints, IdpId, MetadataStatus, Role, Secret, ServiceProvider,
     SpId, Tenant, TenantId, TrustConfig, User, UserId, UsernameMapping, UsernameRule,
@@ -111,6 +112,19 @@ pub struct NewUser {
     pub must_change_password: bool,
 }
 
+/// A "Sign in with Circuit" waiting for the provider's answer (see `web::circuit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOAuth {
+    /// SHA-256 (hex) of the state sent to the provider.
+    pub state_hash: String,
+    pub tenant_id: TenantId,
+    pub sp_id: SpId,
+    /// SHA-256 (hex) of the browser's binding cookie.
+    pub binding_hash: String,
+    pub relay_target: String,
+    pub expires_at: UnixTime,
+}
+
 /// A LogoutRequest we sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingLogout {
@@ -167,6 +181,7 @@ impl AgentSession {
 pub enum SignInMethod {
     Saml,
     Password,
+    Circuit,
 }
 
 impl SignInMethod {
@@ -174,6 +189,7 @@ impl SignInMethod {
         match self {
             SignInMethod::Saml => "saml",
             SignInMethod::Password => "password",
+            SignInMethod::Circuit => "circuit",
         }
     }
 }
@@ -359,6 +375,17 @@ pub trait Store: Send + Sync + 'static {
 
     // Login state. (A pending AuthnRequest is kept by the browser, in a MAC'd cookie: nothing is
     // stored before the IdP answers. See `web::pending`.)
+    /// A tenant's Circuit settings (`None`: never set).
+    async fn circuit_get(&self, tenant: TenantId) -> Result<Option<CircuitSettings>>;
+    /// Every tenant's Circuit settings.
+    async fn circuit_list(&self) -> Result<Vec<CircuitSettings>>;
+    /// Saves `c` if the stored version is still `c.version` (0: none stored yet), as version + 1.
+    async fn circuit_put(&self, c: &CircuitSettings) -> Result<CircuitSettings>;
+
+    async fn oauth_pending_put(&self, p: &PendingOAuth) -> Result<()>;
+    /// Takes the pending request with this state hash (once: it is deleted), expired or not.
+    async fn oauth_pending_take(&self, state_hash: &str) -> Result<Option<PendingOAuth>>;
+
     async fn pending_logout_put(&self, p: &PendingLogout) -> Result<()>;
     async fn pending_logout_take(&self, id: &str, now: UnixTime) -> Result<Option<PendingLogout>>;
     /// Records `key` until `expires`; `false` if it is already recorded and not expired (a replay).

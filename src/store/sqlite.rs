@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_totp_and_refresh.sql"),
     ),
+    (5, include_str!("../../migrations/sqlite/0005_circuit.sql")),
 ];
 
 /// Durability of commits against power loss (a process crash loses nothing either way).
@@ -49,6 +50,10 @@ pub enum Durability {
 }
 
 struct Inner {
+    /// Encrypts and decrypts the SP private keys (see [`SqliteStore::use_secrets`]).
+    secrets: std::sync::OnceLock<Arc<crate::secrets::SecretsKey>>,
+    /// Stored (encrypted) private key → its plaintext: each stored value is decrypted once.
+    opened: Mutex<std::collections::HashMap<String, Secret>>,
     write: Mutex<Connection>,
     /// Empty for an in-memory database: reads use the writer.
     read: Vec<Mutex<Connection>>,
@@ -154,6 +159,8 @@ impl SqliteStore {
         }
         let store = SqliteStore {
             inner: Arc::new(Inner {
+                secrets: Default::default(),
+                opened: Default::default(),
                 write: Mutex::new(write),
                 read,
                 closed: false.into(),
@@ -180,6 +187,8 @@ impl SqliteStore {
         c.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                secrets: Default::default(),
+                opened: Default::default(),
                 write: Mutex::new(c),
                 read: Vec::new(),
                 closed: false.into(),
@@ -193,8 +202,14 @@ impl SqliteStore {
         let c = Connection::open_in_memory().map_err(err)?;
         configure(&c, Durability::Normal).map_err(err)?;
         migrate(&c)?;
+        let secrets = std::sync::OnceLock::new();
+        let _ = secrets.set(Arc::new(crate::secrets::SecretsKey::ephemeral(
+            &crate::rng::SystemRng,
+        )));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                secrets,
+                opened: Default::default(),
                 write: Mutex::new(c),
                 read: Vec::new(),
                 closed: false.into(),
@@ -261,6 +276,113 @@ impl SqliteStore {
             return Err(StoreError::Unavailable("the database is closed".into()));
         }
         Ok(())
+    }
+
+    /// Loads the secrets key the SP private keys are kept under, and encrypts any stored in
+    /// clear (a database of schema 4 or older): in one transaction, with `secure_delete` on and
+    /// the WAL truncated after, so that no copy in clear is left in the file or its log. Returns
+    /// how many keys it encrypted. A store holds one key for its life.
+    pub fn use_secrets(&self, key: Arc<crate::secrets::SecretsKey>) -> Result<u64> {
+        if let Some(k) = self.inner.secrets.get() {
+            return if k.id() == key.id() {
+                Ok(0)
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "the store already uses secrets key {}, not {}",
+                    k.id(),
+                    key.id()
+                )))
+            };
+        }
+        let _ = self.inner.secrets.set(key.clone());
+        let mut c = self.writer()?;
+        let clear: Vec<(i64, Option<String>, Option<String>)> = all(
+            &c,
+            "SELECT id, private_key_pem, next_private_key_pem FROM service_providers \
+             WHERE private_key_pem NOT LIKE 'v1.%' OR next_private_key_pem NOT LIKE 'v1.%'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        if clear.is_empty() {
+            return Ok(0);
+        }
+        c.pragma_update(None, "secure_delete", true).map_err(err)?;
+        let done = (|| {
+            let tx = c.transaction().map_err(err)?;
+            let mut n = 0;
+            for (id, k, next) in &clear {
+                let mut seal = |v: &Option<String>| match v {
+                    Some(v) if !v.starts_with("v1.") => {
+                        n += 1;
+                        Some(key.encrypt(&crate::rng::SystemRng, SP_KEY_PURPOSE, v.as_bytes()))
+                    }
+                    other => other.clone(),
+                };
+                let (k, next) = (seal(k), seal(next));
+                tx.execute(
+                    "UPDATE service_providers SET private_key_pem = ?, next_private_key_pem = ? WHERE id = ?",
+                    params![k, next, id],
+                )
+                .map_err(err)?;
+            }
+            tx.commit().map_err(err)?;
+            Ok(n)
+        })();
+        let _ = c.pragma_update(None, "secure_delete", false);
+        let n = done?;
+        // The pages that held the keys in clear are in the main file until a checkpoint copies
+        // the new ones over them; truncate the log too.
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .optional()
+            .map_err(err)?;
+        Ok(n)
+    }
+
+    /// A private key as stored: encrypted under the secrets key.
+    fn seal_sp_key(&self, k: Option<&Secret>) -> Result<Option<String>> {
+        let Some(k) = k else { return Ok(None) };
+        let key = self.inner.secrets.get().ok_or_else(|| {
+            StoreError::Unavailable(
+                "no secrets key is loaded to encrypt the SP private key with".into(),
+            )
+        })?;
+        Ok(Some(key.encrypt(
+            &crate::rng::SystemRng,
+            SP_KEY_PURPOSE,
+            k.secret().as_bytes(),
+        )))
+    }
+
+    /// A stored private key in clear (decrypted once per stored value).
+    fn open_sp_key(&self, sp: &str, stored: Option<String>) -> Result<Option<Secret>> {
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let mut m = self.inner.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = m.get(&stored) {
+            return Ok(Some(k.clone()));
+        }
+        let cannot = |why: String| {
+            StoreError::Corrupt(format!(
+                "the private key of service provider {sp} cannot be read: {why}"
+            ))
+        };
+        let key = self
+            .inner
+            .secrets
+            .get()
+            .ok_or_else(|| cannot("no secrets key is loaded".into()))?;
+        let plain = key
+            .decrypt(SP_KEY_PURPOSE, &stored)
+            .map_err(|e| cannot(e.to_string()))?;
+        let plain =
+            String::from_utf8(plain.to_vec()).map_err(|_| cannot("it is not text".into()))?;
+        if m.len() >= 256 {
+            m.clear();
+        }
+        let k = Secret::new(plain);
+        m.insert(stored, k.clone());
+        Ok(Some(k))
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
@@ -424,19 +546,67 @@ fn migrate(c: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn sp_from_row(r: &Row<'_>) -> rusqlite::Result<ServiceProvider> {
+const CIRCUIT_SELECT_ALL: &str = "SELECT c.*, t.name AS tenant FROM circuit_settings c \
+     JOIN tenants t ON t.id = c.tenant_id ORDER BY t.name";
+const CIRCUIT_SELECT_ONE: &str = "SELECT c.*, t.name AS tenant FROM circuit_settings c \
+     JOIN tenants t ON t.id = c.tenant_id WHERE c.tenant_id = ?";
+
+fn circuit_from_row(r: &Row<'_>) -> rusqlite::Result<CircuitSettings> {
+    use crate::domain::circuit::{ProviderKind, TokenAuth};
+    let text = |col: &str, v: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("circuit_settings.{col}: {v:?}").into(),
+        )
+    };
+    let kind: String = r.get("kind")?;
+    let token_auth: String = r.get("token_auth")?;
+    Ok(CircuitSettings {
+        tenant_id: TenantId(r.get("tenant_id")?),
+        tenant: r.get("tenant")?,
+        enabled: r.get("enabled")?,
+        kind: ProviderKind::parse(&kind).ok_or_else(|| text("kind", kind.clone()))?,
+        client_id: r.get("client_id")?,
+        client_secret: r.get("client_secret")?,
+        portal_url: r.get("portal_url")?,
+        login_url: r.get("login_url")?,
+        authorize_path: r.get("authorize_path")?,
+        token_path: r.get("token_path")?,
+        profile_path: r.get("profile_path")?,
+        scope: r.get("scope")?,
+        profile_field: r.get("profile_field")?,
+        pkce: r.get("pkce")?,
+        token_auth: TokenAuth::parse(&token_auth)
+            .ok_or_else(|| text("token_auth", token_auth.clone()))?,
+        version: r.get("version")?,
+        updated_at: UnixTime::from_millis(r.get("updated_at")?),
+    })
+}
+
+/// The associated data of an encrypted SP private key.
+const SP_KEY_PURPOSE: &str = "sp private key";
+
+/// A service provider as stored: its private keys still encrypted.
+type StoredSp = (ServiceProvider, Option<String>, Option<String>);
+
+fn sp_from_row(r: &Row<'_>) -> rusqlite::Result<StoredSp> {
+    Ok((
+        sp_fields(r)?,
+        r.get("private_key_pem")?,
+        r.get("next_private_key_pem")?,
+    ))
+}
+
+fn sp_fields(r: &Row<'_>) -> rusqlite::Result<ServiceProvider> {
     Ok(ServiceProvider {
         id: SpId(r.get("id")?),
         entity_id: r.get("entity_id")?,
         host_url: r.get("host_url")?,
         certificate_pem: r.get("certificate_pem")?,
-        private_key_pem: r
-            .get::<_, Option<String>>("private_key_pem")?
-            .map(Secret::new),
+        private_key_pem: None,
         next_certificate_pem: r.get("next_certificate_pem")?,
-        next_private_key_pem: r
-            .get::<_, Option<String>>("next_private_key_pem")?
-            .map(Secret::new),
+        next_private_key_pem: None,
         version: r.get("version")?,
     })
 }
@@ -654,11 +824,12 @@ fn session_params(row: &SessionRow) -> SessionColumns {
 #[async_trait]
 impl Store for SqliteStore {
     async fn sp_insert(&self, sp: NewServiceProvider) -> Result<ServiceProvider> {
+        let sealed = self.seal_sp_key(sp.private_key_pem.as_ref())?;
         let c = self.writer()?;
         let id: i64 = c
             .query_row(
                 "INSERT INTO service_providers (entity_id, host_url, certificate_pem, private_key_pem) VALUES (?, ?, ?, ?) RETURNING id",
-                params![sp.entity_id, sp.host_url, sp.certificate_pem, sp.private_key_pem.as_ref().map(|k| k.secret())],
+                params![sp.entity_id, sp.host_url, sp.certificate_pem, sealed],
                 |r| r.get(0),
             )
             .map_err(err)?;
@@ -675,12 +846,20 @@ impl Store for SqliteStore {
     }
 
     async fn sp_list(&self) -> Result<Vec<ServiceProvider>> {
-        all(
+        let stored = all(
             &*self.reader()?,
             "SELECT * FROM service_providers ORDER BY id",
             [],
             sp_from_row,
-        )
+        )?;
+        stored
+            .into_iter()
+            .map(|(mut sp, k, next)| {
+                sp.private_key_pem = self.open_sp_key(&sp.host_url, k)?;
+                sp.next_private_key_pem = self.open_sp_key(&sp.host_url, next)?;
+                Ok(sp)
+            })
+            .collect()
     }
 
     async fn sp_delete(&self, id: SpId) -> Result<bool> {
@@ -692,6 +871,8 @@ impl Store for SqliteStore {
     }
 
     async fn sp_update(&self, sp: &ServiceProvider) -> Result<()> {
+        let sealed = self.seal_sp_key(sp.private_key_pem.as_ref())?;
+        let next_sealed = self.seal_sp_key(sp.next_private_key_pem.as_ref())?;
         let c = self.writer()?;
         let n = c
             .execute(
@@ -701,9 +882,9 @@ impl Store for SqliteStore {
                     sp.entity_id,
                     sp.host_url,
                     sp.certificate_pem,
-                    sp.private_key_pem.as_ref().map(|k| k.secret()),
+                    sealed,
                     sp.next_certificate_pem,
-                    sp.next_private_key_pem.as_ref().map(|k| k.secret()),
+                    next_sealed,
                     sp.id.0,
                     sp.version
                 ],
@@ -1472,6 +1653,107 @@ impl Store for SqliteStore {
         Ok(n.max(0) as u64)
     }
 
+    async fn circuit_get(&self, tenant: TenantId) -> Result<Option<CircuitSettings>> {
+        self.reader()?
+            .prepare_cached(CIRCUIT_SELECT_ONE)
+            .map_err(err)?
+            .query_row([tenant.0], circuit_from_row)
+            .optional()
+            .map_err(err)
+    }
+
+    async fn circuit_list(&self) -> Result<Vec<CircuitSettings>> {
+        all(&*self.reader()?, CIRCUIT_SELECT_ALL, [], circuit_from_row)
+    }
+
+    async fn circuit_put(&self, c: &CircuitSettings) -> Result<CircuitSettings> {
+        let w = self.writer()?;
+        let p = params![
+            c.tenant_id.0,
+            c.enabled,
+            c.kind.as_str(),
+            c.client_id,
+            c.client_secret,
+            c.portal_url,
+            c.login_url,
+            c.authorize_path,
+            c.token_path,
+            c.profile_path,
+            c.scope,
+            c.profile_field,
+            c.pkce,
+            c.token_auth.as_str(),
+            c.updated_at.millis(),
+            c.version,
+        ];
+        // Insert when none is stored (version 0), else update the version read: one statement
+        // each, so that two concurrent edits cannot both win.
+        let n = if c.version == 0 {
+            w.prepare_cached(
+                "INSERT INTO circuit_settings (tenant_id, enabled, kind, client_id, client_secret, portal_url, login_url, \
+                 authorize_path, token_path, profile_path, scope, profile_field, pkce, token_auth, updated_at, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 + 1) \
+                 ON CONFLICT (tenant_id) DO NOTHING",
+            )
+            .map_err(err)?
+            .execute(p)
+            .map_err(err)?
+        } else {
+            w.prepare_cached(
+                "UPDATE circuit_settings SET enabled = ?2, kind = ?3, client_id = ?4, client_secret = ?5, portal_url = ?6, \
+                 login_url = ?7, authorize_path = ?8, token_path = ?9, profile_path = ?10, scope = ?11, profile_field = ?12, \
+                 pkce = ?13, token_auth = ?14, updated_at = ?15, version = version + 1 WHERE tenant_id = ?1 AND version = ?16",
+            )
+            .map_err(err)?
+            .execute(p)
+            .map_err(err)?
+        };
+        stale_unless(n, "Circuit settings")?;
+        let mut saved = c.clone();
+        saved.version += 1;
+        Ok(saved)
+    }
+
+    async fn oauth_pending_put(&self, p: &PendingOAuth) -> Result<()> {
+        self.writer()?
+            .prepare_cached(
+                "INSERT INTO oauth_pending (state_hash, tenant_id, sp_id, binding_hash, relay_target, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(err)?
+            .execute(params![
+                p.state_hash,
+                p.tenant_id.0,
+                p.sp_id.0,
+                p.binding_hash,
+                p.relay_target,
+                p.expires_at.millis()
+            ])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn oauth_pending_take(&self, state_hash: &str) -> Result<Option<PendingOAuth>> {
+        self.writer()?
+            .prepare_cached(
+                "DELETE FROM oauth_pending WHERE state_hash = ? \
+                 RETURNING state_hash, tenant_id, sp_id, binding_hash, relay_target, expires_at",
+            )
+            .map_err(err)?
+            .query_row([state_hash], |r| {
+                Ok(PendingOAuth {
+                    state_hash: r.get(0)?,
+                    tenant_id: TenantId(r.get(1)?),
+                    sp_id: SpId(r.get(2)?),
+                    binding_hash: r.get(3)?,
+                    relay_target: r.get(4)?,
+                    expires_at: UnixTime::from_millis(r.get(5)?),
+                })
+            })
+            .optional()
+            .map_err(err)
+    }
+
     async fn pending_logout_put(&self, p: &PendingLogout) -> Result<()> {
         self.writer()?
             .prepare_cached("INSERT INTO pending_logouts (id, idp_id, expires_at) VALUES (?, ?, ?)")
@@ -1694,6 +1976,7 @@ impl Store for SqliteStore {
         // At most `batch` rows per table: the writer is held for a few milliseconds.
         for (table, key) in [
             ("pending_logouts", "id"),
+            ("oauth_pending", "state_hash"),
             ("replay_cache", "key"),
             ("sessions", "id"),
             ("admin_sessions", "id_hash"),

@@ -152,6 +152,62 @@ pub struct Guards {
     pub passwords: WorkPool,
     pub throttle: PasswordThrottle,
     pub failures: FailureLimiter,
+    /// "Sign in with Circuit" clicks (each stores a pending request).
+    pub oauth_starts: StartLimiter,
+}
+
+/// Writes an anonymous client may cause per minute: `per_client` for each address, `total` for
+/// all together. Bounded: at most `MAX_STARTERS` addresses are tracked (windows that ended are
+/// dropped first; beyond, addresses share one window).
+#[derive(Debug)]
+pub struct StartLimiter {
+    windows: Mutex<(HashMap<Option<IpAddr>, (i64, u32)>, (i64, u32))>,
+    per_client: u32,
+    total: u32,
+}
+
+const MAX_STARTERS: usize = 10_000;
+
+impl StartLimiter {
+    pub fn new(per_client: u32, total: u32) -> StartLimiter {
+        StartLimiter {
+            windows: Mutex::new((HashMap::new(), (0, 0))),
+            per_client,
+            total,
+        }
+    }
+
+    /// Counts one start by `client` at `now`; `Err(seconds to wait)` when over either limit.
+    pub fn check(&self, client: Option<IpAddr>, now: UnixTime) -> Result<(), u64> {
+        let minute = now.millis().div_euclid(60_000);
+        let wait = (60 - now.millis().rem_euclid(60_000) / 1000).max(1) as u64;
+        let mut g = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let (clients, all) = &mut *g;
+        if all.0 != minute {
+            *all = (minute, 0);
+        }
+        if all.1 >= self.total {
+            return Err(wait);
+        }
+        if clients.len() >= MAX_STARTERS && !clients.contains_key(&client) {
+            clients.retain(|_, w| w.0 == minute);
+        }
+        let key = if clients.len() >= MAX_STARTERS && !clients.contains_key(&client) {
+            None
+        } else {
+            client
+        };
+        let w = clients.entry(key).or_insert((minute, 0));
+        if w.0 != minute {
+            *w = (minute, 0);
+        }
+        if w.1 >= self.per_client {
+            return Err(wait);
+        }
+        w.1 += 1;
+        all.1 += 1;
+        Ok(())
+    }
 }
 
 impl Guards {
@@ -175,6 +231,10 @@ impl Guards {
                 config.password_max_delay_secs,
             ),
             failures: FailureLimiter::default(),
+            oauth_starts: StartLimiter::new(
+                config.oauth_starts_per_minute,
+                config.oauth_starts_per_minute_total,
+            ),
         }
     }
 }
@@ -182,6 +242,26 @@ impl Guards {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starts_are_bounded_per_client_and_in_all() {
+        let l = StartLimiter::new(3, 5);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let now = UnixTime::from_secs(6_000);
+        for _ in 0..3 {
+            assert_eq!(l.check(Some(a), now), Ok(()));
+        }
+        assert_eq!(l.check(Some(a), now), Err(60));
+        assert_eq!(l.check(Some(b), now), Ok(()));
+        assert_eq!(l.check(Some(b), now), Ok(()));
+        // Five in all this minute: a third address waits too.
+        assert!(l.check(Some(c), now).is_err());
+        // The next minute starts afresh.
+        assert_eq!(l.check(Some(a), now.plus_secs(60)), Ok(()));
+        assert_eq!(l.check(Some(c), now.plus_secs(61)), Ok(()));
+    }
 
     #[test]
     fn wrong_passwords_slow_only_their_pair() {

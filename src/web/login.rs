@@ -34,6 +34,8 @@ type Answer = Result<Response, Refusal>;
 #[derive(Debug, Deserialize, Default)]
 pub struct TargetQuery {
     pub target: Option<String>,
+    /// The choice page's "Company sign-on": go to the IdP.
+    pub sso: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -277,10 +279,10 @@ async fn portal_for(
         esc(&a.display_name),
         esc(&a.username),
         esc(&a.tenant),
-        if a.method == SignInMethod::Saml {
-            "single sign-on"
-        } else {
-            "password"
+        match a.method {
+            SignInMethod::Saml => "single sign-on",
+            SignInMethod::Password => "password",
+            SignInMethod::Circuit => "Circuit",
         },
         pages::logout_button(&sp)
     );
@@ -330,15 +332,28 @@ async fn login_page_for(
     }
     let action = form_action(path_tenant.as_deref());
     match tenant {
-        Some(t) if t.sso_enabled => start_sso(&state, &sp, &t, &target, &headers, now).await,
-        Some(t) => Ok(pages::login_form(
-            &sp,
-            &action,
-            &target,
-            Some(t.title()),
-            None,
-            StatusCode::OK,
-        )),
+        Some(t) if t.sso_enabled => {
+            if q.sso.is_none() && circuit_on(&state, &t).await? {
+                return Ok(sign_in_choice(&sp, &t, path_tenant.as_deref(), &target));
+            }
+            start_sso(&state, &sp, &t, &target, &headers, now).await
+        }
+        Some(t) => {
+            let extra = if circuit_on(&state, &t).await? {
+                pages::circuit_button(&sp, &t.name, &target)
+            } else {
+                String::new()
+            };
+            Ok(pages::login_form_with(
+                &sp,
+                &action,
+                &target,
+                Some(t.title()),
+                None,
+                StatusCode::OK,
+                &extra,
+            ))
+        }
         None => Ok(pages::login_form(
             &sp,
             &action,
@@ -371,6 +386,35 @@ pub async fn tenant_login_submit(
     form: axum::extract::Form<LoginForm>,
 ) -> Answer {
     login_submit_for(state, sp, session, client, headers, Some(tenant), form.0).await
+}
+
+/// Whether `t` has Circuit sign-on on.
+async fn circuit_on(state: &AppState, t: &Tenant) -> Result<bool, Refusal> {
+    Ok(state
+        .store
+        .circuit_get(t.id)
+        .await?
+        .is_some_and(|c| c.enabled))
+}
+
+/// An SSO tenant with Circuit on too: company sign-on or Circuit.
+fn sign_in_choice(
+    sp: &ServiceProvider,
+    t: &Tenant,
+    path_tenant: Option<&str>,
+    target: &str,
+) -> Response {
+    let sso = format!(
+        "{}/login?sso=1&target={}",
+        tenant_base(sp, path_tenant),
+        percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC)
+    );
+    pages::sign_in_choice(
+        sp,
+        t.title(),
+        &sso,
+        &pages::circuit_button(sp, &t.name, target),
+    )
 }
 
 /// A password hash to check against when the user does not exist, so that the answer takes as
@@ -406,8 +450,29 @@ async fn login_submit_for(
             StatusCode::BAD_REQUEST,
         ));
     };
+    let circuit = circuit_on(&state, &tenant).await?;
     if tenant.sso_enabled {
+        if circuit {
+            return Ok(sign_in_choice(
+                &sp,
+                &tenant,
+                path_tenant.as_deref(),
+                &target,
+            ));
+        }
         return start_sso(&state, &sp, &tenant, &target, &headers, now).await;
+    }
+    if circuit && form.password.is_empty() {
+        // The login domain named a tenant that signs in with Circuit: offer it.
+        return Ok(pages::login_form_with(
+            &sp,
+            &action,
+            &target,
+            Some(tenant.title()),
+            None,
+            StatusCode::OK,
+            &pages::circuit_button(&sp, &tenant.name, &target),
+        ));
     }
     let client = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0);
     let wrong = |detail: String| {
@@ -806,6 +871,7 @@ pub async fn auth_check(
             h.insert("x-auth-user", header_value(&a.username));
             h.insert("x-auth-tenant", header_value(&a.tenant));
             h.insert("x-auth-display-name", header_value(&a.display_name));
+            h.insert("x-auth-method", HeaderValue::from_static(a.method.as_str()));
             res
         }
         Ok(None) => StatusCode::UNAUTHORIZED.into_response(),

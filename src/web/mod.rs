@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod admin;
 pub mod capture;
+pub mod circuit;
 pub mod client;
 pub mod events;
 pub mod guard;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub events: Arc<events::Events>,
     /// Certificates the Web Manager has shown, read once.
     pub cert_views: Arc<crate::domain::audit::CertCache>,
+    /// OpenID Connect providers' discovery documents and keys.
+    pub oidc: Arc<circuit::OidcCache>,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ impl AppState {
             activity: Arc::default(),
             events: Arc::default(),
             cert_views: Arc::default(),
+            oidc: Arc::default(),
         }
     }
 
@@ -151,8 +155,8 @@ impl AppState {
 
     /// The key secrets in the store are encrypted with (a state without one has a key of its
     /// own, for this process only).
-    pub fn with_secrets(mut self, key: crate::secrets::SecretsKey) -> Self {
-        self.secrets = Arc::new(key);
+    pub fn with_secrets(mut self, key: Arc<crate::secrets::SecretsKey>) -> Self {
+        self.secrets = key;
         self
     }
 
@@ -321,6 +325,8 @@ fn portal(state: AppState, secure: bool) -> Router {
             get(login::tenant_login_page).post(login::tenant_login_submit),
         )
         .route("/logout", get(login::logout_page).post(login::logout))
+        .route("/oauth/circuit/start", post(circuit::start))
+        .route("/oauth/circuit/callback", get(circuit::callback))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024));
     Router::new()
         .route("/", get(login::portal))

@@ -10,7 +10,7 @@ use crate::saml::bindings::xml_escape as esc;
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
 main{max-width:28rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}\
 h1{font-size:1.3rem;margin-top:0}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}\
-button{margin-top:1rem;padding:.5rem 1.2rem}.ref{color:#667;font-size:.85rem}.error{color:#a00}";
+button{margin-top:1rem;padding:.5rem 1.2rem}a.button{display:inline-block;margin-top:1rem;padding:.5rem 1.2rem;border:1px solid #889;border-radius:3px;color:inherit;text-decoration:none}.ref{color:#667;font-size:.85rem}.error{color:#a00}";
 
 const AUTOPOST_JS: &str = "document.addEventListener('DOMContentLoaded',function(){var f=document.getElementById('saml-post');if(f){f.submit();}});";
 
@@ -74,11 +74,53 @@ pub fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    login_form_with(sp, action, target, tenant, error, status, "")
+}
+
+/// The "Sign in with Circuit" button: a form that POSTs (no JavaScript) the tenant and target.
+pub fn circuit_button(sp: &ServiceProvider, tenant: &str, target: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}/oauth/circuit/start\" class=\"circuit\">\
+         <input type=\"hidden\" name=\"tenant\" value=\"{}\"><input type=\"hidden\" name=\"target\" value=\"{}\">\
+         <button type=\"submit\" id=\"circuit-sign-in\">Sign in with Circuit</button></form>",
+        esc(&sp.host_url),
+        esc(tenant),
+        esc(target)
+    )
+}
+
+/// A tenant with single sign-on and Circuit: the agent chooses.
+pub fn sign_in_choice(
+    sp: &ServiceProvider,
+    title: &str,
+    sso_href: &str,
+    circuit: &str,
+) -> Response {
+    let title = format!("Sign in to {title}");
+    let body = format!(
+        "<h1>{}</h1><p>Choose how to sign in.</p>\
+         <p><a class=\"button\" id=\"company-sign-on\" href=\"{}\">Company sign-on</a></p>{circuit}",
+        esc(&title),
+        esc(sso_href)
+    );
+    (StatusCode::OK, Html(layout(Some(sp), &title, &body))).into_response()
+}
+
+/// The login form with `extra` (already escaped HTML: the Circuit button) below it.
+pub fn login_form_with(
+    sp: &ServiceProvider,
+    action: &str,
+    target: &str,
+    tenant: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+    extra: &str,
+) -> Response {
     let err = error
         .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
         .unwrap_or_default();
     let hint = if tenant.is_none() {
-        "<p class=\"ref\">With single sign-on, enter <code>user@domain</code> and leave the password empty.</p>"
+        "<p class=\"ref\">With single sign-on or Circuit, enter <code>user@domain</code> and leave the password empty.</p>"
     } else {
         ""
     };
@@ -91,7 +133,7 @@ pub fn login_form(
          <input type=\"hidden\" name=\"target\" value=\"{}\">\
          <label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autofocus>\
          <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\">\
-         <button type=\"submit\">Sign in</button></form>{hint}",
+         <button type=\"submit\">Sign in</button></form>{extra}{hint}",
         esc(&title),
         esc(&format!("{}{action}", sp.host_url)),
         esc(target)

@@ -104,6 +104,21 @@ reasons! {
     AdminNotAllowed => "admin_not_allowed", FORBIDDEN;
     LogoutTooOld => "logout_too_old", FORBIDDEN;
     LogoutReplayed => "logout_replayed", FORBIDDEN;
+    CircuitDisabled => "circuit_disabled", FORBIDDEN;
+    CircuitStartLimited => "circuit_start_limited", TOO_MANY_REQUESTS;
+    ConsentDenied => "consent_denied", FORBIDDEN;
+    StateInvalid => "state_invalid", BAD_REQUEST;
+    StateExpired => "state_expired", FORBIDDEN;
+    StateOtherBrowser => "state_other_browser", FORBIDDEN;
+    TokenExchangeFailed => "token_exchange_failed", BAD_GATEWAY;
+    ProviderUnreachable => "provider_unreachable", BAD_GATEWAY;
+    ProviderTimeout => "provider_timeout", GATEWAY_TIMEOUT;
+    ProfileInvalid => "profile_invalid", BAD_GATEWAY;
+    IdTokenInvalid => "id_token_invalid", BAD_GATEWAY;
+    IdTokenAudience => "id_token_audience", BAD_GATEWAY;
+    IdTokenExpired => "id_token_expired", BAD_GATEWAY;
+    IdTokenNonce => "id_token_nonce", FORBIDDEN;
+    UnknownCircuitUser => "unknown_circuit_user", FORBIDDEN;
     Overloaded => "overloaded", SERVICE_UNAVAILABLE;
     StoreUnavailable => "store_unavailable", SERVICE_UNAVAILABLE;
 }
@@ -388,6 +403,8 @@ fn endpoint_of(path: &str) -> &'static str {
         "slo"
     } else if p.ends_with("/saml/metadata") {
         "metadata"
+    } else if p.contains("/oauth/circuit/") {
+        "circuit"
     } else if p.ends_with("/login") {
         "login"
     } else if p.ends_with("/logout") {
