@@ -44,9 +44,9 @@ impl ProviderKind {
         }
     }
     pub fn parse(s: &str) -> Option<ProviderKind> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "oauth2" | "oauth" | "circuit" => Some(ProviderKind::Oauth2),
-            "oidc" | "openid" | "openid-connect" => Some(ProviderKind::Oidc),
+        match s {
+            "oauth2" => Some(ProviderKind::Oauth2),
+            "oidc" => Some(ProviderKind::Oidc),
             _ => None,
         }
     }
@@ -71,9 +71,9 @@ impl TokenAuth {
         }
     }
     pub fn parse(s: &str) -> Option<TokenAuth> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "post" | "client_secret_post" => Some(TokenAuth::Post),
-            "basic" | "client_secret_basic" => Some(TokenAuth::Basic),
+        match s {
+            "post" => Some(TokenAuth::Post),
+            "basic" => Some(TokenAuth::Basic),
             _ => None,
         }
     }

@@ -366,6 +366,10 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/users/{username}/totp",
             axum::routing::delete(user_totp_reset),
         )
+        .route(
+            "/tenants/{tenant}/circuit",
+            get(circuit_get).put(circuit_put),
+        )
         .route("/tenants/{tenant}/sessions", get(session_list))
         .route(
             "/tenants/{tenant}/sessions/{handle}",
@@ -1009,6 +1013,78 @@ async fn watched_tenant(
         Some(t) if p.may_watch(t.id) => Ok(t),
         _ => Err(AdminError::NotFound(format!("no tenant named {name:?}")).into()),
     }
+}
+
+// Circuit sign-on: central administrators for every tenant, a tenant manager for their own.
+
+/// (No `Debug`: it holds the client secret.)
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBody {
+    pub enabled: Option<bool>,
+    pub kind: Option<String>,
+    pub client_id: Option<String>,
+    /// Empty or left out: the stored one stays.
+    pub client_secret: Option<String>,
+    pub portal_url: Option<String>,
+    pub login_url: Option<String>,
+    pub authorize_path: Option<String>,
+    pub token_path: Option<String>,
+    pub profile_path: Option<String>,
+    pub scope: Option<String>,
+    pub profile_field: Option<String>,
+    pub pkce: Option<bool>,
+    pub token_auth: Option<String>,
+    pub version: Option<i64>,
+}
+
+impl CircuitBody {
+    pub fn input(self, version: Option<i64>) -> crate::domain::circuit::CircuitInput {
+        crate::domain::circuit::CircuitInput {
+            enabled: self.enabled,
+            kind: self.kind,
+            client_id: self.client_id,
+            client_secret: self.client_secret.map(crate::domain::Secret::new),
+            portal_url: self.portal_url,
+            login_url: self.login_url,
+            authorize_path: self.authorize_path,
+            token_path: self.token_path,
+            profile_path: self.profile_path,
+            scope: self.scope,
+            profile_field: self.profile_field,
+            pkce: self.pkce,
+            token_auth: self.token_auth,
+            version,
+        }
+    }
+}
+
+async fn circuit_get(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let t = watched_tenant(&state, &p, &name).await?;
+    let c = crate::domain::circuit::circuit_get(state.store.as_ref(), &t.name).await?;
+    ok(crate::domain::circuit::CircuitView::of(&c))
+}
+
+async fn circuit_put(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    let t = watched_tenant(&state, &p, &name).await?;
+    csrf(&p, &headers)?;
+    let input: CircuitBody = body(&b)?;
+    let v = version(&headers, input.version)?;
+    let c = p
+        .admin(&state)
+        .circuit_set(&state.secrets, &t.name, input.input(v))
+        .await?;
+    ok(crate::domain::circuit::CircuitView::of(&c))
 }
 
 // Users.

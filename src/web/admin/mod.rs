@@ -12,6 +12,7 @@
 
 mod account;
 pub mod api;
+mod circuit;
 mod form;
 pub mod openapi;
 pub mod ui;

@@ -284,6 +284,10 @@ pub fn document() -> String {
                 "delete": op("Stop capturing", vec![path_param("tenant")], None, not_found(no_content.clone()), true)
             },
             "/api/v1/tenants/{tenant}/captures/{id}": {"get": op("One captured response, with the SAMLResponse as posted (trace it with /api/v1/trace)", vec![path_param("tenant"), path_param("id")], None, not_found(json!({"200": answer("it", r("Capture"))})), false)},
+            "/api/v1/tenants/{tenant}/circuit": {
+                "get": op("The tenant's Circuit sign-on (the client secret only as set or not)", vec![path_param("tenant")], None, not_found(json!({"200": answer("it", r("Circuit"))})), false),
+                "put": op("Configure the tenant's Circuit sign-on (a tenant manager: their own tenant's); an empty or absent client secret keeps the stored one", vec![path_param("tenant"), if_match()], Some(body(r("CircuitInput"))), not_found(json!({"200": answer("changed", r("Circuit"))})), true)
+            },
             "/api/v1/tenants/{tenant}/sessions": {"get": op("Signed-in agents of a tenant, newest first (`more`: another page follows)", [vec![path_param("tenant")], page_params(false)].concat(), None, not_found(json!({"200": answer("a page", object(json!({"items": {"type": "array", "items": r("Session")}, "more": s("boolean"), "offset": s("integer"), "limit": s("integer")}), &["items", "more", "offset", "limit"]))})), false)},
             "/api/v1/tenants/{tenant}/sessions/{handle}": {"delete": op("End a session", vec![path_param("tenant"), path_param("handle")], None, not_found(no_content.clone()), true)},
             "/api/v1/tenants/{tenant}/failures": {"get": op("Recent sign-in failures of a tenant", [vec![path_param("tenant")], page_params(true)].concat(), None, not_found(json!({"200": answer("a page", list_of("Failure"))})), false)},
@@ -309,6 +313,21 @@ pub fn document() -> String {
                 "ImportInput": input(import_fields, &["metadata"]),
                 "PreviewInput": input(json!({"metadata": s("string"), "entity": s("string")}), &["metadata"]),
                 "Preview": preview, "Tenant": tenant, "TenantInput": input(tenant_fields, &[]),
+                "Circuit": object(json!({
+                    "tenant": s("string"), "enabled": s("boolean"), "kind": {"type": "string", "enum": ["oauth2", "oidc"]},
+                    "client_id": s("string"), "client_secret_set": s("boolean"), "portal_url": s("string"), "login_url": s("string"),
+                    "callback_url": nullable("string"), "authorize_path": s("string"), "token_path": s("string"),
+                    "profile_path": s("string"), "scope": s("string"), "profile_field": s("string"), "pkce": s("boolean"),
+                    "token_auth": {"type": "string", "enum": ["post", "basic"]}, "version": s("integer")
+                }), &["tenant", "enabled", "kind", "client_id", "client_secret_set", "portal_url", "login_url", "callback_url",
+                      "authorize_path", "token_path", "profile_path", "scope", "profile_field", "pkce", "token_auth", "version"]),
+                "CircuitInput": input(json!({
+                    "enabled": s("boolean"), "kind": {"type": "string", "enum": ["oauth2", "oidc"]},
+                    "client_id": {"type": "string", "maxLength": 128}, "client_secret": {"type": "string", "maxLength": 512},
+                    "portal_url": s("string"), "login_url": s("string"), "authorize_path": s("string"), "token_path": s("string"),
+                    "profile_path": s("string"), "scope": s("string"), "profile_field": s("string"), "pkce": s("boolean"),
+                    "token_auth": {"type": "string", "enum": ["post", "basic"]}, "version": version_in()
+                }), &[]),
                 "User": user, "UserInput": input(user_fields, &[]), "ApiClient": client, "ApiClientInput": client_input,
                 "Session": session, "Failure": failure, "AuditEntry": audit,
                 "Settings": object(json!({"multi_tenant": s("boolean"), "admin_require_totp": s("boolean")}), &["multi_tenant", "admin_require_totp"]),

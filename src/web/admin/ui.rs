@@ -75,6 +75,11 @@ pub fn routes() -> Router<AppState> {
         .route("/tenants/new", get(tenant_new).post(tenant_create))
         .route("/tenants/{name}", get(tenant_edit).post(tenant_update))
         .route("/tenants/{name}/delete", post(tenant_delete))
+        .route("/circuit", get(super::circuit::pick))
+        .route(
+            "/circuit/{tenant}",
+            get(super::circuit::edit).post(super::circuit::update),
+        )
         .route("/users", get(user_list))
         .route("/users/new", get(user_new).post(user_create))
         .route(
@@ -150,7 +155,7 @@ pub(super) fn store_err(e: StoreError) -> Response {
     unavailable(&e)
 }
 
-fn admin_store(e: AdminError) -> Response {
+pub(super) fn admin_store(e: AdminError) -> Response {
     match e {
         AdminError::Store(s) => unavailable(&s),
         other => message(StatusCode::NOT_FOUND, "Not found", &other.to_string()),
@@ -203,8 +208,12 @@ pub(super) fn layout(p: &Principal, status: StatusCode, title: &str, body: Marku
                             a href="/webmanager/sps" { "Service providers" }
                             a href="/webmanager/idps" { "Identity providers" }
                             a href="/webmanager/tenants" { "Tenants" }
+                            a href="/webmanager/circuit" { "Circuit" }
                             a href="/webmanager/users" { "Users" }
                             a href="/webmanager/api-clients" { "API clients" }
+                        } @else {
+                            span.group { "Authentication configuration:" }
+                            a href="/webmanager/circuit" { "Circuit" }
                         }
                         a href="/webmanager/activity" { "Sign-in activity" }
                         @if p.is_central() {
@@ -251,7 +260,7 @@ pub(super) fn form_error(err: Option<&AdminError>, fields: &[&str]) -> Markup {
     }
 }
 
-fn text_input(
+pub(super) fn text_input(
     label: &str,
     name: &str,
     value: &str,
@@ -279,7 +288,7 @@ fn area(label: &str, name: &str, value: &str, err: Option<&AdminError>, hint: &s
     }
 }
 
-fn checkbox(label: &str, name: &str, on: bool) -> Markup {
+pub(super) fn checkbox(label: &str, name: &str, on: bool) -> Markup {
     html! {
         div.field.check {
             input type="checkbox" id=(name) name=(name) value="on" checked[on];
