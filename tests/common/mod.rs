@@ -10,8 +10,10 @@ pub mod app;
 pub mod generate;
 pub mod hostile_gen;
 pub mod http;
+pub mod oauth;
 pub mod process;
 pub mod real_idp;
+pub mod tls;
 
 /// The corpus of real IdP messages the tests read: `tests/corpus/` (see its README).
 pub fn corpus_dir() -> PathBuf {

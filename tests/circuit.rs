@@ -1,0 +1,892 @@
+//! Circuit sign-on against a real OAuth 2.0 / OpenID Connect server (oidc-provider from npm, on
+//! loopback over https with a certificate of the test's own CA; `tests/oauth-server/`). The
+//! service runs in process with a clock the tests set; the provider's login and consent pages
+//! are walked with a cookie jar (`common::oauth::walk`); the browser flows are in
+//! `tests/circuit_browser.rs`.
+//!
+//! Without Node.js 20 or `tests/oauth-server/node_modules` every test fails naming what is
+//! missing, unless `SSOGATE_SKIP=oauth` (`./run-tests` installs them).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::app::{Answer, HOST, TestApp, cookie};
+use common::oauth::{App, OauthServer, walk};
+use ssogate::clock::Clock as _;
+use ssogate::config::Config;
+use ssogate::domain::Secret;
+use ssogate::domain::admin::{self, TenantInput, UserInput};
+use ssogate::domain::audit::Admin;
+use ssogate::domain::circuit::CircuitInput;
+use ssogate::rng::SeededRng;
+use ssogate::store::Store as _;
+
+const CALLBACK: &str = "https://sp.example.test/oauth/circuit/callback";
+const SECRET: &str = "acme-client-secret-0123456789";
+
+fn ready() -> bool {
+    common::require("oauth", common::oauth::missing()).is_some()
+}
+
+/// The service (its clock at the real time: the provider's tokens carry real times), with tenant
+/// `acme` (no SSO) and its user `kate` (Circuit user kate@acme.example).
+async fn service(config: Config) -> TestApp {
+    let t = TestApp::with_config(Config {
+        outbound_allow_private: true,
+        failure_records_per_minute: 100_000,
+        oauth_starts_per_minute: 10_000,
+        ..config
+    })
+    .await;
+    t.clock.set(ssogate::clock::SystemClock.now());
+    tenant_with_user(&t, "acme", "kate", "kate@acme.example").await;
+    t
+}
+
+async fn tenant_with_user(t: &TestApp, tenant: &str, user: &str, circuit_user: &str) {
+    let s = t.store.as_ref();
+    if admin::tenant_find(s, tenant).await.is_err() {
+        admin::tenant_add(
+            s,
+            tenant,
+            TenantInput {
+                login_domains: Some(vec![format!("{tenant}.example")]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("tenant");
+    }
+    admin::user_add(
+        s,
+        &SeededRng::new(5),
+        tenant,
+        UserInput {
+            username: Some(user.into()),
+            circuit_user: Some(circuit_user.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("user");
+}
+
+fn admin_of(t: &TestApp) -> Admin<'_> {
+    Admin {
+        store: t.store.as_ref(),
+        rng: t.state.rng.as_ref(),
+        actor: "test".into(),
+        now: t.clock.now(),
+        on_change: None,
+    }
+}
+
+/// Turns Circuit on for `tenant` with `client_id` at `server`, plus `more`.
+async fn circuit_on(
+    t: &TestApp,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+    server: &OauthServer,
+    portal: &str,
+    more: CircuitInput,
+) {
+    admin_of(t)
+        .circuit_set(
+            &t.state.secrets,
+            tenant,
+            CircuitInput {
+                enabled: Some(true),
+                client_id: Some(client_id.into()),
+                client_secret: Some(Secret::new(secret.into())),
+                portal_url: Some(portal.into()),
+                login_url: Some(server.issuer.clone()),
+                ..more
+            },
+        )
+        .await
+        .expect("circuit settings");
+}
+
+/// A test app whose outbound client trusts the server's CA.
+async fn with_server(
+    dir_name: &str,
+    apps: &[App],
+    users: &[(&str, &str)],
+    config: Config,
+) -> (TestApp, OauthServer) {
+    let dir = common::scratch_dir(dir_name);
+    let server = OauthServer::start(&dir, apps, users);
+    let t = service(Config {
+        outbound_ca_file: Some(server.pki.ca_file.clone()),
+        ..config
+    })
+    .await;
+    (t, server)
+}
+
+fn acme_app() -> App {
+    App::new("acme-app", SECRET, CALLBACK)
+}
+
+/// "Sign in with Circuit" for `tenant` on `host`: the provider URL and the binding cookie.
+async fn start_on(
+    t: &TestApp,
+    host: &str,
+    tenant: &str,
+    binding: Option<&str>,
+) -> (String, String) {
+    let mut b = Request::post(format!("https://{host}/oauth/circuit/start"))
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = binding {
+        b = b.header(header::COOKIE, c);
+    }
+    let a = t
+        .send(
+            b.body(Body::from(format!("tenant={tenant}&target=%2Fqueue")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "start: {}", a.body);
+    let binding = cookie(&a, "ssogate_oauth")
+        .or_else(|| binding.map(str::to_string))
+        .expect("the binding cookie");
+    (a.location.clone().expect("location"), binding)
+}
+
+async fn start(t: &TestApp, tenant: &str) -> (String, String) {
+    start_on(t, "sp.example.test", tenant, None).await
+}
+
+/// The provider's answer delivered to the service (on `host`) with `cookies`.
+async fn deliver(t: &TestApp, url: &str, cookies: &[&str]) -> Answer {
+    let (host, path) = url
+        .trim_start_matches("https://")
+        .split_once('/')
+        .expect("a path");
+    let mut b = Request::get(format!("https://{host}/{path}")).header(header::HOST, host);
+    if !cookies.is_empty() {
+        b = b.header(header::COOKIE, cookies.join("; "));
+    }
+    t.send(b.body(Body::empty()).unwrap()).await
+}
+
+fn reason(a: &Answer) -> Option<&'static str> {
+    a.refusal.as_ref().map(|r| r.reason.code())
+}
+
+/// The newest failure record: (endpoint, tenant, provider, user, reason, detail).
+async fn last_record(
+    t: &TestApp,
+) -> (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+) {
+    let f = t
+        .store
+        .failures_recent(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("a failure record");
+    (f.endpoint, f.tenant, f.idp, f.username, f.reason, f.detail)
+}
+
+/// Refused with `code` and `status`, a failure record of endpoint `circuit` naming it, a page
+/// with a reference.
+async fn assert_refused(t: &TestApp, a: &Answer, code: &str, status: StatusCode) -> String {
+    assert_eq!(reason(a), Some(code), "{} {}", a.status, a.body);
+    assert_eq!(a.status, status, "{code}: {}", a.body);
+    assert!(
+        a.body.contains("SG-"),
+        "the page shows a reference: {}",
+        a.body
+    );
+    let (endpoint, _, _, _, r, detail) = last_record(t).await;
+    assert_eq!(
+        (endpoint.as_str(), r.as_str()),
+        ("circuit", code),
+        "{detail}"
+    );
+    detail
+}
+
+/// Signed in: the session cookie, `/auth/check` 200 with X-Auth-Method circuit for `user`.
+async fn assert_signed_in(t: &TestApp, a: &Answer, tenant: &str, user: &str) -> String {
+    assert_eq!(
+        a.status,
+        StatusCode::SEE_OTHER,
+        "{:?} {}",
+        reason(a),
+        a.body
+    );
+    assert_eq!(a.location.as_deref(), Some(&*format!("{HOST}/queue")));
+    let session = cookie(a, "ssogate_session").expect("a session");
+    let check = t.get("/auth/check", &[&session]).await;
+    assert_eq!(check.status, StatusCode::OK);
+    let h = |n: &str| {
+        check
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(h("x-auth-method"), "circuit");
+    assert_eq!(h("x-auth-user"), user);
+    assert_eq!(h("x-auth-tenant"), tenant);
+    session
+}
+
+#[tokio::test]
+async fn an_agent_signs_in_with_circuit_and_each_answer_is_taken_once() {
+    if !ready() {
+        return;
+    }
+    let (t, server) = with_server(
+        "circuit-login",
+        &[acme_app()],
+        &[("kate", "KATE@acme.example")],
+        Config::default(),
+    )
+    .await;
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput::default(),
+    )
+    .await;
+    let (url, binding) = start(&t, "acme").await;
+    assert!(
+        url.starts_with(&format!("{}/oauth/authorize?", server.issuer)),
+        "{url}"
+    );
+    assert!(
+        url.contains("scope=READ_USER_PROFILE") && !url.contains("code_challenge"),
+        "{url}"
+    );
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    let a = deliver(&t, &answer, &[&binding]).await;
+    // The e-mail differs in case from the stored Circuit user: compared case-insensitively.
+    let session = assert_signed_in(&t, &a, "acme", "kate").await;
+    let timing = a
+        .headers
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        timing.contains("provider;dur=") && timing.contains("total;dur="),
+        "{timing}"
+    );
+    // Logout is local: the session ends, /auth/check is 401.
+    let out = t.post("/logout", &[], &[&session]).await;
+    assert!(
+        out.status.is_success() || out.status.is_redirection(),
+        "{}",
+        out.body
+    );
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The same answer again: its state was taken.
+    let again = deliver(&t, &answer, &[&binding]).await;
+    assert_refused(&t, &again, "state_invalid", StatusCode::BAD_REQUEST).await;
+    // Its code with a fresh state of the same browser: the provider refuses a used code.
+    let (url2, _) = start_on(&t, "sp.example.test", "acme", Some(&binding)).await;
+    let state2 = url2
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let code = answer
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let replay = format!("{CALLBACK}?code={code}&state={state2}");
+    let a = deliver(&t, &replay, &[&binding]).await;
+    let detail = assert_refused(&t, &a, "token_exchange_failed", StatusCode::FORBIDDEN).await;
+    assert!(
+        detail.contains("HTTP 400") && detail.contains("invalid_grant"),
+        "{detail}"
+    );
+    // No secret anywhere in what the service recorded or answered.
+    for f in t.store.failures_recent(100).await.unwrap() {
+        assert!(!f.detail.contains(SECRET), "{}", f.detail);
+    }
+}
+
+#[tokio::test]
+async fn with_pkce_and_http_basic_the_login_works_and_without_the_verifier_it_does_not() {
+    if !ready() {
+        return;
+    }
+    let mut app = acme_app();
+    app.pkce = true;
+    app.basic = true;
+    let (t, server) = with_server(
+        "circuit-pkce",
+        &[app],
+        &[("kate", "kate@acme.example")],
+        Config::default(),
+    )
+    .await;
+    // PKCE off while the provider requires it: the provider refuses at the authorization step.
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput {
+            token_auth: Some("basic".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (url, _) = start(&t, "acme").await;
+    let refused = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    assert!(refused.contains("error=invalid_request"), "{refused}");
+    // PKCE on: S256 challenge sent, verifier derived at the callback.
+    admin_of(&t)
+        .circuit_set(
+            &t.state.secrets,
+            "acme",
+            CircuitInput {
+                pkce: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (url, binding) = start(&t, "acme").await;
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
+}
+
+#[tokio::test]
+async fn each_failure_is_refused_with_its_reason_page_and_record() {
+    if !ready() {
+        return;
+    }
+    let users = [
+        ("kate", "kate@acme.example"),
+        ("stranger", "stranger@elsewhere.example"),
+    ];
+    let (t, mut server) =
+        with_server("circuit-failures", &[acme_app()], &users, Config::default()).await;
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput::default(),
+    )
+    .await;
+
+    // Consent denied at the provider.
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        false,
+    )
+    .await;
+    assert!(answer.contains("error=access_denied"), "{answer}");
+    let a = deliver(&t, &answer, &[&binding]).await;
+    assert_refused(&t, &a, "consent_denied", StatusCode::FORBIDDEN).await;
+    assert!(
+        a.body.contains("Circuit sign-in was cancelled or refused"),
+        "{}",
+        a.body
+    );
+    let (_, tenant, provider, ..) = last_record(&t).await;
+    assert_eq!(tenant.as_deref(), Some("acme"));
+    assert!(provider.is_some_and(|p| p.contains("localhost")));
+
+    // A tampered state, and one that is no state at all.
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    let st = answer
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut tampered = st.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let bad = answer.replace(&st, std::str::from_utf8(&tampered).unwrap());
+    assert_refused(
+        &t,
+        &deliver(&t, &bad, &[&binding]).await,
+        "state_invalid",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let junk = answer.replace(&st, "%3Cscript%3E");
+    assert_refused(
+        &t,
+        &deliver(&t, &junk, &[&binding]).await,
+        "state_invalid",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // Oversized and repeated parameters.
+    let long = format!("{CALLBACK}?code={}&state={st}", "c".repeat(3000));
+    assert_refused(
+        &t,
+        &deliver(&t, &long, &[&binding]).await,
+        "state_invalid",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let twice = format!("{answer}&state={st}");
+    assert_refused(
+        &t,
+        &deliver(&t, &twice, &[&binding]).await,
+        "state_invalid",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // From another browser (no binding cookie; another one): refused, and the state is spent.
+    let a = deliver(&t, &answer, &[]).await;
+    assert_refused(&t, &a, "state_other_browser", StatusCode::FORBIDDEN).await;
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    let (_, other) = start(&t, "acme").await;
+    assert_ne!(other, binding);
+    assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&other]).await,
+        "state_other_browser",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+
+    // Expired: answered 10 minutes and a second after the start (the clock moved, not waited).
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    t.clock.advance_secs(601);
+    assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "state_expired",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    t.clock.set(ssogate::clock::SystemClock.now());
+
+    // An e-mail no user of the tenant has: named in the record.
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "stranger",
+        true,
+    )
+    .await;
+    let detail = assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "unknown_circuit_user",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(detail.contains("stranger@elsewhere.example"), "{detail}");
+    assert_eq!(
+        last_record(&t).await.3.as_deref(),
+        Some("stranger@elsewhere.example")
+    );
+
+    // A profile larger than 64 KiB.
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "oversized",
+        true,
+    )
+    .await;
+    let detail = assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "profile_invalid",
+        StatusCode::FAILED_DEPENDENCY,
+    )
+    .await;
+    assert!(detail.contains("65536"), "{detail}");
+
+    // A wrong client secret.
+    admin_of(&t)
+        .circuit_set(
+            &t.state.secrets,
+            "acme",
+            CircuitInput {
+                client_secret: Some(Secret::new("not-the-secret".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    let detail = assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "token_exchange_failed",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        detail.contains("HTTP 401") && detail.contains("invalid_client"),
+        "{detail}"
+    );
+    assert!(!detail.contains("not-the-secret"), "{detail}");
+    admin_of(&t)
+        .circuit_set(
+            &t.state.secrets,
+            "acme",
+            CircuitInput {
+                client_secret: Some(Secret::new(SECRET.into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // The provider stopped (SIGSTOP) after the agent signed in: no answer within the 10 s limit.
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    server.pause();
+    let began = Instant::now();
+    let a = deliver(&t, &answer, &[&binding]).await;
+    let took = began.elapsed();
+    server.resume();
+    assert_refused(&t, &a, "provider_timeout", StatusCode::FAILED_DEPENDENCY).await;
+    assert!(took <= Duration::from_secs(11), "answered after {took:?}");
+
+    // The provider gone: its port refuses.
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    server.stop();
+    let detail = assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "provider_unreachable",
+        StatusCode::FAILED_DEPENDENCY,
+    )
+    .await;
+    assert!(detail.contains("token call"), "{detail}");
+
+    // Circuit off: the start is refused; none of the refusals above was a 5xx of our own.
+    admin_of(&t)
+        .circuit_set(
+            &t.state.secrets,
+            "acme",
+            CircuitInput {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let a = t
+        .post("/oauth/circuit/start", &[("tenant", "acme")], &[])
+        .await;
+    assert_refused(&t, &a, "circuit_disabled", StatusCode::FORBIDDEN).await;
+    let a = t.get("/oauth/circuit/callback", &[]).await;
+    assert_refused(&t, &a, "state_invalid", StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn two_tenants_on_one_provider_stay_apart() {
+    if !ready() {
+        return;
+    }
+    const B_HOST: &str = "https://b.example.test";
+    let b_callback = format!("{B_HOST}/oauth/circuit/callback");
+    let apps = [
+        acme_app(),
+        App::new("globex-app", "globex-client-secret-987", &b_callback),
+    ];
+    let (t, server) = with_server(
+        "circuit-tenants",
+        &apps,
+        &[("sam", "sam@shared.example")],
+        Config::default(),
+    )
+    .await;
+    // A second portal for tenant globex; the same Circuit e-mail in both tenants.
+    admin::sp_add(
+        t.store.as_ref(),
+        &SeededRng::new(1),
+        admin::SpInput {
+            host_url: B_HOST.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tenant_with_user(&t, "acme", "sam-a", "sam@shared.example").await;
+    tenant_with_user(&t, "globex", "sam-b", "SAM@shared.example").await;
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput::default(),
+    )
+    .await;
+    circuit_on(
+        &t,
+        "globex",
+        "globex-app",
+        "globex-client-secret-987",
+        &server,
+        B_HOST,
+        CircuitInput::default(),
+    )
+    .await;
+
+    // Each lands in their own tenant only.
+    let (url, binding) = start_on(&t, "sp.example.test", "acme", None).await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "sam",
+        true,
+    )
+    .await;
+    assert_signed_in(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "acme",
+        "sam-a",
+    )
+    .await;
+    let (url, binding_b) = start_on(&t, "b.example.test", "globex", None).await;
+    let answer_b = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        &b_callback,
+        "sam",
+        true,
+    )
+    .await;
+    let a = deliver(&t, &answer_b, &[&binding_b]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.location.as_deref(), Some(&*format!("{B_HOST}/queue")));
+
+    // Tenant acme's state at tenant globex's callback: refused.
+    let (url, binding) = start_on(&t, "sp.example.test", "acme", None).await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "sam",
+        true,
+    )
+    .await;
+    let moved = answer.replace(HOST, B_HOST);
+    let detail = assert_refused(
+        &t,
+        &deliver(&t, &moved, &[&binding]).await,
+        "state_invalid",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(detail.contains("acme"), "{detail}");
+    // A start for globex on acme's portal goes to globex's own portal first.
+    let a = t
+        .post("/oauth/circuit/start", &[("tenant", "globex")], &[])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(
+        a.location
+            .as_deref()
+            .unwrap_or("")
+            .starts_with(&format!("{B_HOST}/t/globex/login")),
+        "{:?}",
+        a.location
+    );
+}
+
+#[tokio::test]
+async fn openid_connect_logins_check_the_id_token() {
+    if !ready() {
+        return;
+    }
+    let mut users = vec![("kate", "kate@acme.example")];
+    let tampers = [
+        ("tamper-signature", "id_token_invalid"),
+        ("tamper-aud", "id_token_audience"),
+        ("tamper-expired", "id_token_expired"),
+        ("tamper-nonce", "id_token_nonce"),
+    ];
+    for (login, _) in tampers {
+        users.push((login, "kate@acme.example"));
+    }
+    let (t, server) = with_server("circuit-oidc", &[acme_app()], &users, Config::default()).await;
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput {
+            kind: Some("oidc".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let c = ssogate::domain::circuit::circuit_get(t.store.as_ref(), "acme")
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.scope.as_str(), c.profile_field.as_str()),
+        ("openid email", "email")
+    );
+    let (url, binding) = start(&t, "acme").await;
+    assert!(
+        url.contains("nonce=") && url.contains("scope=openid+email"),
+        "{url}"
+    );
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
+    for (login, code) in tampers {
+        let (url, binding) = start(&t, "acme").await;
+        let answer = walk(
+            &server.pki.ca_file,
+            &server.issuer,
+            &url,
+            CALLBACK,
+            login,
+            true,
+        )
+        .await;
+        let a = deliver(&t, &answer, &[&binding]).await;
+        assert_eq!(reason(&a), Some(code), "{login}: {}", a.body);
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{login}");
+        assert!(cookie(&a, "ssogate_session").is_none(), "{login} signed in");
+    }
+}
