@@ -54,15 +54,24 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, port: u16, log: &Path) -> Server {
+        Server::start_with(data, port, log, None)
+    }
+
+    /// As [`Server::start`], with a configuration file.
+    pub fn start_with(data: &Path, port: u16, log: &Path, config: Option<&Path>) -> Server {
         let file = std::fs::File::create(log).expect("server log");
-        let child = Command::new(ssogate())
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data)
+        let mut cmd = Command::new(ssogate());
+        cmd.args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
             .env("SSOGATE_LOG", "info")
             .stdout(file.try_clone().expect("log handle"))
             .stderr(file)
