@@ -396,7 +396,9 @@ fn tenant_manager_may(path: &str, method: &str) -> bool {
                 | "/tenants/{tenant}"
                 | "/tenants/{tenant}/sessions"
                 | "/tenants/{tenant}/failures"
+                | "/tenants/{tenant}/circuit"
         ) | ("DELETE", "/tenants/{tenant}/sessions/{handle}")
+            | ("PUT", "/tenants/{tenant}/circuit")
     )
 }
 
@@ -485,7 +487,7 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
             );
             cases += 1;
         }
-        // Tenant managers: their own tenant's activity; another tenant's: not found.
+        // Tenant managers: their own tenant's activity and Circuit tab; another tenant's: 403.
         for (who, own) in [
             (tm_globex.clone(), false),
             (Auth::Bearer(tm_client.clone()), true),
@@ -509,7 +511,7 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
             } else if path.contains("{tenant}") && !own {
                 assert_eq!(
                     r.status,
-                    StatusCode::NOT_FOUND,
+                    StatusCode::FORBIDDEN,
                     "{method} {url} as another tenant's manager: {}",
                     r.body
                 );
@@ -582,6 +584,7 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() {
             form(&t, &url, &[], &tm_globex, true).await
         };
         let tm_page = path.starts_with("/webmanager/activity")
+            || path == "/webmanager/circuit"
             || path == "/webmanager/"
             || path == "/webmanager/signout"
             || path == "/webmanager/password"
@@ -843,6 +846,11 @@ async fn api_tokens_are_kept_hashed_and_no_answer_carries_a_secret() {
             .await
             .expect("store"),
     );
+    store
+        .use_secrets(std::sync::Arc::new(
+            ssogate::secrets::SecretsKey::ephemeral(&ssogate::rng::SystemRng),
+        ))
+        .expect("secrets key");
     let t = TestApp::with_store(ssogate::config::Config::default(), store).await;
     let s = root(&t).await;
     let sp = call(
@@ -1779,4 +1787,218 @@ async fn failing_responses_are_captured_for_the_tracer_while_a_capture_runs() {
     assert!(json(&r)["capturing_until"].is_null());
     let audit = call(&t, "GET", "/api/v1/audit", None, &s).await;
     assert!(audit.body.contains("tenant.capture_on"));
+}
+
+#[tokio::test]
+async fn a_circuit_user_belongs_to_one_user_of_a_tenant_by_api_and_page() {
+    let t = TestApp::new(true).await;
+    let s = root(&t).await;
+    for tenant in ["acme", "globex"] {
+        let r = call(
+            &t,
+            "POST",
+            "/api/v1/tenants",
+            Some(&json!({"name": tenant, "login_domains": [format!("{tenant}.example")]})),
+            &s,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let add = |tenant: &str, user: &str, circuit: &str| {
+        (
+            format!("/api/v1/tenants/{tenant}/users"),
+            json!({"username": user, "circuit_user": circuit}),
+        )
+    };
+    let (path, body) = add("acme", "kate", "kate@circuit.example");
+    assert_eq!(
+        call(&t, "POST", &path, Some(&body), &s).await.status,
+        StatusCode::CREATED
+    );
+    let users = |tenant: &'static str| {
+        let t = &t;
+        let s = &s;
+        async move {
+            call(
+                t,
+                "GET",
+                &format!("/api/v1/tenants/{tenant}/users"),
+                None,
+                s,
+            )
+            .await
+            .body
+        }
+    };
+    let before = users("acme").await;
+    // The API: another case of the same address, in the same tenant: refused naming kate.
+    let (path, body) = add("acme", "kim", "Kate@CIRCUIT.example");
+    let r = call(&t, "POST", &path, Some(&body), &s).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(json(&r)["field"], "circuit_user");
+    assert!(
+        json(&r)["message"].as_str().unwrap().contains("\"kate\""),
+        "{}",
+        r.body
+    );
+    // Changing an existing user to it: the same.
+    let (path, body) = add("acme", "kim", "kim@circuit.example");
+    assert_eq!(
+        call(&t, "POST", &path, Some(&body), &s).await.status,
+        StatusCode::CREATED
+    );
+    let before_kim = users("acme").await;
+    let r = call(
+        &t,
+        "PUT",
+        "/api/v1/tenants/acme/users/kim",
+        Some(&json!({"circuit_user": "KATE@circuit.example"})),
+        &s,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("\\\"kate\\\""), "{}", r.body);
+    assert_eq!(users("acme").await, before_kim, "nothing was saved");
+    // The page: refused beside the field, naming kate; nothing saved.
+    let a = form(
+        &t,
+        "/webmanager/users/new?tenant=acme",
+        &[
+            ("username", "kai"),
+            ("circuit_user", "kATE@circuit.example"),
+            ("role_agent", "on"),
+        ],
+        &s,
+        true,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("id=\"error-circuit_user\""), "{}", a.body);
+    assert!(
+        a.body.contains("&quot;kate&quot;") || a.body.contains("\"kate\""),
+        "{}",
+        a.body
+    );
+    assert!(!users("acme").await.contains("\"kai\""));
+    assert_ne!(before, users("acme").await);
+    // The same address in another tenant: accepted.
+    let (path, body) = add("globex", "kate", "kate@circuit.example");
+    let r = call(&t, "POST", &path, Some(&body), &s).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_tenant_manager_configures_their_own_tenants_circuit_tab_only() {
+    let t = TestApp::new(true).await;
+    let s = root(&t).await;
+    for tenant in ["acme", "globex"] {
+        call(
+            &t,
+            "POST",
+            "/api/v1/tenants",
+            Some(&json!({"name": tenant, "login_domains": [format!("{tenant}.example")]})),
+            &s,
+        )
+        .await;
+    }
+    add_user(&t, "acme", "am", "am-password-1", &["tenant-manager"]).await;
+    let am = session(&t, "am", "acme", "am-password-1").await;
+    // The tab: the pick leads to their own tenant; Save works there.
+    let a = page(&t, "/webmanager/circuit", &am).await;
+    assert_eq!(a.location.as_deref(), Some("/webmanager/circuit/acme"));
+    let a = page(&t, "/webmanager/circuit/acme", &am).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("Enable Circuit Sign On") && a.body.contains("Client Secret"));
+    let a = form(
+        &t,
+        "/webmanager/circuit/acme",
+        &[
+            ("version", "0"),
+            ("enabled", "on"),
+            ("client_id", "acme-app"),
+            ("client_secret", "tm-secret-value-1"),
+            ("portal_url", common::app::HOST),
+            ("login_url", "https://eu.yourcircuit.com"),
+        ],
+        &am,
+        true,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let a = page(&t, "/webmanager/circuit/acme?saved=1", &am).await;
+    assert!(
+        a.body.contains("Saved.") && a.body.contains("*****"),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("tm-secret-value-1"));
+    // The API: their own tenant's settings; the secret only as set.
+    let r = call(&t, "GET", "/api/v1/tenants/acme/circuit", None, &am).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(json(&r)["client_secret_set"], true);
+    assert_eq!(json(&r)["enabled"], true);
+    assert!(!r.body.contains("tm-secret-value-1"));
+    // Another tenant's tab, page and API, and every other page: 403.
+    assert_eq!(
+        page(&t, "/webmanager/circuit/globex", &am).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let a = form(
+        &t,
+        "/webmanager/circuit/globex",
+        &[("client_id", "x")],
+        &am,
+        true,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    for (method, path) in [
+        ("GET", "/api/v1/tenants/globex/circuit"),
+        ("PUT", "/api/v1/tenants/globex/circuit"),
+        ("GET", "/api/v1/tenants/globex/sessions"),
+        ("GET", "/api/v1/tenants/nosuch/circuit"),
+        ("GET", "/api/v1/sps"),
+        ("PUT", "/api/v1/tenants/acme"),
+    ] {
+        let body = (method == "PUT").then(|| json!({"client_id": "x"}));
+        let r = call(&t, method, path, body.as_ref(), &am).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    for p in [
+        "/webmanager/sps",
+        "/webmanager/tenants",
+        "/webmanager/users",
+        "/webmanager/tracer",
+    ] {
+        assert_eq!(page(&t, p, &am).await.status, StatusCode::FORBIDDEN, "{p}");
+    }
+    // Refused input on the tab: named beside its field, nothing saved.
+    let a = form(
+        &t,
+        "/webmanager/circuit/acme",
+        &[
+            ("version", "1"),
+            ("enabled", "on"),
+            ("client_id", "acme-app"),
+            ("portal_url", "https://elsewhere.example"),
+            ("login_url", "https://eu.yourcircuit.com"),
+        ],
+        &am,
+        true,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(
+        a.body.contains("id=\"error-portal_url\"") && a.body.contains(common::app::HOST),
+        "{}",
+        a.body
+    );
+    let r = call(&t, "GET", "/api/v1/tenants/acme/circuit", None, &am).await;
+    assert_eq!(json(&r)["portal_url"], common::app::HOST);
+    assert_eq!(json(&r)["version"], 1);
 }

@@ -27,6 +27,14 @@ use ssogate::store::Store as _;
 const CALLBACK: &str = "https://sp.example.test/oauth/circuit/callback";
 const SECRET: &str = "acme-client-secret-0123456789";
 
+/// The tests' configuration: starts not bounded (one test checks the bound).
+fn base() -> Config {
+    Config {
+        oauth_starts_per_minute: 10_000,
+        ..Config::default()
+    }
+}
+
 fn ready() -> bool {
     common::require("oauth", common::oauth::missing()).is_some()
 }
@@ -37,7 +45,6 @@ async fn service(config: Config) -> TestApp {
     let t = TestApp::with_config(Config {
         outbound_allow_private: true,
         failure_records_per_minute: 100_000,
-        oauth_starts_per_minute: 10_000,
         ..config
     })
     .await;
@@ -256,7 +263,7 @@ async fn an_agent_signs_in_with_circuit_and_each_answer_is_taken_once() {
         "circuit-login",
         &[acme_app()],
         &[("kate", "KATE@acme.example")],
-        Config::default(),
+        base(),
     )
     .await;
     circuit_on(
@@ -355,7 +362,7 @@ async fn with_pkce_and_http_basic_the_login_works_and_without_the_verifier_it_do
         "circuit-pkce",
         &[app],
         &[("kate", "kate@acme.example")],
-        Config::default(),
+        base(),
     )
     .await;
     // PKCE off while the provider requires it: the provider refuses at the authorization step.
@@ -418,8 +425,7 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
         ("kate", "kate@acme.example"),
         ("stranger", "stranger@elsewhere.example"),
     ];
-    let (t, mut server) =
-        with_server("circuit-failures", &[acme_app()], &users, Config::default()).await;
+    let (t, mut server) = with_server("circuit-failures", &[acme_app()], &users, base()).await;
     circuit_on(
         &t,
         "acme",
@@ -718,7 +724,7 @@ async fn two_tenants_on_one_provider_stay_apart() {
         "circuit-tenants",
         &apps,
         &[("sam", "sam@shared.example")],
-        Config::default(),
+        base(),
     )
     .await;
     // A second portal for tenant globex; the same Circuit e-mail in both tenants.
@@ -837,7 +843,7 @@ async fn openid_connect_logins_check_the_id_token() {
     for (login, _) in tampers {
         users.push((login, "kate@acme.example"));
     }
-    let (t, server) = with_server("circuit-oidc", &[acme_app()], &users, Config::default()).await;
+    let (t, server) = with_server("circuit-oidc", &[acme_app()], &users, base()).await;
     circuit_on(
         &t,
         "acme",
@@ -889,4 +895,215 @@ async fn openid_connect_logins_check_the_id_token() {
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{login}");
         assert!(cookie(&a, "ssogate_session").is_none(), "{login} signed in");
     }
+}
+
+/// tinyproxy on loopback (foreground), logging to `dir/tinyproxy.log`; killed when dropped.
+struct Tinyproxy {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Tinyproxy {
+    fn start(dir: &std::path::Path, connect_port: u16) -> Tinyproxy {
+        let port = common::process::free_port();
+        let log = dir.join("tinyproxy.log");
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 64\n\
+                 Allow 127.0.0.1\nConnectPort {connect_port}\nDisableViaHeader Yes\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tinyproxy starts");
+        assert!(
+            common::process::wait_for_port(port, Duration::from_secs(10)),
+            "tinyproxy did not listen"
+        );
+        Tinyproxy { child, port, log }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn through_an_https_proxy_the_provider_calls_are_connects() {
+    if !ready()
+        || common::require(
+            "oauth",
+            common::missing_programs(&[("tinyproxy", "tinyproxy")]),
+        )
+        .is_none()
+    {
+        return;
+    }
+    let dir = common::scratch_dir("circuit-proxy");
+    let server = OauthServer::start(&dir, &[acme_app()], &[("kate", "kate@acme.example")]);
+    let mut proxy = Tinyproxy::start(&dir, server.port);
+    let t = service(Config {
+        outbound_ca_file: Some(server.pki.ca_file.clone()),
+        outbound_proxy: Some(format!("http://127.0.0.1:{}", proxy.port)),
+        ..base()
+    })
+    .await;
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput::default(),
+    )
+    .await;
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
+    let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+    let connects = log
+        .lines()
+        .filter(|l| l.contains(&format!("CONNECT localhost:{}", server.port)))
+        .count();
+    assert!(
+        connects >= 1,
+        "no CONNECT to the provider in tinyproxy's log:\n{log}"
+    );
+    // The proxy gone: the provider cannot be reached.
+    proxy.stop();
+    let (url, binding) = start(&t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        "kate",
+        true,
+    )
+    .await;
+    let detail = assert_refused(
+        &t,
+        &deliver(&t, &answer, &[&binding]).await,
+        "provider_unreachable",
+        StatusCode::FAILED_DEPENDENCY,
+    )
+    .await;
+    assert!(detail.contains("token call"), "{detail}");
+}
+
+#[tokio::test]
+async fn circuit_starts_are_bounded_per_client() {
+    if !ready() {
+        return;
+    }
+    let (t, server) = with_server(
+        "circuit-starts",
+        &[acme_app()],
+        &[],
+        Config {
+            oauth_starts_per_minute: 3,
+            ..Config::default()
+        },
+    )
+    .await;
+    circuit_on(
+        &t,
+        "acme",
+        "acme-app",
+        SECRET,
+        &server,
+        HOST,
+        CircuitInput::default(),
+    )
+    .await;
+    let from = |last: u8| std::net::IpAddr::from([192, 0, 2, last]);
+    for _ in 0..3 {
+        let a = t
+            .request_from(
+                from(1),
+                "POST",
+                "/oauth/circuit/start",
+                Some(&[("tenant", "acme")]),
+                &[],
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    }
+    let a = t
+        .request_from(
+            from(1),
+            "POST",
+            "/oauth/circuit/start",
+            Some(&[("tenant", "acme")]),
+            &[],
+            &[],
+        )
+        .await;
+    assert_refused(
+        &t,
+        &a,
+        "circuit_start_limited",
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert!(a.headers.get("retry-after").is_some());
+    // Another client is not held up; a minute later the first starts again.
+    let a = t
+        .request_from(
+            from(2),
+            "POST",
+            "/oauth/circuit/start",
+            Some(&[("tenant", "acme")]),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    t.clock.advance_secs(60);
+    let a = t
+        .request_from(
+            from(1),
+            "POST",
+            "/oauth/circuit/start",
+            Some(&[("tenant", "acme")]),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    // Four pending requests stored; expired ones are purged.
+    t.clock.advance_secs(601);
+    let purged = t
+        .store
+        .purge_expired(t.clock.now(), 100, 1_000_000)
+        .await
+        .unwrap();
+    assert!(purged >= 3, "purged {purged}");
 }

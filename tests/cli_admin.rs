@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::generate::{attacker, idp, sp};
+use common::process::cli;
 
 fn ssogate() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssogate"))
@@ -892,5 +893,103 @@ fn the_secrets_key_is_made_once_and_another_one_stops_the_start() {
     refused(
         &run(&data, &["user", "reset-totp", "admin"]),
         "has no two-step verification",
+    );
+}
+
+#[test]
+fn a_circuit_user_is_refused_twice_in_a_tenant_naming_its_holder() {
+    let dir = common::scratch_dir("cli_admin_circuit_user");
+    let data = dir.join("data");
+    for t in ["acme", "globex"] {
+        cli(
+            &data,
+            &[
+                "tenant",
+                "add",
+                t,
+                "--login-domain",
+                &format!("{t}.example"),
+            ],
+        );
+    }
+    cli(
+        &data,
+        &[
+            "user",
+            "add",
+            "kate",
+            "--tenant",
+            "acme",
+            "--circuit-user",
+            "kate@circuit.example",
+        ],
+    );
+    let before = cli(&data, &["user", "list", "--tenant", "acme"]);
+    refused(
+        &run(
+            &data,
+            &[
+                "user",
+                "add",
+                "kim",
+                "--tenant",
+                "acme",
+                "--circuit-user",
+                "KATE@Circuit.Example",
+            ],
+        ),
+        "user \"kate\" of tenant \"acme\" already has this Circuit user",
+    );
+    cli(&data, &["user", "add", "kim", "--tenant", "acme"]);
+    let with_kim = cli(&data, &["user", "list", "--tenant", "acme"]);
+    assert_ne!(before, with_kim);
+    refused(
+        &run(
+            &data,
+            &[
+                "user",
+                "set",
+                "kim",
+                "--tenant",
+                "acme",
+                "--circuit-user",
+                "kate@CIRCUIT.example",
+            ],
+        ),
+        "\"kate\"",
+    );
+    assert_eq!(
+        cli(&data, &["user", "list", "--tenant", "acme"]),
+        with_kim,
+        "nothing was saved"
+    );
+    // Shape: an e-mail or a URI, no spaces.
+    refused(
+        &run(
+            &data,
+            &[
+                "user",
+                "set",
+                "kim",
+                "--tenant",
+                "acme",
+                "--circuit-user",
+                "not an address",
+            ],
+        ),
+        "e-mail address or URI",
+    );
+    // Another tenant: the same address is fine.
+    cli(
+        &data,
+        &[
+            "user",
+            "add",
+            "kate",
+            "--tenant",
+            "globex",
+            "--circuit-user",
+            "kate@circuit.example",
+        ],
     );
 }

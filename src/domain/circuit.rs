@@ -386,16 +386,43 @@ async fn apply(
             check_login_url(&u)?
         };
     }
-    if let Some(p) = input.authorize_path {
+    // The advanced fields: empty is the default (of the kind, for scope and field).
+    let or = |v: Option<String>, default: &str| {
+        v.map(|s| {
+            if s.trim().is_empty() {
+                default.to_string()
+            } else {
+                s
+            }
+        })
+    };
+    let oidc = c.kind == ProviderKind::Oidc;
+    if let Some(p) = or(input.authorize_path, DEFAULT_AUTHORIZE_PATH) {
         c.authorize_path = check_path("authorize_path", "authorization path", &p)?;
     }
-    if let Some(p) = input.token_path {
+    if let Some(p) = or(input.token_path, DEFAULT_TOKEN_PATH) {
         c.token_path = check_path("token_path", "token path", &p)?;
     }
-    if let Some(p) = input.profile_path {
+    if let Some(p) = or(input.profile_path, DEFAULT_PROFILE_PATH) {
         c.profile_path = check_path("profile_path", "profile path", &p)?;
     }
-    if let Some(s) = input.scope {
+    let scope = or(
+        input.scope,
+        if oidc {
+            DEFAULT_OIDC_SCOPE
+        } else {
+            DEFAULT_SCOPE
+        },
+    );
+    let field = or(
+        input.profile_field,
+        if oidc {
+            DEFAULT_OIDC_CLAIM
+        } else {
+            DEFAULT_PROFILE_FIELD
+        },
+    );
+    if let Some(s) = scope {
         let s = s.trim();
         if s.is_empty()
             || s.len() > 256
@@ -409,7 +436,7 @@ async fn apply(
         }
         c.scope = s.to_string();
     }
-    if let Some(f) = input.profile_field {
+    if let Some(f) = field {
         let f = f.trim();
         if f.is_empty()
             || f.len() > 64

@@ -55,11 +55,27 @@ pub fn request_to(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> std::io::Result<HttpAnswer> {
+    request_with(port, host, method, path, cookie, form, &[])
+}
+
+/// [`request_to`] with more header lines (`name`, `value`).
+pub fn request_with(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpAnswer> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(c) = cookie {
         req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
     }
     if let Some(f) = form {
         req.push_str(&format!(

@@ -1011,6 +1011,8 @@ async fn watched_tenant(
     first_steps_done(p)?;
     match state.store.tenant_by_name(name).await? {
         Some(t) if p.may_watch(t.id) => Ok(t),
+        // A tenant manager: nothing outside their tenant, whether it exists or not.
+        _ if !p.is_central() => Err(ApiError::forbidden()),
         _ => Err(AdminError::NotFound(format!("no tenant named {name:?}")).into()),
     }
 }
