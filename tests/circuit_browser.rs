@@ -11,7 +11,7 @@
 //! 4. a consent cancelled at the provider: "Circuit sign-in was cancelled or refused", 403.
 //!
 //! Without node 20, chromium, `tests/browser/node_modules` or `tests/oauth-server/node_modules`
-//! the test fails naming what is missing, unless `SSOGATE_SKIP=browser`.
+//! the test fails naming what is missing, unless `SSOGATE_SKIP=browser` (or `oauth`).
 
 mod common;
 
@@ -35,7 +35,7 @@ fn missing() -> Option<String> {
             "tests/browser/node_modules is missing (npm ci --prefix tests/browser)".into(),
         );
     }
-    common::oauth::missing()
+    None
 }
 
 /// One run of the browser script: (passed, failed, output).
@@ -67,7 +67,9 @@ fn run(args: &[&str], artifacts: &Path) -> (usize, usize, String) {
 
 #[test]
 fn agents_sign_in_with_circuit_in_a_real_browser() {
-    if common::require("browser", missing()).is_none() {
+    if common::require("browser", missing()).is_none()
+        || common::require("oauth", common::oauth::missing()).is_none()
+    {
         return;
     }
     let dir = common::scratch_dir("circuit-browser");
