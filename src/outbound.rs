@@ -129,8 +129,10 @@ fn build(config: &Config) -> Result<reqwest::Client, String> {
         .timeout(Duration::from_secs(TOTAL_SECS))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ssogate/", env!("CARGO_PKG_VERSION")))
+        // Connections are reused: as many kept per host as may be in flight at once, so a
+        // steady stream of calls (Circuit's token and profile) opens no new ones.
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(4);
+        .pool_max_idle_per_host(config.outbound_max_in_flight.max(1));
     if let Some(path) = &config.outbound_ca_file {
         let pem =
             std::fs::read(path).map_err(|e| format!("outbound_ca_file {}: {e}", path.display()))?;

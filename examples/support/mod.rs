@@ -2,6 +2,8 @@
 //! the admin CLI, percentiles.
 #![allow(dead_code)]
 
+pub mod acs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

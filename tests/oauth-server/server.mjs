@@ -20,6 +20,7 @@
 //   tamper-aud        its ID token is re-signed for another audience
 //   tamper-expired    its ID token is re-signed with exp an hour ago
 //   tamper-nonce      its ID token is re-signed with another nonce
+// GET /__connections answers the TCP connections accepted so far, by client address.
 // Prints "READY <port>" once it listens.
 
 import { readFileSync } from 'node:fs';
@@ -75,6 +76,16 @@ const provider = new Provider(issuer, {
       },
     };
   },
+});
+
+// TCP connections accepted, by client address (the Circuit load example counts ssogate's).
+const accepted = {};
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/__connections') {
+    ctx.body = accepted;
+    return undefined;
+  }
+  return next();
 });
 
 // The Circuit-shaped profile route.
@@ -133,6 +144,10 @@ const server = https.createServer(
   provider.callback(),
 );
 server.keepAliveTimeout = 65_000;
+server.on('connection', (socket) => {
+  const from = socket.remoteAddress || '?';
+  accepted[from] = (accepted[from] || 0) + 1;
+});
 server.listen(config.port, '127.0.0.1', () => {
   console.log(`READY ${config.port}`);
 });
