@@ -121,7 +121,6 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>) 
 /// The OAuth server (killed when dropped, resumed first if stopped).
 struct Provider {
     child: Child,
-    port: u16,
     issuer: String,
     ca_file: PathBuf,
 }
@@ -156,8 +155,7 @@ impl Provider {
             "users": users,
         });
         std::fs::write(dir.join("oauth.json"), config.to_string()).unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oauth-server/server.mjs");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oauth-server/server.mjs");
         let mut child = Command::new("node")
             .arg(script)
             .arg("--config")
@@ -172,7 +170,6 @@ impl Provider {
         assert!(line.starts_with("READY"), "the OAuth server did not start");
         Provider {
             child,
-            port,
             issuer: format!("https://localhost:{port}"),
             ca_file,
         }
@@ -199,9 +196,7 @@ fn browser(ca: &Path) -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap(),
-        )
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
         .local_address(IpAddr::from([127, 0, 0, 2]))
         .pool_max_idle_per_host(2)
         .build()
@@ -259,7 +254,11 @@ async fn login(
             .and_then(|a| a.split('"').next())
             .ok_or("no form")?
             .replace("&amp;", "&");
-        let action = format!("{issuer}{action}");
+        let action = if action.starts_with('/') {
+            format!("{issuer}{action}")
+        } else {
+            action
+        };
         let form: Vec<(&str, String)> = if page.contains("value=\"login\"") {
             vec![
                 ("prompt", "login".into()),
@@ -418,6 +417,8 @@ fn main() {
             ("SSOGATE_OUTBOUND_MAX_IN_FLIGHT", &max_in_flight),
             ("SSOGATE_OAUTH_STARTS_PER_MINUTE", "1000000"),
             ("SSOGATE_OAUTH_STARTS_PER_MINUTE_TOTAL", "1000000"),
+            // The stall run's callbacks and the SAML loop all come from 127.0.0.1.
+            ("SSOGATE_MAX_CONNECTIONS_PER_CLIENT", "2048"),
         ],
     );
     let pid = server.0.id();
@@ -668,7 +669,7 @@ fn stall(
                         .await
                         .map(|r| r.status().as_u16())
                         .unwrap_or(0);
-                    (s, t.elapsed().as_millis() as u64)
+                    (s, t.elapsed().as_micros() as u64)
                 })
             })
             .collect();

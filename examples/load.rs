@@ -27,7 +27,6 @@ mod support;
 use support::acs::{Conn, IDP, Tally, USERS, open_loop, presign, report, signed_form};
 use support::{cli, cpu_secs, keypair, percentile, rss_kib};
 
-
 struct Args {
     rate: u64,
     seconds: u64,

@@ -2,8 +2,8 @@
 //! profile calls later): connect within 5 s, done within 10 s, answers read up to a limit per
 //! call, TLS verified against the system's CAs plus `outbound_ca_file`, `outbound_proxy`
 //! (`http://host:port`, CONNECT for https; it takes precedence over `HTTPS_PROXY`/`NO_PROXY`),
-//! no redirect followed, at most `outbound_max_in_flight` calls at once (more are refused at
-//! once), and no destination in loopback, link-local, private or otherwise internal ranges
+//! no redirect followed, at most `outbound_max_in_flight` calls at once (more wait for a free
+//! one within their own 10 s), and no destination in loopback, link-local, private or otherwise internal ranges
 //! unless `outbound_allow_private` is on — checked on every address a name resolves to, and on
 //! addresses written in the URL. Plain `http://` is taken for loopback destinations only.
 
@@ -24,9 +24,11 @@ pub enum OutboundError {
     BadUrl(String),
     #[error("{0} is in a loopback, link-local or private range (outbound_allow_private is off)")]
     Private(String),
-    #[error("too many outbound calls in flight ({0}); try again in a moment")]
+    #[error(
+        "all {0} outbound calls allowed at once (outbound_max_in_flight) stayed busy for {TOTAL_SECS} s"
+    )]
     Busy(usize),
-    #[error("no answer within {TOTAL_SECS} s")]
+    #[error("no answer in time ({CONNECT_SECS} s to connect, {TOTAL_SECS} s in all)")]
     Timeout,
     #[error("{0}")]
     Failed(String),
@@ -92,19 +94,60 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// How long a name's addresses are reused (getaddrinfo gives no TTL; the system's resolver may
+/// cache longer).
+const DNS_CACHE_SECS: u64 = 30;
+/// Names whose addresses are kept.
+const DNS_CACHE_NAMES: usize = 256;
+/// Lookups at once (each takes a blocking thread): a burst of calls to one provider waits for
+/// the first lookup instead of starting hundreds of threads.
+const DNS_LOOKUPS: usize = 4;
+
+type DnsCache =
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Vec<SocketAddr>)>>;
+
 /// Resolves names and keeps only the addresses the service may call.
 struct GuardedResolver {
     allow_private: bool,
     /// The configured proxy's host: the proxy itself may be on a private network.
     proxy_host: Option<String>,
+    cache: Arc<DnsCache>,
+    lookups: Arc<tokio::sync::Semaphore>,
+}
+
+/// The addresses `host` had within the last [`DNS_CACHE_SECS`].
+fn cached(cache: &DnsCache, host: &str) -> Option<Vec<SocketAddr>> {
+    let m = cache.lock().unwrap_or_else(|p| p.into_inner());
+    m.get(host)
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(DNS_CACHE_SECS))
+        .map(|(_, a)| a.clone())
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
         let allow = self.allow_private || self.proxy_host.as_deref() == Some(host.as_str());
+        let (cache, lookups) = (self.cache.clone(), self.lookups.clone());
         Box::pin(async move {
-            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let all = match cached(&cache, &host) {
+                Some(a) => a,
+                None => {
+                    let _turn = lookups.acquire().await.map_err(std::io::Error::other)?;
+                    match cached(&cache, &host) {
+                        Some(a) => a,
+                        None => {
+                            let a: Vec<SocketAddr> =
+                                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                            let mut m = cache.lock().unwrap_or_else(|p| p.into_inner());
+                            if m.len() >= DNS_CACHE_NAMES {
+                                m.clear();
+                            }
+                            m.insert(host.clone(), (std::time::Instant::now(), a.clone()));
+                            a
+                        }
+                    }
+                }
+            };
             let kept: Vec<SocketAddr> = all
                 .iter()
                 .copied()
@@ -168,6 +211,8 @@ fn build(config: &Config) -> Result<reqwest::Client, String> {
     b = b.dns_resolver(Arc::new(GuardedResolver {
         allow_private: config.outbound_allow_private,
         proxy_host,
+        cache: Arc::default(),
+        lookups: Arc::new(tokio::sync::Semaphore::new(DNS_LOOKUPS)),
     }));
     b.build().map_err(|e| format!("outbound HTTP client: {e}"))
 }
@@ -270,10 +315,21 @@ impl Outbound {
             .as_ref()
             .map_err(|e| OutboundError::Config(e.clone()))?;
         let u = self.check_url(url)?;
-        let _slot = self
-            .slots
-            .try_acquire()
-            .map_err(|_| OutboundError::Busy(self.max_in_flight))?;
+        // At most `max_in_flight` calls at once; beyond, a call waits for a free one within its
+        // own time limit (the wait counts in its 10 s), holding nothing but its place in line.
+        let started = std::time::Instant::now();
+        let budget = Duration::from_secs(TOTAL_SECS);
+        let _slot = match self.slots.try_acquire() {
+            Ok(p) => p,
+            Err(_) => tokio::time::timeout(budget, self.slots.acquire())
+                .await
+                .map_err(|_| OutboundError::Busy(self.max_in_flight))?
+                .map_err(|_| OutboundError::Busy(self.max_in_flight))?,
+        };
+        let remaining = budget.saturating_sub(started.elapsed());
+        if remaining.is_zero() {
+            return Err(OutboundError::Busy(self.max_in_flight));
+        }
         let req = match call {
             Call::Get { bearer } => {
                 let r = client.get(u);
@@ -290,7 +346,8 @@ impl Outbound {
                 }
             }
         }
-        .header(reqwest::header::ACCEPT, "application/json");
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(remaining);
         let mut res = req.send().await.map_err(|e| cause(&e))?;
         let status = res.status();
         if status.is_redirection() {

@@ -226,4 +226,3 @@ pub fn report(name: &str, t: &mut Tally, elapsed: Duration, cpu: f64) -> serde_j
     );
     serde_json::json!({"server_cpu_seconds": cpu, "logins_per_cpu_second": per_cpu, "logins": t.ok, "seconds": elapsed.as_secs_f64(), "logins_per_second": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "refused": t.refused, "errors": t.errors})
 }
-

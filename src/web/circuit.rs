@@ -139,8 +139,8 @@ fn refuse_for(c: &CircuitSettings, reason: Reason, detail: impl Into<String>) ->
 /// An outbound failure, said as the agent and the administrator need it.
 fn outbound_refusal(c: &CircuitSettings, call: &str, url: &str, e: OutboundError) -> Refusal {
     let reason = match e {
-        OutboundError::Timeout => Reason::ProviderTimeout,
-        OutboundError::Busy(_) => Reason::Overloaded,
+        // Every call slot held for the whole 10 s: the provider's calls hang.
+        OutboundError::Timeout | OutboundError::Busy(_) => Reason::ProviderTimeout,
         OutboundError::TooLarge(_) if call == "profile" => Reason::ProfileInvalid,
         OutboundError::TooLarge(_) => Reason::TokenExchangeFailed,
         _ => Reason::ProviderUnreachable,
