@@ -1107,3 +1107,84 @@ async fn circuit_starts_are_bounded_per_client() {
         .unwrap();
     assert!(purged >= 3, "purged {purged}");
 }
+
+/// Circuit on for `tenant` with a provider that is never called (the pages only link to it).
+async fn circuit_on_paper(t: &TestApp, tenant: &str) {
+    admin_of(t)
+        .circuit_set(
+            &t.state.secrets,
+            tenant,
+            CircuitInput {
+                enabled: Some(true),
+                client_id: Some("app".into()),
+                client_secret: Some(Secret::new("paper-secret".into())),
+                portal_url: Some(HOST.into()),
+                login_url: Some("https://eu.yourcircuit.com".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("circuit settings");
+}
+
+#[tokio::test]
+async fn login_pages_offer_circuit_where_the_tenant_has_it() {
+    // Several tenants: acme (password and Circuit), default (SSO and Circuit).
+    let t = TestApp::new(true).await;
+    tenant_with_user(&t, "acme", "kate", "kate@acme.example").await;
+    let a = t.get("/t/acme/login", &[]).await;
+    assert!(!a.body.contains("Sign in with Circuit"), "Circuit is off");
+    circuit_on_paper(&t, "acme").await;
+    let a = t.get("/t/acme/login?target=%2Fqueue", &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("id=\"circuit-sign-in\""), "{}", a.body);
+    assert!(
+        a.body.contains("name=\"tenant\" value=\"acme\"") && a.body.contains("value=\"/queue\"")
+    );
+    assert!(
+        a.body.contains("id=\"password\""),
+        "the password form stays"
+    );
+    // Without a tenant in the path: once the login name's domain names acme.
+    let a = t.get("/login", &[]).await;
+    assert!(!a.body.contains("circuit-sign-in"));
+    let a = t
+        .post(
+            "/login",
+            &[("username", "kate@acme.example"), ("password", "")],
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(
+        a.body.contains("id=\"circuit-sign-in\"") && a.body.contains("Sign in to acme"),
+        "{}",
+        a.body
+    );
+    // The SSO tenant: the choice instead of the IdP at once; its company sign-on goes on.
+    let a = t.get("/t/default/login", &[]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "SSO alone goes to the IdP");
+    circuit_on_paper(&t, "default").await;
+    let a = t.get("/t/default/login", &[]).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("id=\"company-sign-on\"") && a.body.contains("id=\"circuit-sign-in\""));
+    let (id, _) = t.start_login("/t/default/login?sso=1").await;
+    assert!(id.starts_with('_'));
+    // A start posted from another site is refused.
+    let a = t
+        .request_from(
+            std::net::IpAddr::from([192, 0, 2, 9]),
+            "POST",
+            "/oauth/circuit/start",
+            Some(&[("tenant", "acme")]),
+            &[],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(reason(&a), Some("cross_origin"));
+    // An unknown tenant.
+    let a = t
+        .post("/oauth/circuit/start", &[("tenant", "nosuch")], &[])
+        .await;
+    assert_eq!(reason(&a), Some("unknown_tenant"));
+}

@@ -79,7 +79,7 @@ fn binding_of(headers: &HeaderMap) -> Option<String> {
 /// PKCE verifier (RFC 7636: 43 characters) and nonce of one sign-in, from the browser's binding
 /// secret and the state: recomputed at the callback, never stored.
 fn derived(binding: &str, label: &str, state: &str) -> String {
-    B64.encode(&hmac(
+    B64.encode(hmac(
         binding.as_bytes(),
         &[b"ssogate oauth ", label.as_bytes(), b"\0", state.as_bytes()],
     ))

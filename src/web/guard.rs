@@ -161,12 +161,16 @@ pub struct Guards {
 /// dropped first; beyond, addresses share one window).
 #[derive(Debug)]
 pub struct StartLimiter {
-    windows: Mutex<(HashMap<Option<IpAddr>, (i64, u32)>, (i64, u32))>,
+    /// Per address, and for all: (the minute, starts in it).
+    windows: Mutex<(HashMap<Option<IpAddr>, Window>, Window)>,
     per_client: u32,
     total: u32,
 }
 
 const MAX_STARTERS: usize = 10_000;
+
+/// A minute (since the epoch) and the starts counted in it.
+type Window = (i64, u32);
 
 impl StartLimiter {
     pub fn new(per_client: u32, total: u32) -> StartLimiter {
