@@ -51,7 +51,7 @@ pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, Str
     if config.secrets_key_file.is_some() || file.exists() {
         let key = crate::secrets::SecretsKey::read(&file)?;
         store
-            .use_secrets(Arc::new(key))
+            .set_secrets(Arc::new(key))
             .map_err(|e| e.to_string())?;
     }
     Ok(Arc::new(store))

@@ -283,9 +283,15 @@ impl SqliteStore {
     /// the WAL truncated after, so that no copy in clear is left in the file or its log. Returns
     /// how many keys it encrypted. A store holds one key for its life.
     pub fn use_secrets(&self, key: Arc<crate::secrets::SecretsKey>) -> Result<u64> {
+        self.set_secrets(key.clone())?;
+        self.seal_clear_keys(&key)
+    }
+
+    /// Loads the secrets key without writing anything (a store opened to read only).
+    pub fn set_secrets(&self, key: Arc<crate::secrets::SecretsKey>) -> Result<()> {
         if let Some(k) = self.inner.secrets.get() {
             return if k.id() == key.id() {
-                Ok(0)
+                Ok(())
             } else {
                 Err(StoreError::Unavailable(format!(
                     "the store already uses secrets key {}, not {}",
@@ -294,7 +300,11 @@ impl SqliteStore {
                 )))
             };
         }
-        let _ = self.inner.secrets.set(key.clone());
+        let _ = self.inner.secrets.set(key);
+        Ok(())
+    }
+
+    fn seal_clear_keys(&self, key: &crate::secrets::SecretsKey) -> Result<u64> {
         let mut c = self.writer()?;
         let clear: Vec<(i64, Option<String>, Option<String>)> = all(
             &c,
@@ -358,6 +368,11 @@ impl SqliteStore {
         let Some(stored) = stored else {
             return Ok(None);
         };
+        if !stored.starts_with("v1.") {
+            // Kept in clear by a version before schema 5 and not yet encrypted (a store opened
+            // to read only): the service encrypts it when it next opens the store.
+            return Ok(Some(Secret::new(stored)));
+        }
         let mut m = self.inner.opened.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = m.get(&stored) {
             return Ok(Some(k.clone()));
