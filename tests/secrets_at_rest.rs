@@ -214,7 +214,10 @@ fn an_upgrade_encrypts_the_sp_keys_and_the_sp_still_signs() {
     // A listing command only reads: it works on the old database and changes nothing.
     let listed = cli(&data, &["sp", "list"]);
     assert!(listed.contains(&base), "{listed}");
-    assert_eq!(in_database(&data, &key_line), vec!["ssogate.db".to_string()]);
+    assert_eq!(
+        in_database(&data, &key_line),
+        vec!["ssogate.db".to_string()]
+    );
 
     let server = Server::start(&data, port, &dir.join("server.log"));
     assert!(

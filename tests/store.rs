@@ -436,3 +436,79 @@ async fn captured_responses_are_bounded_per_tenant_in_all_and_in_time() {
         .unwrap();
     assert!(s.capture_list("t9").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn circuit_settings_keep_versions_and_pending_oauth_requests_are_taken_once() {
+    use ssogate::domain::SpId;
+    use ssogate::domain::circuit::CircuitSettings;
+    use ssogate::store::PendingOAuth;
+    let dir = common::scratch_dir("store-circuit");
+    let path = dir.join("ssogate.db");
+    let s = SqliteStore::open(&path, Durability::Normal)
+        .await
+        .expect("store");
+    let tenant = ssogate::domain::admin::ensure_default_tenant(&s)
+        .await
+        .expect("tenant");
+    let sp = ssogate::domain::admin::sp_add(
+        &s,
+        &ssogate::rng::SeededRng::new(1),
+        ssogate::domain::admin::SpInput {
+            host_url: "https://portal.example".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sp");
+    // Settings: inserted at version 0 → 1; a second insert of version 0 and a stale update are
+    // refused; the current version updates.
+    let mut c = CircuitSettings::defaults(tenant.id, &tenant.name);
+    c.client_id = "app".into();
+    let saved = s.circuit_put(&c).await.expect("insert");
+    assert_eq!(saved.version, 1);
+    assert!(matches!(
+        s.circuit_put(&c).await,
+        Err(ssogate::store::StoreError::Stale(_))
+    ));
+    let mut next = saved.clone();
+    next.enabled = true;
+    assert_eq!(s.circuit_put(&next).await.expect("update").version, 2);
+    assert!(
+        s.circuit_put(&next).await.is_err(),
+        "version 1 is stale now"
+    );
+    let read = s.circuit_get(tenant.id).await.unwrap().expect("stored");
+    assert!(read.enabled && read.version == 2 && read.tenant == "default");
+    assert_eq!(s.circuit_list().await.unwrap().len(), 1);
+    assert!(s.circuit_get(TenantId(999)).await.unwrap().is_none());
+    // Pending requests: taken once (expired ones too, for the caller to say so), purged.
+    let p = |h: &str, exp: UnixTime| PendingOAuth {
+        state_hash: h.into(),
+        tenant_id: tenant.id,
+        sp_id: SpId(sp.id.0),
+        binding_hash: "b".repeat(64),
+        relay_target: "/".into(),
+        expires_at: exp,
+    };
+    s.oauth_pending_put(&p("live", t(600))).await.unwrap();
+    s.oauth_pending_put(&p("old", t(10))).await.unwrap();
+    s.oauth_pending_put(&p("gone", t(10))).await.unwrap();
+    assert!(
+        s.oauth_pending_put(&p("live", t(600))).await.is_err(),
+        "a state is stored once"
+    );
+    assert_eq!(
+        s.oauth_pending_take("live").await.unwrap(),
+        Some(p("live", t(600)))
+    );
+    assert_eq!(s.oauth_pending_take("live").await.unwrap(), None);
+    assert_eq!(
+        s.oauth_pending_take("old")
+            .await
+            .unwrap()
+            .map(|p| p.expires_at),
+        Some(t(10))
+    );
+    assert!(s.purge_expired(t(11), 100, 1000).await.unwrap() >= 1);
+    assert_eq!(s.oauth_pending_take("gone").await.unwrap(), None, "purged");
+}
