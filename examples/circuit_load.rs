@@ -26,19 +26,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-use openssl::x509::{X509, X509NameBuilder};
 use ssogate::saml::xmldsig::SigningKey;
 
 #[path = "support/mod.rs"]
 mod support;
+#[path = "../tests/common/tls.rs"]
+mod tls;
 
-use support::{cli, keypair, percentile, rss_kib};
+use support::{cli, percentile, rss_kib};
 
 struct Args {
     rate: u64,
@@ -79,45 +74,6 @@ fn args() -> Args {
     a
 }
 
-fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>) -> X509 {
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = [0u8; 4];
-    openssl::rand::rand_bytes(&mut serial).unwrap();
-    b.set_serial_number(
-        &BigNum::from_u32(u32::from_be_bytes(serial) >> 1)
-            .unwrap()
-            .to_asn1_integer()
-            .unwrap(),
-    )
-    .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
-        .unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    if issuer.is_none() {
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-    } else {
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .ip("127.0.0.1")
-            .build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))
-            .unwrap();
-        b.append_extension(san).unwrap();
-    }
-    b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
-        .unwrap();
-    b.build()
-}
-
 /// The OAuth server (killed when dropped, resumed first if stopped).
 struct Provider {
     child: Child,
@@ -127,18 +83,7 @@ struct Provider {
 
 impl Provider {
     fn start(dir: &Path, callback: &str, agents: usize) -> Provider {
-        let rsa = || PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let (ca_key, leaf_key) = (rsa(), rsa());
-        let ca = cert("load CA", &ca_key, None);
-        let leaf = cert("localhost", &leaf_key, Some((&ca, &ca_key)));
-        let ca_file = dir.join("ca.pem");
-        std::fs::write(&ca_file, ca.to_pem().unwrap()).unwrap();
-        std::fs::write(dir.join("leaf.pem"), leaf.to_pem().unwrap()).unwrap();
-        std::fs::write(
-            dir.join("leaf.key"),
-            leaf_key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
+        let pki = tls::pki(dir);
         let port = support::free_port();
         let users: serde_json::Map<String, serde_json::Value> = (0..agents)
             .map(|i| {
@@ -149,7 +94,7 @@ impl Provider {
             })
             .collect();
         let config = serde_json::json!({
-            "port": port, "cert": dir.join("leaf.pem"), "key": dir.join("leaf.key"),
+            "port": port, "cert": pki.cert_file, "key": pki.key_file,
             "clients": [{"client_id": "load-app", "client_secret": "load-client-secret-1",
                          "redirect_uris": [callback], "pkce": false}],
             "users": users,
@@ -171,7 +116,7 @@ impl Provider {
         Provider {
             child,
             issuer: format!("https://localhost:{port}"),
-            ca_file,
+            ca_file: pki.ca_file,
         }
     }
 
@@ -365,46 +310,7 @@ fn main() {
         ],
     );
     // The SAML side for the stall run: the load IdP, IdP-initiated logins of agent0…49.
-    let saml_key = (a.stall > 0).then(|| {
-        let (pkey, cert) = keypair("rsa");
-        std::fs::write(dir.join("idp.crt"), cert.to_pem().unwrap()).unwrap();
-        cli(
-            &bin,
-            &data,
-            &[
-                "idp",
-                "add",
-                "load",
-                "--entity-id",
-                support::acs::IDP,
-                "--sso-url",
-                "https://idp.load.test/sso",
-                "--username-claim",
-                "uid",
-                "--cert",
-                dir.join("idp.crt").to_str().unwrap(),
-            ],
-        );
-        cli(
-            &bin,
-            &data,
-            &[
-                "tenant",
-                "set",
-                "default",
-                "--sso",
-                "on",
-                "--idp",
-                "load",
-                "--idp-initiated",
-                "on",
-            ],
-        );
-        for u in 0..support::acs::USERS {
-            cli(&bin, &data, &["user", "add", &format!("agent{u}")]);
-        }
-        Arc::new(SigningKey::from_pem(&pkey.private_key_to_pem_pkcs8().unwrap()).unwrap())
-    });
+    let saml_key = (a.stall > 0).then(|| support::acs::load_idp(&bin, &data, &dir, "rsa"));
     let max_in_flight = a.max_in_flight.to_string();
     let ca = provider.ca_file.to_string_lossy().into_owned();
     let server = support::serve(

@@ -19,13 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ssogate::saml::xmldsig::SigningKey;
-
 #[path = "support/mod.rs"]
 mod support;
 
-use support::acs::{Conn, IDP, Tally, USERS, open_loop, presign, report, signed_form};
-use support::{cli, cpu_secs, keypair, percentile, rss_kib};
+use support::acs::{Conn, Tally, USERS, open_loop, presign, report, signed_form};
+use support::{cli, cpu_secs, percentile, rss_kib};
 
 struct Args {
     rate: u64,
@@ -173,48 +171,8 @@ fn main() {
     let port = support::free_port();
     let sp = format!("http://127.0.0.1:{port}");
 
-    let (pkey, cert) = keypair(&a.key);
-    let cert_file = dir.join("idp.crt");
-    std::fs::write(&cert_file, cert.to_pem().expect("pem")).expect("cert");
-    let key = Arc::new(
-        SigningKey::from_pem(&pkey.private_key_to_pem_pkcs8().expect("pem")).expect("key"),
-    );
     cli(&bin, &data, &["sp", "add", "--host-url", &sp]);
-    cli(
-        &bin,
-        &data,
-        &[
-            "idp",
-            "add",
-            "load",
-            "--entity-id",
-            IDP,
-            "--sso-url",
-            "https://idp.load.test/sso",
-            "--username-claim",
-            "uid",
-            "--cert",
-            cert_file.to_str().expect("utf-8"),
-        ],
-    );
-    cli(
-        &bin,
-        &data,
-        &[
-            "tenant",
-            "set",
-            "default",
-            "--sso",
-            "on",
-            "--idp",
-            "load",
-            "--idp-initiated",
-            "on",
-        ],
-    );
-    for u in 0..USERS {
-        cli(&bin, &data, &["user", "add", &format!("agent{u}")]);
-    }
+    let key = support::acs::load_idp(&bin, &data, &dir, &a.key);
     // The administrator's API token (printed once by the CLI).
     let token = if a.admin_poll_secs > 0 {
         let out = std::process::Command::new(&bin)

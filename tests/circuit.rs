@@ -118,6 +118,52 @@ async fn circuit_on(
         .expect("circuit settings");
 }
 
+/// Circuit on for tenant `acme` with its app at `server`, on the test app's portal, plus `more`.
+async fn acme_on(t: &TestApp, server: &OauthServer, more: CircuitInput) {
+    circuit_on(t, "acme", "acme-app", SECRET, server, HOST, more).await;
+}
+
+/// Changes tenant acme's settings.
+async fn acme_set(t: &TestApp, input: CircuitInput) {
+    admin_of(t)
+        .circuit_set(&t.state.secrets, "acme", input)
+        .await
+        .expect("circuit settings");
+}
+
+/// "Sign in with Circuit" for acme and the provider's answer for `login` (consent granted or
+/// cancelled): the answer's URL and the browser's binding cookie.
+async fn answered(
+    t: &TestApp,
+    server: &OauthServer,
+    login: &str,
+    consent: bool,
+) -> (String, String) {
+    let (url, binding) = start(t, "acme").await;
+    let answer = walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        &url,
+        CALLBACK,
+        login,
+        consent,
+    )
+    .await;
+    (answer, binding)
+}
+
+/// A sign-in of `login` for acme, consent granted, refused with `code` and `status`; its detail.
+async fn refused_for(
+    t: &TestApp,
+    server: &OauthServer,
+    login: &str,
+    code: &str,
+    status: StatusCode,
+) -> String {
+    let (answer, binding) = answered(t, server, login, true).await;
+    assert_refused(t, &deliver(t, &answer, &[&binding]).await, code, status).await
+}
+
 /// A test app whose outbound client trusts the server's CA.
 async fn with_server(
     dir_name: &str,
@@ -266,16 +312,7 @@ async fn an_agent_signs_in_with_circuit_and_each_answer_is_taken_once() {
         base(),
     )
     .await;
-    circuit_on(
-        &t,
-        "acme",
-        "acme-app",
-        SECRET,
-        &server,
-        HOST,
-        CircuitInput::default(),
-    )
-    .await;
+    acme_on(&t, &server, CircuitInput::default()).await;
     let (url, binding) = start(&t, "acme").await;
     assert!(
         url.starts_with(&format!("{}/oauth/authorize?", server.issuer)),
@@ -366,13 +403,9 @@ async fn with_pkce_and_http_basic_the_login_works_and_without_the_verifier_it_do
     )
     .await;
     // PKCE off while the provider requires it: the provider refuses at the authorization step.
-    circuit_on(
+    acme_on(
         &t,
-        "acme",
-        "acme-app",
-        SECRET,
         &server,
-        HOST,
         CircuitInput {
             token_auth: Some("basic".into()),
             ..Default::default()
@@ -391,17 +424,14 @@ async fn with_pkce_and_http_basic_the_login_works_and_without_the_verifier_it_do
     .await;
     assert!(refused.contains("error=invalid_request"), "{refused}");
     // PKCE on: S256 challenge sent, verifier derived at the callback.
-    admin_of(&t)
-        .circuit_set(
-            &t.state.secrets,
-            "acme",
-            CircuitInput {
-                pkce: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    acme_set(
+        &t,
+        CircuitInput {
+            pkce: Some(true),
+            ..Default::default()
+        },
+    )
+    .await;
     let (url, binding) = start(&t, "acme").await;
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     let answer = walk(
@@ -426,28 +456,10 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
         ("stranger", "stranger@elsewhere.example"),
     ];
     let (t, mut server) = with_server("circuit-failures", &[acme_app()], &users, base()).await;
-    circuit_on(
-        &t,
-        "acme",
-        "acme-app",
-        SECRET,
-        &server,
-        HOST,
-        CircuitInput::default(),
-    )
-    .await;
+    acme_on(&t, &server, CircuitInput::default()).await;
 
     // Consent denied at the provider.
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        false,
-    )
-    .await;
+    let (answer, binding) = answered(&t, &server, "kate", false).await;
     assert!(answer.contains("error=access_denied"), "{answer}");
     let a = deliver(&t, &answer, &[&binding]).await;
     assert_refused(&t, &a, "consent_denied", StatusCode::FORBIDDEN).await;
@@ -461,16 +473,7 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     assert!(provider.is_some_and(|p| p.contains("localhost")));
 
     // A tampered state, and one that is no state at all.
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let (answer, binding) = answered(&t, &server, "kate", true).await;
     let st = answer
         .split("state=")
         .nth(1)
@@ -518,16 +521,7 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     // From another browser (no binding cookie; another one): refused, and the state is spent.
     let a = deliver(&t, &answer, &[]).await;
     assert_refused(&t, &a, "state_other_browser", StatusCode::FORBIDDEN).await;
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let (answer, binding) = answered(&t, &server, "kate", true).await;
     let (_, other) = start(&t, "acme").await;
     assert_ne!(other, binding);
     assert_refused(
@@ -539,16 +533,7 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     .await;
 
     // Expired: answered 10 minutes and a second after the start (the clock moved, not waited).
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let (answer, binding) = answered(&t, &server, "kate", true).await;
     t.clock.advance_secs(601);
     assert_refused(
         &t,
@@ -560,19 +545,10 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     t.clock.set(ssogate::clock::SystemClock.now());
 
     // An e-mail no user of the tenant has: named in the record.
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "stranger",
-        true,
-    )
-    .await;
-    let detail = assert_refused(
+    let detail = refused_for(
         &t,
-        &deliver(&t, &answer, &[&binding]).await,
+        &server,
+        "stranger",
         "unknown_circuit_user",
         StatusCode::FORBIDDEN,
     )
@@ -584,19 +560,10 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     );
 
     // A profile larger than 64 KiB.
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "oversized",
-        true,
-    )
-    .await;
-    let detail = assert_refused(
+    let detail = refused_for(
         &t,
-        &deliver(&t, &answer, &[&binding]).await,
+        &server,
+        "oversized",
         "profile_invalid",
         StatusCode::FAILED_DEPENDENCY,
     )
@@ -604,30 +571,18 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     assert!(detail.contains("65536"), "{detail}");
 
     // A wrong client secret.
-    admin_of(&t)
-        .circuit_set(
-            &t.state.secrets,
-            "acme",
-            CircuitInput {
-                client_secret: Some(Secret::new("not-the-secret".into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
+    acme_set(
+        &t,
+        CircuitInput {
+            client_secret: Some(Secret::new("not-the-secret".into())),
+            ..Default::default()
+        },
     )
     .await;
-    let detail = assert_refused(
+    let detail = refused_for(
         &t,
-        &deliver(&t, &answer, &[&binding]).await,
+        &server,
+        "kate",
         "token_exchange_failed",
         StatusCode::FORBIDDEN,
     )
@@ -637,29 +592,17 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
         "{detail}"
     );
     assert!(!detail.contains("not-the-secret"), "{detail}");
-    admin_of(&t)
-        .circuit_set(
-            &t.state.secrets,
-            "acme",
-            CircuitInput {
-                client_secret: Some(Secret::new(SECRET.into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-
-    // The provider stopped (SIGSTOP) after the agent signed in: no answer within the 10 s limit.
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
+    acme_set(
+        &t,
+        CircuitInput {
+            client_secret: Some(Secret::new(SECRET.into())),
+            ..Default::default()
+        },
     )
     .await;
+
+    // The provider stopped (SIGSTOP) after the agent signed in: no answer within the 10 s limit.
+    let (answer, binding) = answered(&t, &server, "kate", true).await;
     server.pause();
     let began = Instant::now();
     let a = deliver(&t, &answer, &[&binding]).await;
@@ -669,16 +612,7 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     assert!(took <= Duration::from_secs(11), "answered after {took:?}");
 
     // The provider gone: its port refuses.
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let (answer, binding) = answered(&t, &server, "kate", true).await;
     server.stop();
     let detail = assert_refused(
         &t,
@@ -690,17 +624,14 @@ async fn each_failure_is_refused_with_its_reason_page_and_record() {
     assert!(detail.contains("token call"), "{detail}");
 
     // Circuit off: the start is refused; none of the refusals above was a 5xx of our own.
-    admin_of(&t)
-        .circuit_set(
-            &t.state.secrets,
-            "acme",
-            CircuitInput {
-                enabled: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    acme_set(
+        &t,
+        CircuitInput {
+            enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await;
     let a = t
         .post("/oauth/circuit/start", &[("tenant", "acme")], &[])
         .await;
@@ -740,16 +671,7 @@ async fn two_tenants_on_one_provider_stay_apart() {
     .unwrap();
     tenant_with_user(&t, "acme", "sam-a", "sam@shared.example").await;
     tenant_with_user(&t, "globex", "sam-b", "SAM@shared.example").await;
-    circuit_on(
-        &t,
-        "acme",
-        "acme-app",
-        SECRET,
-        &server,
-        HOST,
-        CircuitInput::default(),
-    )
-    .await;
+    acme_on(&t, &server, CircuitInput::default()).await;
     circuit_on(
         &t,
         "globex",
@@ -844,13 +766,9 @@ async fn openid_connect_logins_check_the_id_token() {
         users.push((login, "kate@acme.example"));
     }
     let (t, server) = with_server("circuit-oidc", &[acme_app()], &users, base()).await;
-    circuit_on(
+    acme_on(
         &t,
-        "acme",
-        "acme-app",
-        SECRET,
         &server,
-        HOST,
         CircuitInput {
             kind: Some("oidc".into()),
             ..Default::default()
@@ -880,16 +798,7 @@ async fn openid_connect_logins_check_the_id_token() {
     .await;
     assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
     for (login, code) in tampers {
-        let (url, binding) = start(&t, "acme").await;
-        let answer = walk(
-            &server.pki.ca_file,
-            &server.issuer,
-            &url,
-            CALLBACK,
-            login,
-            true,
-        )
-        .await;
+        let (answer, binding) = answered(&t, &server, login, true).await;
         let a = deliver(&t, &answer, &[&binding]).await;
         assert_eq!(reason(&a), Some(code), "{login}: {}", a.body);
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{login}");
@@ -965,26 +874,8 @@ async fn through_an_https_proxy_the_provider_calls_are_connects() {
         ..base()
     })
     .await;
-    circuit_on(
-        &t,
-        "acme",
-        "acme-app",
-        SECRET,
-        &server,
-        HOST,
-        CircuitInput::default(),
-    )
-    .await;
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    acme_on(&t, &server, CircuitInput::default()).await;
+    let (answer, binding) = answered(&t, &server, "kate", true).await;
     assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
     let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
     let connects = log
@@ -997,19 +888,10 @@ async fn through_an_https_proxy_the_provider_calls_are_connects() {
     );
     // The proxy gone: the provider cannot be reached.
     proxy.stop();
-    let (url, binding) = start(&t, "acme").await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
-    let detail = assert_refused(
+    let detail = refused_for(
         &t,
-        &deliver(&t, &answer, &[&binding]).await,
+        &server,
+        "kate",
         "provider_unreachable",
         StatusCode::FAILED_DEPENDENCY,
     )
@@ -1032,17 +914,19 @@ async fn circuit_starts_are_bounded_per_client() {
         },
     )
     .await;
-    circuit_on(
-        &t,
-        "acme",
-        "acme-app",
-        SECRET,
-        &server,
-        HOST,
-        CircuitInput::default(),
-    )
-    .await;
+    acme_on(&t, &server, CircuitInput::default()).await;
     let from = |last: u8| std::net::IpAddr::from([192, 0, 2, last]);
+    async fn start_from(t: &TestApp, addr: std::net::IpAddr) -> Answer {
+        t.request_from(
+            addr,
+            "POST",
+            "/oauth/circuit/start",
+            Some(&[("tenant", "acme")]),
+            &[],
+            &[],
+        )
+        .await
+    }
     for _ in 0..3 {
         let a = t
             .request_from(
@@ -1056,16 +940,7 @@ async fn circuit_starts_are_bounded_per_client() {
             .await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     }
-    let a = t
-        .request_from(
-            from(1),
-            "POST",
-            "/oauth/circuit/start",
-            Some(&[("tenant", "acme")]),
-            &[],
-            &[],
-        )
-        .await;
+    let a = start_from(&t, from(1)).await;
     assert_refused(
         &t,
         &a,
@@ -1075,28 +950,10 @@ async fn circuit_starts_are_bounded_per_client() {
     .await;
     assert!(a.headers.get("retry-after").is_some());
     // Another client is not held up; a minute later the first starts again.
-    let a = t
-        .request_from(
-            from(2),
-            "POST",
-            "/oauth/circuit/start",
-            Some(&[("tenant", "acme")]),
-            &[],
-            &[],
-        )
-        .await;
+    let a = start_from(&t, from(2)).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     t.clock.advance_secs(60);
-    let a = t
-        .request_from(
-            from(1),
-            "POST",
-            "/oauth/circuit/start",
-            Some(&[("tenant", "acme")]),
-            &[],
-            &[],
-        )
-        .await;
+    let a = start_from(&t, from(1)).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     // Four pending requests stored; expired ones are purged.
     t.clock.advance_secs(601);

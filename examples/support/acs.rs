@@ -11,7 +11,56 @@ use ssogate::saml::xmldsig::{SigningKey, sign_enveloped};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::percentile;
+use super::{cli, keypair, percentile};
+
+/// The load IdP (a `key` pair: rsa or ec) with IdP-initiated logins for the default tenant,
+/// and its users agent0…agent49, in `data`; the IdP's signing key.
+pub fn load_idp(
+    bin: &std::path::Path,
+    data: &std::path::Path,
+    dir: &std::path::Path,
+    key: &str,
+) -> Arc<SigningKey> {
+    let (pkey, cert) = keypair(key);
+    let cert_file = dir.join("idp.crt");
+    std::fs::write(&cert_file, cert.to_pem().expect("pem")).expect("cert");
+    cli(
+        bin,
+        data,
+        &[
+            "idp",
+            "add",
+            "load",
+            "--entity-id",
+            IDP,
+            "--sso-url",
+            "https://idp.load.test/sso",
+            "--username-claim",
+            "uid",
+            "--cert",
+            cert_file.to_str().expect("utf-8"),
+        ],
+    );
+    cli(
+        bin,
+        data,
+        &[
+            "tenant",
+            "set",
+            "default",
+            "--sso",
+            "on",
+            "--idp",
+            "load",
+            "--idp-initiated",
+            "on",
+        ],
+    );
+    for u in 0..USERS {
+        cli(bin, data, &["user", "add", &format!("agent{u}")]);
+    }
+    Arc::new(SigningKey::from_pem(&pkey.private_key_to_pem_pkcs8().expect("pem")).expect("key"))
+}
 
 /// The load IdP's entity ID.
 pub const IDP: &str = "https://idp.load.test/";

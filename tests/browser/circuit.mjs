@@ -11,35 +11,12 @@
 // consent is cancelled: the service shows "Circuit sign-in was cancelled or refused".
 // Every check prints PASS or FAIL; the last line is "N passed, N failed".
 
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
 import path from 'node:path';
 
-function args() {
-  const [phase, ...rest] = process.argv.slice(2);
-  const a = { phase };
-  for (let i = 0; i < rest.length; i += 2) {
-    a[rest[i].replace(/^--/, '').replace(/-/g, '_')] = rest[i + 1];
-  }
-  return a;
-}
+import { args, artifactsDir, check, run } from './harness.mjs';
 
 const a = args();
-const artifacts = process.env.SSOGATE_ARTIFACTS || path.join(a.out, 'artifacts');
-fs.mkdirSync(artifacts, { recursive: true });
-let passed = 0;
-let failed = 0;
-
-function check(name, ok, seen) {
-  if (ok) {
-    passed += 1;
-    console.log(`PASS ${name}`);
-  } else {
-    failed += 1;
-    console.log(`FAIL ${name}: ${seen}`);
-  }
-  return ok;
-}
+const artifacts = artifactsDir(a.out);
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(artifacts, `circuit-${a.tenant}-${name}.png`), fullPage: true });
@@ -100,20 +77,4 @@ async function login(b) {
   await ctx.close();
 }
 
-const b = await chromium.launch({
-  executablePath: process.env.SSOGATE_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
-});
-try {
-  if (a.phase === 'login') {
-    await login(b);
-  } else {
-    check(`phase ${a.phase}`, false, 'unknown phase');
-  }
-} catch (e) {
-  check('the run ends without an exception', false, e.stack || String(e));
-} finally {
-  await b.close();
-}
-console.log(`${passed} passed, ${failed} failed`);
+await run(a, { login });

@@ -11,49 +11,18 @@
 // Every check prints PASS or FAIL with what it saw; the last line is "N passed, N failed".
 // Screenshots go to $SSOGATE_ARTIFACTS (default DIR/artifacts).
 
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { args, artifactsDir, check, run } from './harness.mjs';
+
 const WINDOWS_ACCOUNT = 'http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname';
 
-function args() {
-  const [phase, ...rest] = process.argv.slice(2);
-  const a = { phase };
-  for (let i = 0; i < rest.length; i += 2) {
-    a[rest[i].replace(/^--/, '').replace(/-/g, '_')] = rest[i + 1];
-  }
-  return a;
-}
-
 const a = args();
-const artifacts = process.env.SSOGATE_ARTIFACTS || path.join(a.out, 'artifacts');
-fs.mkdirSync(artifacts, { recursive: true });
-let passed = 0;
-let failed = 0;
-
-function check(name, ok, seen) {
-  if (ok) {
-    passed += 1;
-    console.log(`PASS ${name}`);
-  } else {
-    failed += 1;
-    console.log(`FAIL ${name}: ${seen}`);
-  }
-  return ok;
-}
+const artifacts = artifactsDir(a.out);
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
-}
-
-async function browser() {
-  return chromium.launch({
-    executablePath: process.env.SSOGATE_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    // Root in a container has no user namespaces for chromium's sandbox.
-    args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
-  });
 }
 
 async function context(b, base) {
@@ -296,18 +265,10 @@ async function stale(b) {
   await second.ctx.close();
 }
 
-const b = await browser();
-try {
-  if (a.phase === 'setup') await setup(b);
-  else if (a.phase === 'configure') await configure(b);
-  else if (a.phase === 'login') await login(b);
-  else if (a.phase === 'badinput') await badinput(b);
-  else if (a.phase === 'stale') await stale(b);
-  else throw new Error(`unknown phase ${a.phase}`);
-} catch (e) {
-  check(`phase ${a.phase} ran to its end`, false, e.stack || e);
-} finally {
-  await b.close();
-}
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+await run(a, {
+  setup,
+  configure,
+  login,
+  badinput,
+  stale,
+});

@@ -79,11 +79,39 @@ pub struct OauthServer {
 }
 
 impl OauthServer {
-    /// Starts the server for `apps`, with `users` (login name → e-mail).
+    /// Starts the server for `apps`, with `users` (login name → e-mail). A port another process
+    /// took in the meantime is tried again with another.
     pub fn start(dir: &Path, apps: &[App], users: &[(&str, &str)]) -> OauthServer {
         std::fs::create_dir_all(dir).expect("dir");
         let pki = pki(&dir.join("pki"));
-        let port = free_port();
+        let log = dir.join("oauth-server.log");
+        let mut failures = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            match Self::spawn(dir, &pki, port, apps, users, &log) {
+                Ok(child) => {
+                    return OauthServer {
+                        child: Some(child),
+                        port,
+                        issuer: format!("https://localhost:{port}"),
+                        pki,
+                        log,
+                    };
+                }
+                Err(e) => failures.push_str(&e),
+            }
+        }
+        panic!("the OAuth server did not start:\n{failures}");
+    }
+
+    fn spawn(
+        dir: &Path,
+        pki: &Pki,
+        port: u16,
+        apps: &[App],
+        users: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Child, String> {
         let users: serde_json::Map<String, serde_json::Value> = users
             .iter()
             .map(|(l, e)| {
@@ -108,13 +136,12 @@ impl OauthServer {
         });
         let config_file = dir.join("oauth-server.json");
         std::fs::write(&config_file, config.to_string()).expect("config");
-        let log = dir.join("oauth-server.log");
         let mut child = Command::new("node")
             .arg(server_dir().join("server.mjs"))
             .arg("--config")
             .arg(&config_file)
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(log).expect("log"))
             .spawn()
             .expect("node starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -126,20 +153,24 @@ impl OauthServer {
                 }
             }
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!(
-                "the OAuth server did not start:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_secs(60) {
+            if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+                return Ok(child);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "port {port}: node ended ({status}): {}\n",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                ));
+            }
         }
-        OauthServer {
-            child: Some(child),
-            port,
-            issuer: format!("https://localhost:{port}"),
-            pki,
-            log,
-        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!(
+            "port {port}: no READY within 60 s: {}\n",
+            std::fs::read_to_string(log).unwrap_or_default()
+        ))
     }
 
     fn signal(&self, sig: i32) {

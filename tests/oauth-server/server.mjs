@@ -148,6 +148,10 @@ server.on('connection', (socket) => {
   const from = socket.remoteAddress || '?';
   accepted[from] = (accepted[from] || 0) + 1;
 });
+server.on('error', (e) => {
+  console.error(`cannot listen on 127.0.0.1:${config.port}: ${e.message}`);
+  process.exit(1);
+});
 server.listen(config.port, '127.0.0.1', () => {
   console.log(`READY ${config.port}`);
 });
