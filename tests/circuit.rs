@@ -164,6 +164,19 @@ async fn refused_for(
     assert_refused(t, &deliver(t, &answer, &[&binding]).await, code, status).await
 }
 
+/// The provider's answer for `login` (consent granted) to the authorization request `url`.
+async fn walk_as(server: &OauthServer, url: &str, login: &str) -> String {
+    walk(
+        &server.pki.ca_file,
+        &server.issuer,
+        url,
+        CALLBACK,
+        login,
+        true,
+    )
+    .await
+}
+
 /// A test app whose outbound client trusts the server's CA.
 async fn with_server(
     dir_name: &str,
@@ -322,15 +335,7 @@ async fn an_agent_signs_in_with_circuit_and_each_answer_is_taken_once() {
         url.contains("scope=READ_USER_PROFILE") && !url.contains("code_challenge"),
         "{url}"
     );
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let answer = walk_as(&server, &url, "kate").await;
     let a = deliver(&t, &answer, &[&binding]).await;
     // The e-mail differs in case from the stored Circuit user: compared case-insensitively.
     let session = assert_signed_in(&t, &a, "acme", "kate").await;
@@ -413,15 +418,7 @@ async fn with_pkce_and_http_basic_the_login_works_and_without_the_verifier_it_do
     )
     .await;
     let (url, _) = start(&t, "acme").await;
-    let refused = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let refused = walk_as(&server, &url, "kate").await;
     assert!(refused.contains("error=invalid_request"), "{refused}");
     // PKCE on: S256 challenge sent, verifier derived at the callback.
     acme_set(
@@ -434,15 +431,7 @@ async fn with_pkce_and_http_basic_the_login_works_and_without_the_verifier_it_do
     .await;
     let (url, binding) = start(&t, "acme").await;
     assert!(url.contains("code_challenge_method=S256"), "{url}");
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let answer = walk_as(&server, &url, "kate").await;
     assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
 }
 
@@ -685,15 +674,7 @@ async fn two_tenants_on_one_provider_stay_apart() {
 
     // Each lands in their own tenant only.
     let (url, binding) = start_on(&t, "sp.example.test", "acme", None).await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "sam",
-        true,
-    )
-    .await;
+    let answer = walk_as(&server, &url, "sam").await;
     assert_signed_in(
         &t,
         &deliver(&t, &answer, &[&binding]).await,
@@ -717,15 +698,7 @@ async fn two_tenants_on_one_provider_stay_apart() {
 
     // Tenant acme's state at tenant globex's callback: refused.
     let (url, binding) = start_on(&t, "sp.example.test", "acme", None).await;
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "sam",
-        true,
-    )
-    .await;
+    let answer = walk_as(&server, &url, "sam").await;
     let moved = answer.replace(HOST, B_HOST);
     let detail = assert_refused(
         &t,
@@ -787,15 +760,7 @@ async fn openid_connect_logins_check_the_id_token() {
         url.contains("nonce=") && url.contains("scope=openid+email"),
         "{url}"
     );
-    let answer = walk(
-        &server.pki.ca_file,
-        &server.issuer,
-        &url,
-        CALLBACK,
-        "kate",
-        true,
-    )
-    .await;
+    let answer = walk_as(&server, &url, "kate").await;
     assert_signed_in(&t, &deliver(&t, &answer, &[&binding]).await, "acme", "kate").await;
     for (login, code) in tampers {
         let (answer, binding) = answered(&t, &server, login, true).await;
