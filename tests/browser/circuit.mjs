@@ -1,5 +1,5 @@
 // Circuit sign-on in a real browser: Debian's chromium, headless, a fresh profile per run, driven
-// by playwright-core. Run by tests/circuit_browser.rs against `ssogate serve` and the real OAuth
+// by playwright-core. Run by tests/circuit.rs against `ssogate serve` and the real OAuth
 // server (oidc-provider, https with the test's own CA: the browser is told to accept it).
 //
 //   node circuit.mjs login --base URL --provider URL --tenant T --login NAME --user USER
