@@ -2002,3 +2002,75 @@ async fn a_tenant_manager_configures_their_own_tenants_circuit_tab_only() {
     assert_eq!(json(&r)["portal_url"], common::app::HOST);
     assert_eq!(json(&r)["version"], 1);
 }
+
+#[tokio::test]
+async fn metrics_count_each_login_and_readiness_follows_the_store() {
+    let t = TestApp::new(false).await;
+    let s = root(&t).await;
+    let token = token_of(&t, &s, json!({"name": "prometheus"})).await;
+    // N logins through the ACS, then one replay of the last.
+    const N: usize = 7;
+    let mut last = None;
+    for i in 0..N {
+        let (id, binding) = t.start_login("/login").await;
+        let mut tpl = answering(&id);
+        tpl.assertion_id = format!("_metrics-{i}");
+        let xml = tpl.signed_assertion(idp());
+        let a = t.acs(&xml, &[&binding]).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        last = Some((xml, binding));
+    }
+    let (xml, binding) = last.unwrap();
+    let replay = t.acs(&xml, &[&binding]).await;
+    assert!(replay.status.is_client_error());
+    let m = call(&t, "GET", "/metrics", None, &Auth::Bearer(token.clone())).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.body);
+    assert!(
+        m.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let value = |series: &str| -> f64 {
+        m.body
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{}", m.body))
+    };
+    assert_eq!(
+        value("ssogate_logins_total{tenant=\"default\",method=\"saml\",outcome=\"success\"}"),
+        N as f64
+    );
+    assert_eq!(value("ssogate_acs_seconds_count"), (N + 1) as f64);
+    assert_eq!(
+        value("ssogate_refusals_total{reason=\"request_already_answered\"}"),
+        1.0
+    );
+    assert_eq!(value("ssogate_sessions"), N as f64);
+    // Not for anyone else: anonymous, an agent's cookie, a tenant manager.
+    assert_eq!(
+        call(&t, "GET", "/metrics", None, &Auth::None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let tm = token_of(
+        &t,
+        &s,
+        json!({"name": "tm", "role": "tenant-manager", "tenant": "default"}),
+    )
+    .await;
+    assert_eq!(
+        call(&t, "GET", "/metrics", None, &Auth::Bearer(tm))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // Liveness and readiness: both up; with the store down, alive but not ready.
+    assert_eq!(t.get("/healthz", &[]).await.status, StatusCode::OK);
+    assert_eq!(t.get("/readyz", &[]).await.status, StatusCode::OK);
+    t.store.close().await;
+    assert_eq!(t.get("/healthz", &[]).await.status, StatusCode::OK);
+    let r = t.get("/readyz", &[]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+}

@@ -416,6 +416,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<SessionRow>>;
 
+    /// Agent sessions that have not expired at `now`.
+    async fn session_count(&self, now: UnixTime) -> Result<u64>;
+
     // Web Manager sessions.
     async fn admin_session_put(&self, s: &AdminSessionRow) -> Result<()>;
     async fn admin_session_get(

@@ -1668,6 +1668,15 @@ impl Store for SqliteStore {
         Ok(n.max(0) as u64)
     }
 
+    async fn session_count(&self, now: UnixTime) -> Result<u64> {
+        self.reader()?
+            .prepare_cached("SELECT count(*) FROM sessions WHERE expires_at > ?")
+            .map_err(err)?
+            .query_row([now.millis()], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(err)
+    }
+
     async fn circuit_get(&self, tenant: TenantId) -> Result<Option<CircuitSettings>> {
         self.reader()?
             .prepare_cached(CIRCUIT_SELECT_ONE)

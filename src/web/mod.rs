@@ -15,6 +15,7 @@ pub mod client;
 pub mod events;
 pub mod guard;
 mod login;
+pub mod metrics;
 mod pages;
 pub mod pending;
 pub mod refusal;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub cert_views: Arc<crate::domain::audit::CertCache>,
     /// OpenID Connect providers' discovery documents and keys.
     pub oidc: Arc<circuit::OidcCache>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -108,6 +111,7 @@ impl AppState {
             events: Arc::default(),
             cert_views: Arc::default(),
             oidc: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -125,6 +129,7 @@ impl AppState {
         now: crate::saml::UnixTime,
     ) {
         self.activity.success(tenant, now);
+        self.metrics.login(tenant, method.as_str(), "success");
         self.events.publish(|| events::Event::SignIn {
             at: events::at(now),
             tenant: tenant.to_string(),
@@ -294,12 +299,25 @@ pub fn app(state: AppState, secure: bool) -> Router {
             .merge(admin::routes(state.clone(), secure))
             .merge(portal)
     };
-    router.layer(middleware::from_fn(security_headers))
+    router
+        .merge(probes(state))
+        .layer(middleware::from_fn(security_headers))
 }
 
 /// The Web Manager and the JSON API alone (served on `admin_listen`).
 pub fn admin_app(state: AppState, secure: bool) -> Router {
-    admin::routes(state, secure).layer(middleware::from_fn(security_headers))
+    admin::routes(state.clone(), secure)
+        .merge(probes(state))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// `/healthz` and `/readyz`: outside SP resolution (which reads the store), so that a process
+/// whose database is down still says it is up.
+fn probes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(metrics::healthz))
+        .route("/readyz", get(metrics::readyz))
+        .with_state(state)
 }
 
 /// The agents' side: everything behind SP resolution.
@@ -351,6 +369,10 @@ fn portal(state: AppState, secure: bool) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             refusal::record_refusals,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::time_requests,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), resolve_sp))
         .layer(middleware::from_fn_with_state(

@@ -471,6 +471,18 @@ async fn finish(
         )
     {
         state.activity.failure(t, now);
+        if let Some(method) = match endpoint {
+            "acs" | "slo" => Some("saml"),
+            "circuit" => Some("circuit"),
+            "login" => Some("password"),
+            _ => None,
+        } {
+            state.metrics.login(t, method, "failure");
+        }
+    }
+    state.metrics.refusal(refusal.reason.code());
+    if refusal.reason == Reason::StoreUnavailable {
+        state.metrics.store_error();
     }
     let fresh = reference(state.rng.as_ref());
     // A database that is down gets no record (it could not be written), and an overload none

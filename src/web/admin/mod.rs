@@ -360,6 +360,7 @@ pub fn routes(state: AppState, secure: bool) -> Router {
         .route("/webmanager/", axum::routing::get(ui::home))
         .nest("/webmanager", ui::routes())
         .nest("/api/v1", api::routes())
+        .route("/metrics", axum::routing::get(super::metrics::metrics))
         .layer(axum::Extension(Secure(secure)))
         // Forms and JSON documents. Metadata is imported up to 1 MiB: a body up to 4 MiB is read,
         // so that a bigger file gets its message beside the field rather than a bare 413.
