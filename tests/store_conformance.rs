@@ -1,5 +1,6 @@
 //! One suite of the store's rules, generic over the `Store` trait, run on every engine: SQLite in
-//! memory and in a file (PostgreSQL and Redis join with the scale-out issue). Pending requests
+//! memory and in a file (PostgreSQL and Redis join with the scale-out issue; `./run-tests` already
+//! starts them, and the last test here checks that they answer). Pending requests
 //! are taken once, also by 50 tasks at once; the replay cache records a key exactly once under 50
 //! concurrent tasks, refuses a live key and forgets an expired one; sessions are found by IdP,
 //! NameID and SessionIndex and do not load once expired; purging goes in batches and keeps what
@@ -453,5 +454,48 @@ async fn sqlite_in_a_file_and_after_reopening() {
             .await
             .expect("remember"),
         "the replay cache is on disk"
+    );
+}
+
+/// The shared engines `./run-tests` starts (`tests/engines/up`) answer on loopback: PostgreSQL
+/// (`SSOGATE_TEST_DATABASE_URL`, through `psql`) and Redis (`SSOGATE_TEST_REDIS_URL`, through
+/// `redis-cli`). Missing, the test fails naming them, unless `SSOGATE_SKIP=engines`.
+#[test]
+fn the_shared_engines_answer_on_loopback() {
+    let db = std::env::var("SSOGATE_TEST_DATABASE_URL").ok();
+    let redis = std::env::var("SSOGATE_TEST_REDIS_URL").ok();
+    let missing = match (&db, &redis) {
+        (Some(_), Some(_)) => None,
+        _ => Some(
+            "SSOGATE_TEST_DATABASE_URL and SSOGATE_TEST_REDIS_URL are not set (./run-tests starts PostgreSQL and Redis: apt-get install postgresql redis-server)"
+                .to_string(),
+        ),
+    };
+    if common::require("engines", missing).is_none() {
+        return;
+    }
+    let (db, redis) = (db.unwrap(), redis.unwrap());
+    let out = std::process::Command::new("psql")
+        .args([db.as_str(), "-Atc", "SHOW server_version"])
+        .output()
+        .expect("psql runs");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        version.trim().starts_with("15"),
+        "PostgreSQL 15 expected: {version}"
+    );
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", redis.as_str(), "INFO", "server"])
+        .output()
+        .expect("redis-cli runs");
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        info.contains("redis_version:7."),
+        "Redis 7 expected: {info}"
     );
 }
