@@ -47,6 +47,9 @@ pub struct Config {
     /// digits. Default: `secrets.key` in `data_dir`, made (mode 0600) on the first start. The
     /// database remembers the key's ID; a start with another key is refused.
     pub secrets_key_file: Option<PathBuf>,
+    /// The agent portal's public URL (e.g. behind a reverse proxy or several instances): the
+    /// first start's service provider gets it as host URL. Default: derived from `listen`.
+    pub public_url: Option<String>,
     /// Central administrators must use a second factor (TOTP) in the Web Manager: one without
     /// is sent to enrol before anything else. Seeds the stored setting (switched in the Web
     /// Manager or the API). Default false.
@@ -132,6 +135,7 @@ impl Default for Config {
             secure_cookies: None,
             log_format: LogFormat::Text,
             secrets_key_file: None,
+            public_url: None,
             admin_require_totp: false,
             outbound_ca_file: None,
             outbound_proxy: None,
@@ -173,6 +177,7 @@ const FIELDS: &[&str] = &[
     "secure_cookies",
     "log_format",
     "secrets_key_file",
+    "public_url",
     "admin_require_totp",
     "outbound_ca_file",
     "outbound_proxy",

@@ -212,7 +212,10 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let mut sps = store.sp_list().await.map_err(|e| e.to_string())?;
     if sps.is_empty() {
-        let host_url = default_host_url(&config.listen);
+        let host_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| default_host_url(&config.listen));
         let sp = admin::sp_add(
             store.as_ref(),
             rng.as_ref(),

@@ -993,3 +993,46 @@ fn a_circuit_user_is_refused_twice_in_a_tenant_naming_its_holder() {
         ],
     );
 }
+
+#[test]
+fn the_first_start_takes_its_service_provider_from_public_url() {
+    let dir = common::scratch_dir("cli_admin_public_url");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("ssogate.toml");
+    std::fs::write(
+        &config,
+        "public_url = \"https://cc.example.com/agentportal\"\n",
+    )
+    .unwrap();
+    let port = common::process::free_port();
+    let server =
+        common::process::Server::start_with(&data, port, &dir.join("serve.log"), Some(&config));
+    let listed = cli(&data, &["sp", "list"]);
+    drop(server);
+    assert!(
+        listed.contains("https://cc.example.com/agentportal") && !listed.contains("127.0.0.1"),
+        "{listed}"
+    );
+    // A public URL that is none stops the first start, saying why.
+    std::fs::write(&config, "public_url = \"cc.example.com\"\n").unwrap();
+    let o = Command::new(ssogate())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("other"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssogate runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cc.example.com") && err.contains("http"),
+        "{err}"
+    );
+}
