@@ -52,8 +52,9 @@ pub enum Durability {
 struct Inner {
     /// Encrypts and decrypts the SP private keys (see [`SqliteStore::use_secrets`]).
     secrets: std::sync::OnceLock<Arc<crate::secrets::SecretsKey>>,
-    /// Stored (encrypted) private key → its plaintext: each stored value is decrypted once.
-    opened: Mutex<std::collections::HashMap<String, Secret>>,
+    /// Per (SP, next key?): the stored (encrypted) key and its plaintext. Each stored value is
+    /// decrypted once; a request compares the stored text instead of hashing it.
+    opened: Mutex<std::collections::HashMap<(SpId, bool), (String, Secret)>>,
     write: Mutex<Connection>,
     /// Empty for an in-memory database: reads use the writer.
     read: Vec<Mutex<Connection>>,
@@ -364,7 +365,12 @@ impl SqliteStore {
     }
 
     /// A stored private key in clear (decrypted once per stored value).
-    fn open_sp_key(&self, sp: &str, stored: Option<String>) -> Result<Option<Secret>> {
+    fn open_sp_key(
+        &self,
+        sp: &ServiceProvider,
+        next: bool,
+        stored: Option<String>,
+    ) -> Result<Option<Secret>> {
         let Some(stored) = stored else {
             return Ok(None);
         };
@@ -374,12 +380,15 @@ impl SqliteStore {
             return Ok(Some(Secret::new(stored)));
         }
         let mut m = self.inner.opened.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = m.get(&stored) {
+        if let Some((known, k)) = m.get(&(sp.id, next))
+            && *known == stored
+        {
             return Ok(Some(k.clone()));
         }
         let cannot = |why: String| {
             StoreError::Corrupt(format!(
-                "the private key of service provider {sp} cannot be read: {why}"
+                "the private key of service provider {} cannot be read: {why}",
+                sp.host_url
             ))
         };
         let key = self
@@ -396,7 +405,7 @@ impl SqliteStore {
             m.clear();
         }
         let k = Secret::new(plain);
-        m.insert(stored, k.clone());
+        m.insert((sp.id, next), (stored, k.clone()));
         Ok(Some(k))
     }
 
@@ -870,8 +879,8 @@ impl Store for SqliteStore {
         stored
             .into_iter()
             .map(|(mut sp, k, next)| {
-                sp.private_key_pem = self.open_sp_key(&sp.host_url, k)?;
-                sp.next_private_key_pem = self.open_sp_key(&sp.host_url, next)?;
+                sp.private_key_pem = self.open_sp_key(&sp, false, k)?;
+                sp.next_private_key_pem = self.open_sp_key(&sp, true, next)?;
                 Ok(sp)
             })
             .collect()

@@ -33,6 +33,7 @@ use super::pending::hmac_sha256::hmac;
 use super::refusal::{Reason, Refusal};
 use super::{AppState, CurrentSp};
 use crate::domain::ServiceProvider;
+use crate::domain::audit::token_hash;
 use crate::domain::circuit::{CircuitSettings, ProviderKind, TokenAuth, client_secret};
 use crate::domain::username::circuit_norm;
 use crate::outbound::{Call, OutboundError};
@@ -53,10 +54,6 @@ pub const MAX_CALLBACK_QUERY: usize = 8 * 1024;
 const MAX_CODE: usize = 2048;
 const MAX_ERROR: usize = 256;
 
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
 /// 32 random bytes as base64url: 43 characters of that alphabet.
 fn is_token(s: &str) -> bool {
     s.len() == 43
@@ -66,14 +63,9 @@ fn is_token(s: &str) -> bool {
 
 /// The browser's binding cookie, if it carries a well-formed one.
 fn binding_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, v)| *n == BINDING_COOKIE && is_token(v))
-        .map(|(_, v)| v.to_string())
+    super::admin::cookie(headers, BINDING_COOKIE)
+        .filter(|v| is_token(v))
+        .map(str::to_string)
 }
 
 /// PKCE verifier (RFC 7636: 43 characters) and nonce of one sign-in, from the browser's binding
@@ -311,10 +303,10 @@ pub async fn start(
     state
         .store
         .oauth_pending_put(&PendingOAuth {
-            state_hash: sha256_hex(&st),
+            state_hash: token_hash(&st),
             tenant_id: tenant.id,
             sp_id: sp.id,
-            binding_hash: sha256_hex(&binding),
+            binding_hash: token_hash(&binding),
             relay_target: target,
             expires_at: now.plus_secs(PENDING_SECS),
         })
@@ -423,7 +415,7 @@ pub async fn callback(
             format!("the state \"{}\" is none this service makes", Echo(st)),
         ));
     }
-    let Some(pending) = state.store.oauth_pending_take(&sha256_hex(st)).await? else {
+    let Some(pending) = state.store.oauth_pending_take(&token_hash(st)).await? else {
         return Err(refuse(
             Reason::StateInvalid,
             "no Circuit sign-in waits for this state: unknown, already answered, or purged after 10 minutes",
@@ -476,7 +468,7 @@ pub async fn callback(
         ));
     }
     let binding = binding_of(&headers);
-    let Some(binding) = binding.filter(|b| sha256_hex(b) == pending.binding_hash) else {
+    let Some(binding) = binding.filter(|b| token_hash(b) == pending.binding_hash) else {
         return Err(refuse_for(
             &c,
             Reason::StateOtherBrowser,
