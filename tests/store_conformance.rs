@@ -1,6 +1,6 @@
 //! One suite of the store's rules, generic over the `Store` trait, run on every engine: SQLite in
-//! memory and in a file (PostgreSQL and Redis join with the scale-out issue; `./run-tests` already
-//! starts them, and the last test here checks that they answer). Pending requests
+//! memory and in a file, and PostgreSQL (a fresh database on the server `./run-tests` starts;
+//! the last test here checks that it and Redis answer). Pending requests
 //! are taken once, also by 50 tasks at once; the replay cache records a key exactly once under 50
 //! concurrent tasks, refuses a live key and forgets an expired one; sessions are found by IdP,
 //! NameID and SessionIndex and do not load once expired; purging goes in batches and keeps what
@@ -455,6 +455,113 @@ async fn sqlite_in_a_file_and_after_reopening() {
             .expect("remember"),
         "the replay cache is on disk"
     );
+}
+
+fn pg_options(url: &str) -> ssogate::store::postgres::PgOptions {
+    ssogate::store::postgres::PgOptions::new(url)
+}
+
+async fn postgres(label: &str) -> Option<ssogate::store::postgres::PgStore> {
+    let url = common::engines::fresh_database(label).await?;
+    let s = ssogate::store::postgres::PgStore::open(pg_options(&url))
+        .await
+        .expect("open PostgreSQL");
+    s.use_secrets(Arc::new(ssogate::secrets::SecretsKey::ephemeral(
+        &ssogate::rng::SystemRng,
+    )))
+    .expect("key");
+    Some(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql() {
+    let Some(s) = postgres("conformance").await else {
+        return;
+    };
+    all_rules(Arc::new(s.clone())).await;
+    // Committed: a second store (another instance) on the same database sees the entry.
+    assert!(
+        s.replay_remember("kept", t(9000), t(0))
+            .await
+            .expect("remember")
+    );
+    let other = ssogate::store::postgres::PgStore::open(s.options().clone())
+        .await
+        .expect("a second instance");
+    assert!(
+        !other
+            .replay_remember("kept", t(9000), t(1))
+            .await
+            .expect("remember"),
+        "the replay cache is shared"
+    );
+}
+
+/// Instances started at once on an empty database migrate it once (the advisory lock), and a
+/// migration that already ran is not run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_migrates_once_when_instances_start_together() {
+    let Some(url) = common::engines::fresh_database("migrate").await else {
+        return;
+    };
+    let opens: Vec<_> = (0..3)
+        .map(|_| {
+            let o = pg_options(&url);
+            tokio::spawn(async move { ssogate::store::postgres::PgStore::open(o).await })
+        })
+        .collect();
+    for o in opens {
+        let s = o.await.expect("task").expect("open");
+        assert!(s.schema_version().await.expect("version") >= 1);
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .expect("count")
+        .get(0);
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'sessions'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        (n, tables),
+        (1, 1),
+        "one migration recorded, one sessions table"
+    );
+}
+
+/// A bad URL or a server that does not answer stops `open` with the reason, never a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_bad_urls_say_why() {
+    use ssogate::store::postgres::PgStore;
+    for (url, says) in [
+        ("mysql://x@127.0.0.1/db", "postgres://"),
+        ("postgres://x@127.0.0.1/db?sslmode=sometimes", "sslmode"),
+        ("not a url", "not a URL"),
+    ] {
+        let e = PgStore::open(pg_options(url)).await.expect_err(url);
+        assert!(e.to_string().contains(says), "{url}: {e}");
+    }
+    // Nothing listens on this port: refused at once.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = free.local_addr().expect("addr").port();
+    drop(free);
+    let started = std::time::Instant::now();
+    let e = PgStore::open(pg_options(&format!(
+        "postgres://ssogate:secret-pw@127.0.0.1:{port}/db"
+    )))
+    .await
+    .expect_err("nothing listens");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(!e.to_string().contains("secret-pw"), "{e}");
 }
 
 /// The shared engines `./run-tests` starts (`tests/engines/up`) answer on loopback: PostgreSQL

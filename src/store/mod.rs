@@ -2,7 +2,9 @@
 //! cache, sessions and the sign-in failure log. Methods are named for the domain, not for SQL.
 //! SQLite is the embedded default ([`sqlite::SqliteStore`]).
 
+pub mod postgres;
 pub mod sessions;
+mod sp_keys;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -324,6 +326,27 @@ pub struct AuditEntry {
     pub object: String,
     pub before: Option<String>,
     pub after: Option<String>,
+}
+
+/// The columns that find a session: tenant, user, IdP, NameID, SessionIndex.
+pub(crate) type SessionColumns = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(crate) fn session_columns(row: &SessionRow) -> SessionColumns {
+    let a = row.agent.as_ref();
+    let saml = a.and_then(|a| a.saml.as_ref());
+    (
+        a.map(|a| a.tenant_id.0),
+        a.map(|a| a.user_id.0),
+        saml.map(|s| s.idp_id.0),
+        saml.map(|s| s.name_id.clone()),
+        saml.and_then(|s| s.session_index.clone()),
+    )
 }
 
 #[async_trait]

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+use super::sp_keys::SpKeys;
 use super::*;
 
 /// Every 10 checkpoint ticks of 100 ms (1 s), the WAL is restarted (see the checkpointer).
@@ -51,10 +52,7 @@ pub enum Durability {
 
 struct Inner {
     /// Encrypts and decrypts the SP private keys (see [`SqliteStore::use_secrets`]).
-    secrets: std::sync::OnceLock<Arc<crate::secrets::SecretsKey>>,
-    /// Per (SP, next key?): the stored (encrypted) key and its plaintext. Each stored value is
-    /// decrypted once; a request compares the stored text instead of hashing it.
-    opened: Mutex<std::collections::HashMap<(SpId, bool), (String, Secret)>>,
+    keys: SpKeys,
     write: Mutex<Connection>,
     /// Empty for an in-memory database: reads use the writer.
     read: Vec<Mutex<Connection>>,
@@ -160,8 +158,7 @@ impl SqliteStore {
         }
         let store = SqliteStore {
             inner: Arc::new(Inner {
-                secrets: Default::default(),
-                opened: Default::default(),
+                keys: SpKeys::default(),
                 write: Mutex::new(write),
                 read,
                 closed: false.into(),
@@ -188,8 +185,7 @@ impl SqliteStore {
         c.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                secrets: Default::default(),
-                opened: Default::default(),
+                keys: SpKeys::default(),
                 write: Mutex::new(c),
                 read: Vec::new(),
                 closed: false.into(),
@@ -203,14 +199,9 @@ impl SqliteStore {
         let c = Connection::open_in_memory().map_err(err)?;
         configure(&c, Durability::Normal).map_err(err)?;
         migrate(&c)?;
-        let secrets = std::sync::OnceLock::new();
-        let _ = secrets.set(Arc::new(crate::secrets::SecretsKey::ephemeral(
-            &crate::rng::SystemRng,
-        )));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                secrets,
-                opened: Default::default(),
+                keys: SpKeys::ephemeral(),
                 write: Mutex::new(c),
                 read: Vec::new(),
                 closed: false.into(),
@@ -290,19 +281,7 @@ impl SqliteStore {
 
     /// Loads the secrets key without writing anything (a store opened to read only).
     pub fn set_secrets(&self, key: Arc<crate::secrets::SecretsKey>) -> Result<()> {
-        if let Some(k) = self.inner.secrets.get() {
-            return if k.id() == key.id() {
-                Ok(())
-            } else {
-                Err(StoreError::Unavailable(format!(
-                    "the store already uses secrets key {}, not {}",
-                    k.id(),
-                    key.id()
-                )))
-            };
-        }
-        let _ = self.inner.secrets.set(key);
-        Ok(())
+        self.inner.keys.set(key)
     }
 
     fn seal_clear_keys(&self, key: &crate::secrets::SecretsKey) -> Result<u64> {
@@ -322,12 +301,10 @@ impl SqliteStore {
             let tx = c.transaction().map_err(err)?;
             let mut n = 0;
             for (id, k, next) in &clear {
-                let mut seal = |v: &Option<String>| match v {
-                    Some(v) if !v.starts_with("v1.") => {
-                        n += 1;
-                        Some(key.encrypt(&crate::rng::SystemRng, SP_KEY_PURPOSE, v.as_bytes()))
-                    }
-                    other => other.clone(),
+                let mut seal = |v: &Option<String>| {
+                    let (v, sealed) = SpKeys::seal_stored(key, v);
+                    n += u64::from(sealed);
+                    v
                 };
                 let (k, next) = (seal(k), seal(next));
                 tx.execute(
@@ -347,66 +324,6 @@ impl SqliteStore {
             .optional()
             .map_err(err)?;
         Ok(n)
-    }
-
-    /// A private key as stored: encrypted under the secrets key.
-    fn seal_sp_key(&self, k: Option<&Secret>) -> Result<Option<String>> {
-        let Some(k) = k else { return Ok(None) };
-        let key = self.inner.secrets.get().ok_or_else(|| {
-            StoreError::Unavailable(
-                "no secrets key is loaded to encrypt the SP private key with".into(),
-            )
-        })?;
-        Ok(Some(key.encrypt(
-            &crate::rng::SystemRng,
-            SP_KEY_PURPOSE,
-            k.secret().as_bytes(),
-        )))
-    }
-
-    /// A stored private key in clear (decrypted once per stored value).
-    fn open_sp_key(
-        &self,
-        sp: &ServiceProvider,
-        next: bool,
-        stored: Option<String>,
-    ) -> Result<Option<Secret>> {
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        if !stored.starts_with("v1.") {
-            // Kept in clear by a version before schema 5 and not yet encrypted (a store opened
-            // to read only): the service encrypts it when it next opens the store.
-            return Ok(Some(Secret::new(stored)));
-        }
-        let mut m = self.inner.opened.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((known, k)) = m.get(&(sp.id, next))
-            && *known == stored
-        {
-            return Ok(Some(k.clone()));
-        }
-        let cannot = |why: String| {
-            StoreError::Corrupt(format!(
-                "the private key of service provider {} cannot be read: {why}",
-                sp.host_url
-            ))
-        };
-        let key = self
-            .inner
-            .secrets
-            .get()
-            .ok_or_else(|| cannot("no secrets key is loaded".into()))?;
-        let plain = key
-            .decrypt(SP_KEY_PURPOSE, &stored)
-            .map_err(|e| cannot(e.to_string()))?;
-        let plain =
-            String::from_utf8(plain.to_vec()).map_err(|_| cannot("it is not text".into()))?;
-        if m.len() >= 256 {
-            m.clear();
-        }
-        let k = Secret::new(plain);
-        m.insert((sp.id, next), (stored, k.clone()));
-        Ok(Some(k))
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
@@ -607,9 +524,6 @@ fn circuit_from_row(r: &Row<'_>) -> rusqlite::Result<CircuitSettings> {
         updated_at: UnixTime::from_millis(r.get("updated_at")?),
     })
 }
-
-/// The associated data of an encrypted SP private key.
-const SP_KEY_PURPOSE: &str = "sp private key";
 
 /// A service provider as stored: its private keys still encrypted.
 type StoredSp = (ServiceProvider, Option<String>, Option<String>);
@@ -824,31 +738,10 @@ fn all<T>(
 
 const SESSION_UPSERT: &str = "INSERT INTO sessions (id, data, expires_at, tenant_id, user_id, idp_id, name_id, session_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// The columns that find a session: tenant, user, IdP, NameID, SessionIndex.
-type SessionColumns = (
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-fn session_params(row: &SessionRow) -> SessionColumns {
-    let a = row.agent.as_ref();
-    let saml = a.and_then(|a| a.saml.as_ref());
-    (
-        a.map(|a| a.tenant_id.0),
-        a.map(|a| a.user_id.0),
-        saml.map(|s| s.idp_id.0),
-        saml.map(|s| s.name_id.clone()),
-        saml.and_then(|s| s.session_index.clone()),
-    )
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn sp_insert(&self, sp: NewServiceProvider) -> Result<ServiceProvider> {
-        let sealed = self.seal_sp_key(sp.private_key_pem.as_ref())?;
+        let sealed = self.inner.keys.seal(sp.private_key_pem.as_ref())?;
         let c = self.writer()?;
         let id: i64 = c
             .query_row(
@@ -879,8 +772,8 @@ impl Store for SqliteStore {
         stored
             .into_iter()
             .map(|(mut sp, k, next)| {
-                sp.private_key_pem = self.open_sp_key(&sp, false, k)?;
-                sp.next_private_key_pem = self.open_sp_key(&sp, true, next)?;
+                sp.private_key_pem = self.inner.keys.open(&sp, false, k)?;
+                sp.next_private_key_pem = self.inner.keys.open(&sp, true, next)?;
                 Ok(sp)
             })
             .collect()
@@ -895,8 +788,8 @@ impl Store for SqliteStore {
     }
 
     async fn sp_update(&self, sp: &ServiceProvider) -> Result<()> {
-        let sealed = self.seal_sp_key(sp.private_key_pem.as_ref())?;
-        let next_sealed = self.seal_sp_key(sp.next_private_key_pem.as_ref())?;
+        let sealed = self.inner.keys.seal(sp.private_key_pem.as_ref())?;
+        let next_sealed = self.inner.keys.seal(sp.next_private_key_pem.as_ref())?;
         let c = self.writer()?;
         let n = c
             .execute(
@@ -1842,7 +1735,7 @@ impl Store for SqliteStore {
     }
 
     async fn session_create(&self, row: &SessionRow) -> Result<bool> {
-        let (tenant, user, idp, name_id, index) = session_params(row);
+        let (tenant, user, idp, name_id, index) = session_columns(row);
         let n = self
             .writer()?
             .prepare_cached(&format!("{SESSION_UPSERT} ON CONFLICT (id) DO NOTHING"))
@@ -1862,7 +1755,7 @@ impl Store for SqliteStore {
     }
 
     async fn session_save(&self, row: &SessionRow) -> Result<()> {
-        let (tenant, user, idp, name_id, index) = session_params(row);
+        let (tenant, user, idp, name_id, index) = session_columns(row);
         self.writer()?
             .prepare_cached(&format!(
                 "{SESSION_UPSERT} ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, tenant_id = excluded.tenant_id, \
