@@ -20,6 +20,17 @@ pub struct Config {
 
     /// Directory of the SQLite database (`ssogate.db`). Default `./ssogate-data`.
     pub data_dir: PathBuf,
+    /// `postgres://user:password@host:port/database[?sslmode=require]`: everything in
+    /// PostgreSQL (15 or later), shared by every instance, instead of SQLite in `data_dir`.
+    /// Needs `secrets_key_file` (the same key on every instance).
+    pub database_url: Option<SecretUrl>,
+    /// Connections to PostgreSQL per instance at most. Default 16.
+    pub database_pool_size: usize,
+    /// Milliseconds a statement may wait for a free connection before the request gets 503.
+    /// Default 2000.
+    pub database_pool_wait_ms: u64,
+    /// Milliseconds one statement may take (the server cancels it too) before 503. Default 2000.
+    pub database_statement_timeout_ms: u64,
     /// `normal` (default: a crash of the process loses nothing) or `full` (a power loss loses
     /// nothing either; every commit waits for the disk).
     pub durability: Durability,
@@ -110,6 +121,27 @@ pub struct Config {
     pub oauth_starts_per_minute_total: u32,
 }
 
+/// A URL that may carry a password: shown without it (`Debug`), serialized as given.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> SecretUrl {
+        SecretUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::postgres::redact_url(&self.0))
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -125,6 +157,10 @@ impl Default for Config {
             admin_listen: None,
             data_dir: PathBuf::from("ssogate-data"),
             durability: Durability::Normal,
+            database_url: None,
+            database_pool_size: 16,
+            database_pool_wait_ms: 2000,
+            database_statement_timeout_ms: 2000,
             multi_tenant: false,
             clock_skew_secs: 180,
             session_max_secs: 8 * 3600,
@@ -167,6 +203,10 @@ const FIELDS: &[&str] = &[
     "admin_listen",
     "data_dir",
     "durability",
+    "database_url",
+    "database_pool_size",
+    "database_pool_wait_ms",
+    "database_statement_timeout_ms",
     "multi_tenant",
     "clock_skew_secs",
     "session_max_secs",
@@ -306,6 +346,12 @@ impl Config {
                 u64::from(self.oauth_starts_per_minute_total),
             ),
             ("verify_workers", self.verify_workers.unwrap_or(1) as u64),
+            ("database_pool_size", self.database_pool_size as u64),
+            ("database_pool_wait_ms", self.database_pool_wait_ms),
+            (
+                "database_statement_timeout_ms",
+                self.database_statement_timeout_ms,
+            ),
             ("outbound_max_in_flight", self.outbound_max_in_flight as u64),
             (
                 "password_workers",
@@ -335,7 +381,24 @@ impl Config {
                 self.max_message_bytes
             ));
         }
+        if self.database_url.is_some() && self.secrets_key_file.is_none() {
+            return Err(
+                "database_url needs secrets_key_file: every instance must use the same secrets key \
+                 (make one with: openssl rand -hex 32 > secrets.key; chmod 600 secrets.key)"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// PostgreSQL's settings, when `database_url` is set.
+    pub fn postgres(&self) -> Option<crate::store::postgres::PgOptions> {
+        let url = self.database_url.as_ref()?;
+        let mut o = crate::store::postgres::PgOptions::new(url.expose());
+        o.pool_size = self.database_pool_size;
+        o.pool_wait = std::time::Duration::from_millis(self.database_pool_wait_ms);
+        o.statement_timeout = std::time::Duration::from_millis(self.database_statement_timeout_ms);
+        Some(o)
     }
 
     /// The trusted proxies, parsed (checked when the configuration was loaded).

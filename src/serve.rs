@@ -37,9 +37,14 @@ fn default_host_url(listen: &str) -> String {
     format!("http://{host}:{port}")
 }
 
-/// Opens the store named by `config` to read only: nothing is created, migrated or written. The
-/// secrets key is loaded when there is one (without it, reading an SP's private key fails).
+/// Opens the store named by `config` to read only: nothing is created, migrated or written (on
+/// PostgreSQL, the schema must be there already). The secrets key is loaded when there is one
+/// (without it, reading an SP's private key fails).
 pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, String> {
+    if let Some(o) = config.postgres() {
+        let (store, _) = open_postgres(config, o).await?;
+        return Ok(store);
+    }
     let path = config.database_path();
     let store = SqliteStore::open_read_only(&path)
         .await
@@ -63,6 +68,9 @@ pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, Str
 pub async fn open_store(
     config: &Config,
 ) -> Result<(Arc<dyn Store>, Arc<crate::secrets::SecretsKey>), String> {
+    if let Some(o) = config.postgres() {
+        return open_postgres(config, o).await;
+    }
     let path = config.database_path();
     let store = SqliteStore::open(&path, config.durability)
         .await
@@ -79,6 +87,34 @@ pub async fn open_store(
         );
     }
     let store: Arc<dyn Store> = Arc::new(store);
+    check_secrets(store.as_ref(), &key).await?;
+    Ok((store, key))
+}
+
+/// PostgreSQL (`database_url`): connects, migrates (once, whatever number of instances start
+/// together), and checks the configured secrets key against the database's.
+async fn open_postgres(
+    config: &Config,
+    o: crate::store::postgres::PgOptions,
+) -> Result<(Arc<dyn Store>, Arc<crate::secrets::SecretsKey>), String> {
+    let shown = crate::store::postgres::redact_url(&o.url);
+    let pg = crate::store::postgres::PgStore::open(o)
+        .await
+        .map_err(|e| format!("database_url {shown}: {e}"))?;
+    // The configuration is read once per instance and kept until it changes (anywhere).
+    let cached = crate::store::cached::CachedStore::new(Arc::new(pg.clone()));
+    cached.watch(pg.clone());
+    let store: Arc<dyn Store> = cached;
+    // Two instances starting at once with different keys: the first stores its key's ID, the
+    // second finds it and stops.
+    let key = {
+        let _lock = store
+            .startup_lock()
+            .await
+            .map_err(|e| format!("database_url {shown}: {e}"))?;
+        Arc::new(secrets_key(store.as_ref(), config, &SystemRng).await?)
+    };
+    pg.use_secrets(key.clone()).map_err(|e| e.to_string())?;
     check_secrets(store.as_ref(), &key).await?;
     Ok((store, key))
 }
@@ -104,35 +140,41 @@ async fn check_secrets(store: &dyn Store, key: &crate::secrets::SecretsKey) -> R
     Ok(())
 }
 
-/// An on/off setting: the stored one (a differing configured value is logged, never applied),
+/// A shared setting: the stored one (a differing configured value is logged, never applied),
 /// else the configured one, stored.
-async fn seeded(store: &dyn Store, key: &str, configured: bool) -> Result<bool, String> {
-    match store
-        .setting(key)
-        .await
-        .map_err(|e| e.to_string())?
-        .as_deref()
-    {
-        Some(v) => {
-            let on = v == "true";
-            if on != configured {
+async fn seeded_text(store: &dyn Store, key: &str, configured: String) -> Result<String, String> {
+    match store.setting(key).await.map_err(|e| e.to_string())? {
+        Some(stored) => {
+            if stored != configured {
                 tracing::warn!(
                     setting = key,
-                    stored = on,
-                    configured,
-                    "the stored setting applies (changed in the Web Manager); the configured value only seeds a new store"
+                    stored = %stored,
+                    configured = %configured,
+                    "the stored setting applies (shared by every instance, or changed in the Web Manager); the configured value only seeds a new store"
                 );
             }
-            Ok(on)
+            Ok(stored)
         }
         None => {
             store
-                .setting_put(key, if configured { "true" } else { "false" })
+                .setting_put(key, &configured)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(configured)
         }
     }
+}
+
+/// An on/off setting (see [`seeded_text`]).
+async fn seeded(store: &dyn Store, key: &str, configured: bool) -> Result<bool, String> {
+    Ok(seeded_text(store, key, configured.to_string()).await? == "true")
+}
+
+/// A number of seconds shared by every instance (see [`seeded_text`]).
+async fn seeded_secs(store: &dyn Store, key: &str, configured: i64) -> Result<i64, String> {
+    let v = seeded_text(store, key, configured.to_string()).await?;
+    v.parse()
+        .map_err(|_| format!("the stored setting {key} is {v:?}, not a number of seconds"))
 }
 
 /// The secrets key: configured, or the data directory's (made on the first start). The store
@@ -197,6 +239,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let (store, secrets) = open_store(&config).await?;
     let rng: Arc<dyn Rng> = Arc::new(SystemRng);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Instances started together on an empty shared database: one makes the administrator, the
+    // SP and the settings while the others wait, then find them.
+    let startup = store.startup_lock().await.map_err(|e| e.to_string())?;
     if let Some((user, password)) = bootstrap(&store, rng.as_ref())
         .await
         .map_err(|e| e.to_string())?
@@ -254,6 +299,22 @@ async fn serve(config: Config) -> Result<(), String> {
         config.admin_require_totp,
     )
     .await?;
+    // The time limits every instance of a shared database must apply alike (one instance on
+    // SQLite takes its configuration as it is).
+    let mut config = config;
+    if config.database_url.is_some() {
+        config.clock_skew_secs =
+            seeded_secs(store.as_ref(), "clock_skew_secs", config.clock_skew_secs).await?;
+        config.session_max_secs =
+            seeded_secs(store.as_ref(), "session_max_secs", config.session_max_secs).await?;
+        config.session_idle_secs = seeded_secs(
+            store.as_ref(),
+            "session_idle_secs",
+            config.session_idle_secs,
+        )
+        .await?;
+    }
+    drop(startup);
     let config = Arc::new(config);
     let state =
         AppState::new(store.clone(), clock.clone(), rng, config.clone()).with_secrets(secrets);
@@ -262,6 +323,23 @@ async fn serve(config: Config) -> Result<(), String> {
     if let Some(problem) = state.outbound.problem() {
         return Err(problem.to_string());
     }
+
+    // A setting switched on another instance (or by the CLI) is in force here within a second:
+    // read through the configuration cache, which costs nothing while nothing changes.
+    let settings_state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let s = &settings_state;
+            if let Ok(Some(v)) = s.store.setting(admin::SETTING_MULTI_TENANT).await {
+                s.set_multi_tenant(v == "true");
+            }
+            if let Ok(Some(v)) = s.store.setting(admin::SETTING_REQUIRE_TOTP).await {
+                s.set_require_totp(v == "true");
+            }
+        }
+    });
 
     // The sign-in chart's counts go to the store every 10 seconds (none written per login).
     let flush_state = state.clone();
@@ -324,11 +402,12 @@ async fn serve(config: Config) -> Result<(), String> {
         }
     });
 
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), secure_cookies = secure, multi_tenant, "ssogate listening");
-    println!(
-        "ssogate listening on http://{addr} (data in {})",
-        config.data_dir.display()
-    );
+    let data = match &config.database_url {
+        Some(url) => format!("PostgreSQL {url:?}"),
+        None => config.data_dir.display().to_string(),
+    };
+    tracing::info!(%addr, data = %data, secure_cookies = secure, multi_tenant, "ssogate listening");
+    println!("ssogate listening on http://{addr} (data in {data})");
     // Connections need a file descriptor each: the cap stays below the open-files limit (with
     // room for the database and the log).
     let max_connections = match crate::web::server::raise_fd_limit() {

@@ -2,6 +2,7 @@
 //! cache, sessions and the sign-in failure log. Methods are named for the domain, not for SQL.
 //! SQLite is the embedded default ([`sqlite::SqliteStore`]).
 
+pub mod cached;
 pub mod postgres;
 pub mod sessions;
 mod sp_keys;
@@ -349,6 +350,30 @@ pub(crate) fn session_columns(row: &SessionRow) -> SessionColumns {
     )
 }
 
+/// What a store reports of its engine (see [`Store::stats`]).
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    /// Statements run, their total time (µs), and those that failed for want of the database.
+    pub statements: Option<u64>,
+    pub statement_micros: Option<u64>,
+    pub unavailable: Option<u64>,
+    /// Connections open, in use, and requests waiting for one.
+    pub pool_open: Option<u64>,
+    pub pool_in_use: Option<u64>,
+    pub pool_waiting: Option<u64>,
+    /// Times the configuration cache was cleared.
+    pub config_reloads: Option<u64>,
+}
+
+/// Released when dropped (see [`Store::startup_lock`]).
+pub struct StartupLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl StartupLock {
+    pub fn new(held: impl Send + Sync + 'static) -> StartupLock {
+        StartupLock(Box::new(held))
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Service providers.
@@ -521,6 +546,26 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a consistent copy of everything stored to `dest` (a new file), while the service
     /// runs.
     async fn backup(&self, dest: &std::path::Path) -> Result<()>;
+
+    /// Answers when the store can serve: reachable, and its schema is the one this build expects.
+    async fn ready(&self) -> Result<()> {
+        self.setting(crate::secrets::SETTING_KEY_ID)
+            .await
+            .map(|_| ())
+    }
+
+    /// Counters of the engine behind the store (for `/metrics`); empty where there are none.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+
+    /// Held by one instance at a time while it makes what a first start makes (the default
+    /// tenant, the first administrator, the first SP, the seeded settings): instances started
+    /// together on an empty shared database make them once. `None` where one process owns the
+    /// store (SQLite).
+    async fn startup_lock(&self) -> Result<Option<StartupLock>> {
+        Ok(None)
+    }
 
     /// Deletes up to `batch` expired rows from each of pending logouts, replay entries and
     /// sessions, and trims the failure log to its newest `failure_rows` records; returns the most

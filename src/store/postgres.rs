@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 const MIGRATION_LOCK: i64 = 0x0073_736f_6761_7465;
 /// The advisory lock key of the purge.
 const PURGE_LOCK: i64 = MIGRATION_LOCK + 1;
+/// The advisory lock key of a first start's bootstrap.
+const STARTUP_LOCK: i64 = MIGRATION_LOCK + 2;
+
+/// The channel a configuration change is notified on (see the schema's trigger).
+pub const CONFIG_CHANNEL: &str = "ssogate_config";
 
 /// How the store reaches PostgreSQL (`database_*` settings).
 #[derive(Clone)]
@@ -249,7 +254,7 @@ fn parse_url(
     cfg.connect_timeout(o.connect_timeout);
     cfg.application_name("ssogate");
     cfg.options(format!(
-        "-c statement_timeout={} -c lock_timeout={}",
+        "-c statement_timeout={} -c lock_timeout={} -c client_min_messages=warning",
         o.statement_timeout.as_millis(),
         o.statement_timeout.as_millis()
     ));
@@ -1819,6 +1824,50 @@ impl Store for PgStore {
             )
             .await?;
         get(&r, "value")
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let have = self.schema_version().await?;
+        let want = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if have < want {
+            return Err(StoreError::Unavailable(format!(
+                "the database has schema {have}; this build needs {want}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> StoreStats {
+        let s = self.pool.status();
+        StoreStats {
+            statements: Some(self.stats.statements.load(Ordering::Relaxed)),
+            statement_micros: Some(self.stats.statement_micros.load(Ordering::Relaxed)),
+            unavailable: Some(self.stats.unavailable.load(Ordering::Relaxed)),
+            pool_open: Some(s.size as u64),
+            pool_in_use: Some(s.size.saturating_sub(s.available) as u64),
+            pool_waiting: Some(s.waiting as u64),
+            config_reloads: None,
+        }
+    }
+
+    async fn startup_lock(&self) -> Result<Option<StartupLock>> {
+        let c = self.conn().await?;
+        // Waits for another instance's first start to finish (no statement timeout: that may
+        // take a few seconds, making keys).
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            c.batch_execute(&format!(
+                "SET statement_timeout = 0; SELECT pg_advisory_lock({STARTUP_LOCK})"
+            )),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable("another instance held the start-up lock for 60 s".into())
+        })?
+        .map_err(err)?;
+        // Released with the session: the connection leaves the pool and closes when the lock is
+        // dropped.
+        Ok(Some(StartupLock::new(deadpool_postgres::Object::take(c))))
     }
 
     async fn backup(&self, _dest: &std::path::Path) -> Result<()> {

@@ -102,7 +102,7 @@ impl Metrics {
     }
 
     /// The text exposition; `sessions`: live agent sessions (`None`: the store did not answer).
-    pub fn render(&self, sessions: Option<u64>) -> String {
+    pub fn render(&self, sessions: Option<u64>, store: &crate::store::StoreStats) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP ssogate_logins_total Sign-ins by tenant, method and outcome.\n# TYPE ssogate_logins_total counter\n");
         let mut logins: Vec<_> = self
@@ -153,6 +153,7 @@ impl Metrics {
                 "# HELP ssogate_sessions Live agent sessions.\n# TYPE ssogate_sessions gauge\nssogate_sessions {n}"
             );
         }
+        out.push_str(&render_store(store));
         out
     }
 }
@@ -183,14 +184,72 @@ pub async fn time_requests(State(state): State<AppState>, req: Request, next: Ne
     res
 }
 
+/// The store engine's counters, those it has (PostgreSQL: statements, pool, configuration cache).
+fn render_store(s: &crate::store::StoreStats) -> String {
+    let mut out = String::new();
+    let rows: [(&str, &str, &str, Option<String>); 7] = [
+        (
+            "ssogate_store_statements_total",
+            "counter",
+            "Statements sent to the database.",
+            s.statements.map(|v| v.to_string()),
+        ),
+        (
+            "ssogate_store_statement_seconds_total",
+            "counter",
+            "Time spent waiting for the database's answers (divided by the statements: the mean).",
+            s.statement_micros.map(|us| (us as f64 / 1e6).to_string()),
+        ),
+        (
+            "ssogate_store_unavailable_total",
+            "counter",
+            "Statements that failed for want of the database (timeouts, lost connections).",
+            s.unavailable.map(|v| v.to_string()),
+        ),
+        (
+            "ssogate_store_pool_connections",
+            "gauge",
+            "Database connections open.",
+            s.pool_open.map(|v| v.to_string()),
+        ),
+        (
+            "ssogate_store_pool_in_use",
+            "gauge",
+            "Database connections in use.",
+            s.pool_in_use.map(|v| v.to_string()),
+        ),
+        (
+            "ssogate_store_pool_waiting",
+            "gauge",
+            "Requests waiting for a database connection.",
+            s.pool_waiting.map(|v| v.to_string()),
+        ),
+        (
+            "ssogate_config_reloads_total",
+            "counter",
+            "Times the configuration cache was cleared (a change here or on another instance).",
+            s.config_reloads.map(|v| v.to_string()),
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        if let Some(v) = v {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+    }
+    out
+}
+
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }
 
-/// `GET /readyz`: the store answers within 1 s (its migrations ran when it opened).
+/// `GET /readyz`: the store answers within 1 s, with the schema this build expects.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let probe = state.store.setting(crate::secrets::SETTING_KEY_ID);
+    let probe = state.store.ready();
     match tokio::time::timeout(Duration::from_secs(1), probe).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => {
@@ -223,7 +282,7 @@ pub async fn metrics(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(sessions),
+        state.metrics.render(sessions, &state.store.stats()),
     )
         .into_response()
 }
@@ -240,7 +299,7 @@ mod tests {
         m.login("a\"b", "circuit", "failure");
         m.refusal("replayed");
         m.acs_latency.observe(Duration::from_millis(3));
-        let text = m.render(Some(7));
+        let text = m.render(Some(7), &Default::default());
         assert!(text.contains(
             "ssogate_logins_total{tenant=\"acme\",method=\"saml\",outcome=\"success\"} 2"
         ));
@@ -254,6 +313,9 @@ mod tests {
             m.login(&format!("t{i}"), "password", "success");
         }
         assert!(m.logins.lock().unwrap().len() <= MAX_SERIES + 1);
-        assert!(m.render(None).contains("tenant=\"other\""));
+        assert!(
+            m.render(None, &Default::default())
+                .contains("tenant=\"other\"")
+        );
     }
 }

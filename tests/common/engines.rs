@@ -47,7 +47,10 @@ pub async fn fresh_database(label: &str) -> Option<String> {
         format!("DROP DATABASE IF EXISTS {name}"),
         format!("CREATE DATABASE {name}"),
     ] {
-        client.batch_execute(&sql).await.expect("create a test database");
+        client
+            .batch_execute(&sql)
+            .await
+            .expect("create a test database");
     }
     let mut u = url::Url::parse(&base).expect("URL");
     u.set_path(&format!("/{name}"));

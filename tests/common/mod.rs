@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 pub mod admin;
 pub mod app;
+pub mod cluster;
 pub mod engines;
 pub mod generate;
 pub mod hostile_gen;

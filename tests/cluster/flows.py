@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Flows across three ssogate instances behind nginx, on one PostgreSQL database, with the real
+IdP (SimpleSAMLphp).
+
+Run by tests/cluster.rs, which starts PostgreSQL's database, the instances, nginx and the IdP,
+and configures ssogate through its CLI. Every flow goes through the scripted browser of
+tests/real-idp/browser.py. Prints PASS/FAIL lines and "N passed, M failed"; exits 1 on a failure.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "real-idp"))
+import browser  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--public", required=True, help="nginx: the one public URL")
+ap.add_argument("--instance", action="append", required=True, help="an instance's own URL")
+ap.add_argument("--idp-sso-url", required=True)
+ap.add_argument("--idp-slo-url", required=True)
+ap.add_argument("--ssogate", required=True)
+ap.add_argument("--config", required=True)
+args = ap.parse_args()
+
+report = browser.Report()
+PUBLIC = args.public.rstrip("/")
+INSTANCES = [u.rstrip("/") for u in args.instance]
+A, B, C = INSTANCES[:3]
+
+
+def ssogate(*a):
+    r = subprocess.run([args.ssogate, *a, "--config", args.config], capture_output=True, text=True, timeout=60)
+    report.check(r.returncode == 0, f"ssogate {' '.join(a[:3])} ran", r.stderr.strip())
+    return r.stdout
+
+
+def auth_check(br, base):
+    status, hdrs, _ = br.request("GET", base + "/auth/check")
+    return status, hdrs.get("X-Auth-User")
+
+
+def failures(n):
+    out = ssogate("failures", "--limit", str(n), "--json")
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+# 1. An AuthnRequest issued by instance A completes on instance B; the session answers on C and
+#    through nginx.
+br = browser.Browser()
+flow = browser.run(br, "GET", A + "/login", user="agent1", password="agent1pass", stop_on_response=True)
+kinds = [m["kind"] for m in flow.messages]
+if report.check(flow.stopped_at is not None and "AuthnRequest" in kinds,
+                f"A issued an AuthnRequest and the IdP answered ({kinds})", flow.error or browser.page_text(flow.final_body or "")):
+    _, action, data = flow.stopped_at
+    report.check(action.startswith(PUBLIC + "/"), f"the IdP posts to the public URL ({action})")
+    acs_b = B + urllib.parse.urlsplit(action).path
+    s, h, body = br.request("POST", acs_b, data)
+    report.check(s == 303, f"B's ACS accepts the response to A's request (HTTP {s})", browser.page_text(body))
+    for name, base in (("A", A), ("B", B), ("C", C), ("nginx", PUBLIC)):
+        s, u = auth_check(br, base)
+        report.check(s == 200 and u == "agent1", f"auth/check on {name}: 200 agent1 (got {s} {u})")
+    s, _, body = br.request("GET", PUBLIC + "/app/")
+    report.check(s == 200 and "agent portal app" in body, f"nginx auth_request lets the session through (HTTP {s})")
+    s, _, _ = browser.Browser().request("GET", PUBLIC + "/app/")
+    report.check(s == 401, f"nginx auth_request stops a browser without a session (HTTP {s})")
+
+# 2. SSO reuse across instances: our session cookie dropped, the IdP's kept: signed in again on
+#    another instance without a password form.
+br.drop_cookie("ssogate_session")
+s, _ = auth_check(br, C)
+report.check(s == 401, f"without our session cookie auth/check is 401 (got {s})")
+flow = browser.run(br, "GET", C + "/login")
+report.check(flow.error is None and flow.login_forms == 0 and flow.final_status == 200,
+             "SSO reuse through C and nginx: no password form", flow.error or browser.page_text(flow.final_body or ""))
+s, u = auth_check(br, A)
+report.check(s == 200 and u == "agent1", f"the reused login answers on A (got {s} {u})")
+
+# 3. IdP-initiated single logout arriving at one instance ends the session on all.
+spentity = urllib.parse.quote(PUBLIC, safe="")
+br = browser.Browser()
+flow = browser.run(br, "GET", f"{args.idp_sso_url}?spentityid={spentity}", user="agent2", password="agent2pass")
+report.check(flow.error is None and flow.final_status == 200, "IdP-initiated login through nginx",
+             flow.error or browser.page_text(flow.final_body or ""))
+for name, base in (("A", A), ("B", B), ("C", C)):
+    s, u = auth_check(br, base)
+    report.check(s == 200 and u == "agent2", f"agent2's session answers on {name} (got {s} {u})")
+cookie = next((c.value for c in br.jar if c.name == "ssogate_session"), None)
+report.check(cookie is not None, "the browser holds agent2's session cookie")
+return_to = urllib.parse.quote(PUBLIC + "/signed-out", safe="")
+lflow = browser.run(br, "GET", f"{args.idp_slo_url}?ReturnTo={return_to}")
+kinds = [m["kind"] for m in lflow.messages]
+report.check("LogoutRequest" in kinds and "LogoutResponse" in kinds,
+             f"the IdP's LogoutRequest reached an instance, our LogoutResponse went back ({kinds})")
+for name, base in (("A", A), ("B", B), ("C", C)):
+    # Asked with the cookie the browser had before the logout: each instance must find the
+    # session gone from the store, whatever the logout did to the browser's cookies.
+    s, _, _ = browser.Browser().request("GET", base + "/auth/check", headers={"Cookie": f"ssogate_session={cookie}"})
+    report.check(s == 401, f"after IdP-initiated SLO auth/check on {name} with the old cookie is 401 (got {s})")
+
+# 4. `ssogate tenant set` is in force on every instance within 1 s: the login page turns from a
+#    redirect to the IdP (SSO on) into the password form (SSO off).
+def sso_on(base):
+    s, h, _ = browser.Browser().request("GET", base + "/login")
+    return s in (302, 303) and "SAMLRequest" in (h.get("Location") or "")
+
+report.check(all(sso_on(b) for b in INSTANCES), "SSO is on everywhere before the change")
+ssogate("tenant", "set", "default", "--sso", "off", "--slo", "off", "--idp-initiated", "off")
+t0 = time.monotonic()
+pending = set(INSTANCES)
+while pending and time.monotonic() - t0 < 5:
+    pending = {b for b in pending if sso_on(b)}
+    if pending:
+        time.sleep(0.02)
+took = time.monotonic() - t0
+report.check(not pending and took <= 1.0, f"SSO off on all {len(INSTANCES)} instances {took:.3f} s after the CLI returned")
+ssogate("tenant", "set", "default", "--sso", "on", "--slo", "on", "--idp-initiated", "on")
+t0 = time.monotonic()
+while time.monotonic() - t0 < 5 and not all(sso_on(b) for b in INSTANCES):
+    time.sleep(0.02)
+took = time.monotonic() - t0
+report.check(took <= 1.0, f"SSO back on everywhere {took:.3f} s after the CLI returned")
+
+# 5. One signed assertion POSTed 50 times at once across the instances: one session, 49 refusals.
+br = browser.Browser()
+flow = browser.run(br, "GET", f"{args.idp_sso_url}?spentityid={spentity}", user="agent2", password="agent2pass",
+                   stop_on_response=True)
+if report.check(flow.stopped_at is not None, "captured an IdP-initiated SAMLResponse", flow.error or ""):
+    _, action, data = flow.stopped_at
+    path = urllib.parse.urlsplit(action).path
+
+    def post(i):
+        b = browser.Browser()
+        s, h, _ = b.request("POST", INSTANCES[i % len(INSTANCES)] + path, data)
+        ok = s == 303 and auth_check(b, INSTANCES[(i + 1) % len(INSTANCES)])[0] == 200
+        return s, ok
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as ex:
+        results = list(ex.map(post, range(50)))
+    statuses = [s for s, _ in results]
+    sessions = sum(1 for _, ok in results if ok)
+    report.check(statuses.count(303) == 1 and statuses.count(403) == 49 and sessions == 1,
+                 f"50 concurrent POSTs: {statuses.count(303)} accepted, {statuses.count(403)} refused, {sessions} session")
+    reasons = [f.get("reason") for f in failures(60)]
+    report.check(reasons.count("replayed") >= 1, f"the refusals are recorded as replayed ({reasons.count('replayed')} records)")
+
+print(f"{report.passed} passed, {report.failed} failed")
+sys.exit(1 if report.failed else 0)
