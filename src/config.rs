@@ -29,7 +29,8 @@ pub struct Config {
     /// Milliseconds a statement may wait for a free connection before the request gets 503.
     /// Default 2000.
     pub database_pool_wait_ms: u64,
-    /// Milliseconds one statement may take (the server cancels it too) before 503. Default 2000.
+    /// Milliseconds one statement may take (the server cancels it too) before 503: a database
+    /// that hangs is answered 503 within this. Default 1500.
     pub database_statement_timeout_ms: u64,
     /// `normal` (default: a crash of the process loses nothing) or `full` (a power loss loses
     /// nothing either; every commit waits for the disk).
@@ -160,7 +161,7 @@ impl Default for Config {
             database_url: None,
             database_pool_size: 16,
             database_pool_wait_ms: 2000,
-            database_statement_timeout_ms: 2000,
+            database_statement_timeout_ms: 1500,
             multi_tenant: false,
             clock_skew_secs: 180,
             session_max_secs: 8 * 3600,

@@ -382,6 +382,8 @@ async fn serve(config: Config) -> Result<(), String> {
     tokio::spawn(async move {
         const BATCH: u32 = 100;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Logged when purging starts failing and when it works again, not every second.
+        let mut failing = false;
         loop {
             tick.tick().await;
             loop {
@@ -389,12 +391,19 @@ async fn serve(config: Config) -> Result<(), String> {
                     .purge_expired(purge_clock.now(), BATCH, failure_rows)
                     .await
                 {
-                    Ok(n) if n >= u64::from(BATCH) => {
+                    Ok(n) => {
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("purging expired state works again");
+                        }
+                        if n < u64::from(BATCH) {
+                            break;
+                        }
                         tokio::time::sleep(Duration::from_millis(10)).await
                     }
-                    Ok(_) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot purge expired state");
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(error = %e, "cannot purge expired state (retried every second)");
+                        }
                         break;
                     }
                 }

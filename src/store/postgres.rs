@@ -71,8 +71,10 @@ impl PgOptions {
             url: url.to_string(),
             pool_size: 16,
             pool_wait: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_millis(1500),
+            // A hung server accepts the TCP connection and then says nothing: a request that
+            // must open a connection then gives up within this (a live one answers in ms).
+            connect_timeout: Duration::from_secs(1),
         }
     }
 }

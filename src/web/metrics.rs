@@ -76,6 +76,9 @@ pub struct Metrics {
     pub acs_latency: Histogram,
     pub callback_latency: Histogram,
     store_errors: AtomicU64,
+    /// Whether a store outage is being reported (see [`Metrics::store_outage`]).
+    outage: std::sync::atomic::AtomicBool,
+    outage_refusals: AtomicU64,
 }
 
 impl Metrics {
@@ -99,6 +102,49 @@ impl Metrics {
 
     pub fn store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was refused because the store did not answer. The first of an outage is
+    /// logged, with its reference and reason, and a watcher asks the store every half second
+    /// until it answers, then logs the end and how many requests were refused meanwhile: one
+    /// line when it fails and one when it is back, never one per request. Returns whether this
+    /// refusal began the outage.
+    pub fn store_outage(
+        self: &std::sync::Arc<Self>,
+        store: std::sync::Arc<dyn crate::store::Store>,
+        reference: &str,
+        detail: &str,
+    ) -> bool {
+        self.outage_refusals.fetch_add(1, Ordering::Relaxed);
+        if self.outage.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.outage_refusals.store(1, Ordering::Relaxed);
+        tracing::error!(
+            reference,
+            error = %detail,
+            "the store does not answer: requests get 503 until it does (logged once per outage)"
+        );
+        let me = self.clone();
+        let started = std::time::Instant::now();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Ok(Ok(())) =
+                    tokio::time::timeout(Duration::from_secs(2), store.ready()).await
+                {
+                    break;
+                }
+            }
+            let refused = me.outage_refusals.swap(0, Ordering::Relaxed);
+            me.outage.store(false, Ordering::SeqCst);
+            tracing::warn!(
+                seconds = started.elapsed().as_secs(),
+                refused,
+                "the store answers again"
+            );
+        });
+        true
     }
 
     /// The text exposition; `sessions`: live agent sessions (`None`: the store did not answer).

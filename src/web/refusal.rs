@@ -510,7 +510,17 @@ async fn finish(
         reference: shown.clone(),
     });
     let client_text = addr.map(|a| a.to_string());
+    // An outage is logged once, not per request (see `Metrics::store_outage`).
+    let quiet = refusal.reason == Reason::StoreUnavailable;
+    if quiet {
+        state
+            .metrics
+            .store_outage(state.store.clone(), &shown, &detail);
+    }
     match &decision {
+        Decision::Record(r) if quiet => {
+            tracing::debug!(reference = %r, endpoint, detail = %detail, "store unavailable");
+        }
         Decision::Record(r) => {
             tracing::warn!(
                 reference = %r,

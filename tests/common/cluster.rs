@@ -70,6 +70,35 @@ impl Shared {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// An ssogate CLI command with `stdin` as its standard input.
+    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write as _;
+        let mut child = Command::new(ssogate())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.dir.join("cli-data"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ssogate runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("ssogate ends");
+        assert!(
+            out.status.success(),
+            "ssogate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Instance `n` on a free port (its own data directory, the shared configuration).
     pub fn instance(&self, n: usize) -> Instance {
         let port = free_port();

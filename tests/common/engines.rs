@@ -58,3 +58,160 @@ pub async fn fresh_database(label: &str) -> Option<String> {
 }
 
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A PostgreSQL server of one test's own (the fault tests stop, kill and pause it), on a free
+/// loopback port in `dir`; stopped when dropped. As root, it runs as the `postgres` user.
+pub struct PrivatePostgres {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    bin: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// `None` when the tests opted out of the engines (see [`database_url`]).
+    pub fn start(dir: &std::path::Path) -> Option<PrivatePostgres> {
+        database_url()?;
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (apt-get install postgresql)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("initdb");
+        let as_postgres = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let dir = dir.join("pg");
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        let pg = PrivatePostgres {
+            dir,
+            port: super::process::free_port(),
+            bin,
+            as_postgres,
+        };
+        if as_postgres {
+            let mut p = pg.dir.clone();
+            // The postgres user must reach its directory: every parent traversable.
+            loop {
+                use std::os::unix::fs::PermissionsExt as _;
+                if let Ok(m) = std::fs::metadata(&p) {
+                    let mode = m.permissions().mode();
+                    if mode & 0o001 == 0 {
+                        let _ = std::fs::set_permissions(
+                            &p,
+                            std::fs::Permissions::from_mode(mode | 0o001),
+                        );
+                    }
+                }
+                if !p.pop() {
+                    break;
+                }
+            }
+            let ok = std::process::Command::new("chown")
+                .args(["postgres"])
+                .arg(&pg.dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown postgres {}", pg.dir.display());
+        }
+        let out = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(pg.dir.join("data"))
+            .args(["-A", "trust", "-U", "ssogate", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.start_again();
+        Some(pg)
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        let mut c;
+        if self.as_postgres {
+            c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(program));
+        } else {
+            c = std::process::Command::new(self.bin.join(program));
+        }
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://ssogate@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server (again), waiting until it accepts connections.
+    pub fn start_again(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("postgres.log"))
+            .args(["-w", "-t", "30", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start")
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+        );
+    }
+
+    /// `pg_ctl stop -m immediate`: the server goes without a clean shutdown.
+    pub fn stop_immediate(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server and every process of it: paused, it
+    /// accepts connections (the kernel does) but answers nothing.
+    pub fn signal_all(&self, signal: &str) {
+        let pid = self.pid();
+        let children = std::process::Command::new("pgrep")
+            .args(["-P", &pid.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids: Vec<String> = children.split_whitespace().map(str::to_string).collect();
+        pids.push(pid.to_string());
+        let ok = std::process::Command::new("kill")
+            .args(["-s", signal])
+            .args(&pids)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -s {signal} {pids:?}");
+    }
+
+    /// The postmaster's process ID.
+    pub fn pid(&self) -> i32 {
+        std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .expect("postmaster.pid")
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop_immediate();
+    }
+}

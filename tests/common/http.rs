@@ -68,6 +68,45 @@ pub fn request_with(
     form: Option<&str>,
     headers: &[(&str, &str)],
 ) -> std::io::Result<HttpAnswer> {
+    send(
+        port,
+        host,
+        method,
+        path,
+        cookie,
+        form.map(|f| ("application/x-www-form-urlencoded", f)),
+        headers,
+    )
+}
+
+/// A JSON API request to `127.0.0.1:port` (`body` sent as `application/json`).
+pub fn request_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpAnswer> {
+    send(
+        port,
+        &format!("127.0.0.1:{port}"),
+        method,
+        path,
+        None,
+        body.map(|b| ("application/json", b)),
+        headers,
+    )
+}
+
+fn send(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpAnswer> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
@@ -77,15 +116,15 @@ pub fn request_with(
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
-    if let Some(f) = form {
+    if let Some((kind, b)) = body {
         req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            f.len()
+            "Content-Type: {kind}\r\nContent-Length: {}\r\n",
+            b.len()
         ));
     }
     req.push_str("\r\n");
-    if let Some(f) = form {
-        req.push_str(f);
+    if let Some((_, b)) = body {
+        req.push_str(b);
     }
     s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
