@@ -3,7 +3,8 @@
 //! AuthnRequest issued by one instance completes on another; SSO reuse across instances; an
 //! IdP-initiated logout arriving at one instance ends the session on all; `ssogate tenant set` is
 //! in force on every instance within a second; one assertion POSTed 50 times at once across the
-//! instances makes one session and 49 replay refusals. nginx protects a location with
+//! instances makes one session and 49 replay refusals; instance A SIGKILLed while logins it
+//! started wait at the IdP: they finish on the others. nginx protects a location with
 //! `auth_request` to `/auth/check`, as the README shows.
 //!
 //! Needs PostgreSQL (`SSOGATE_TEST_DATABASE_URL`, started by `./run-tests`), nginx, python3,
@@ -86,7 +87,8 @@ fn three_instances_behind_nginx_share_logins_logouts_and_changes() {
         .arg("--ssogate")
         .arg(ssogate())
         .arg("--config")
-        .arg(&shared.config);
+        .arg(&shared.config)
+        .args(["--victim-pid", &instances[0].server.pid().to_string()]);
     for i in &instances {
         cmd.args(["--instance", &i.url]);
     }

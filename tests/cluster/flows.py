@@ -26,6 +26,7 @@ ap.add_argument("--idp-sso-url", required=True)
 ap.add_argument("--idp-slo-url", required=True)
 ap.add_argument("--ssogate", required=True)
 ap.add_argument("--config", required=True)
+ap.add_argument("--victim-pid", type=int, required=True, help="instance A's process: killed in the last flow")
 args = ap.parse_args()
 
 report = browser.Report()
@@ -148,6 +149,46 @@ if report.check(flow.stopped_at is not None, "captured an IdP-initiated SAMLResp
                  f"50 concurrent POSTs: {statuses.count(303)} accepted, {statuses.count(403)} refused, {sessions} session")
     reasons = [f.get("reason") for f in failures(60)]
     report.check(reasons.count("replayed") >= 1, f"the refusals are recorded as replayed ({reasons.count('replayed')} records)")
+
+# 6. Instance A SIGKILLed while logins it started wait at the IdP: they finish on the others
+#    (the pending request travels in the browser), and nginx keeps serving.
+import signal  # noqa: E402
+
+waiting = []
+for user in ("agent1", "agent2"):
+    b = browser.Browser()
+    f = browser.run(b, "GET", A + "/login", user=user, password=f"{user}pass", stop_on_response=True)
+    if report.check(f.stopped_at is not None, f"{user}: a login started on A waits with its SAMLResponse", f.error or ""):
+        waiting.append((user, b, f.stopped_at))
+# Load through nginx while A dies: a signed-in browser asking /auth/check without pause.
+import threading  # noqa: E402
+
+steady = browser.Browser()
+f = browser.run(steady, "GET", PUBLIC + "/login", user="agent1", password="agent1pass")
+report.check(f.final_status == 200, "a browser signed in through nginx for the load", f.error or "")
+loading, statuses = True, []
+
+def keep_asking():
+    while loading:
+        statuses.append(auth_check(steady, PUBLIC)[0])
+
+loader = threading.Thread(target=keep_asking)
+loader.start()
+time.sleep(0.5)
+os.kill(args.victim_pid, signal.SIGKILL)
+time.sleep(1.0)
+loading = False
+loader.join()
+report.check(len(statuses) > 20 and all(x == 200 for x in statuses),
+             f"{len(statuses)} auth/checks through nginx while A was killed: all 200 ({sorted(set(statuses))})")
+s, _, _ = browser.Browser().request("GET", A + "/healthz")
+report.check(s == 599, f"A is gone (GET /healthz: {s})")
+for user, b, (_, action, data) in waiting:
+    s, _, body = b.request("POST", action, data)
+    report.check(s == 303, f"{user}: the response to A's request completes through nginx on another instance (HTTP {s})",
+                 browser.page_text(body))
+    answers = [auth_check(b, PUBLIC) for _ in range(12)]
+    report.check(all(a == (200, user) for a in answers), f"{user}: 12 auth/checks through nginx after the kill all 200 ({answers[:3]}…)")
 
 print(f"{report.passed} passed, {report.failed} failed")
 sys.exit(1 if report.failed else 0)

@@ -10,7 +10,7 @@ use super::process::{Server, free_port, ssogate, wait_for_port};
 
 /// What the cluster tests need besides the engines: nginx.
 pub fn missing() -> Option<String> {
-    super::missing_programs(&[("nginx", "nginx")]).or_else(|| super::real_idp::missing())
+    super::missing_programs(&[("nginx", "nginx")]).or_else(super::real_idp::missing)
 }
 
 /// The configuration every instance shares (one file), and the secrets key it names.
