@@ -398,3 +398,84 @@ fn instances_started_together_bootstrap_once_and_stored_settings_win() {
     );
     assert_eq!(count(&log, "one-time password"), 0);
 }
+
+/// `/metrics` of each instance counts the logins it served: after N logins spread over two
+/// instances the counters add up to N exactly; the pool, statement and configuration-cache
+/// series are there.
+#[test]
+fn metrics_count_every_login_across_instances() {
+    let dir = common::scratch_dir("cluster_faults_metrics");
+    let Some(pg) = PrivatePostgres::start(&dir) else {
+        return;
+    };
+    let shared = Shared::new(&dir, pg.url(), "");
+    setup(&shared, &["agent1", "agent2"]);
+    let out = shared.cli(&["api-client", "add", "prometheus"]);
+    let token = out
+        .lines()
+        .find_map(|l| l.split("Bearer TOKEN): ").nth(1))
+        .expect("the token is printed")
+        .trim()
+        .to_string();
+    let instances: Vec<Instance> = (1..=2).map(|n| shared.instance(n)).collect();
+    const N: usize = 9;
+    for i in 0..N {
+        sign_in(
+            instances[i % 2].port,
+            if i % 3 == 0 { "agent1" } else { "agent2" },
+        );
+    }
+    // One refused (a wrong password) is a failure, not a success.
+    let bad = request(
+        instances[0].port,
+        "POST",
+        "/login",
+        None,
+        Some("username=agent1&password=wrong+password"),
+    )
+    .expect("answers");
+    assert_ne!(bad.status, 303);
+    let bearer = format!("Bearer {token}");
+    let mut successes = 0;
+    let mut failures = 0;
+    for i in &instances {
+        let m = common::http::request_json(
+            i.port,
+            "GET",
+            "/metrics",
+            None,
+            &[("Authorization", &bearer)],
+        )
+        .expect("metrics answer");
+        assert_eq!(m.status, 200, "{}", m.body);
+        for line in m.body.lines() {
+            let value = |l: &str| {
+                l.rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0)
+            };
+            if line.starts_with(
+                "ssogate_logins_total{tenant=\"default\",method=\"password\",outcome=\"success\"}",
+            ) {
+                successes += value(line);
+            }
+            if line.starts_with(
+                "ssogate_logins_total{tenant=\"default\",method=\"password\",outcome=\"failure\"}",
+            ) {
+                failures += value(line);
+            }
+        }
+        for series in [
+            "ssogate_store_pool_connections ",
+            "ssogate_store_pool_waiting ",
+            "ssogate_store_statements_total ",
+            "ssogate_store_statement_seconds_total ",
+            "ssogate_config_reloads_total ",
+            "ssogate_sessions ",
+        ] {
+            assert!(m.body.contains(series), "{series} missing:\n{}", m.body);
+        }
+    }
+    assert_eq!((successes, failures), (N, 1));
+}
