@@ -538,7 +538,7 @@ fn stall(
                 .unwrap();
             let source: Arc<dyn Fn(u64) -> String + Send + Sync> =
                 Arc::new(move |i| forms[i as usize].clone());
-            rt.block_on(support::acs::open_loop(port, source, rate, total, 64))
+            rt.block_on(support::acs::open_loop(&[port], source, rate, total, 64))
         })
     };
     std::thread::sleep(Duration::from_secs(2));

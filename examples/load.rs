@@ -6,7 +6,12 @@
 //! ```sh
 //! cargo build --release && cargo run --release --example load -- --rate 2000 --seconds 30
 //! cargo run --release --example load -- --soak-seconds 600 --rate 1000 --key ec
+//! cargo run --release --example load -- --instances 2 --database-url postgres://u@127.0.0.1:5432/postgres
 //! ```
+//!
+//! With `--database-url` the instances share a fresh PostgreSQL database made on that server (and
+//! dropped after); connections go to the `--instances` in turn, and the CPU reported is that of
+//! every ssogate instance and every `postgres` process together.
 //!
 //! Phases: (1) closed loop, `--connections` busy connections, to find the most logins per second;
 //! (2) open loop at `--rate` logins per second for `--seconds` (latency measured from each
@@ -35,6 +40,10 @@ struct Args {
     /// During the open loop, an administrator polls the sign-in activity (sessions and failures
     /// through the JSON API) every this many seconds; 0: no polling.
     admin_poll_secs: u64,
+    /// ssogate instances (each connection goes to one of them, in turn).
+    instances: usize,
+    /// A PostgreSQL server: the instances share a fresh database on it.
+    database_url: Option<String>,
 }
 
 fn args() -> Args {
@@ -46,6 +55,8 @@ fn args() -> Args {
         soak_seconds: 0,
         key: "rsa".into(),
         admin_poll_secs: 0,
+        instances: 1,
+        database_url: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -58,6 +69,8 @@ fn args() -> Args {
             "--closed-seconds" => a.closed_seconds = val.parse().expect("--closed-seconds N"),
             "--soak-seconds" => a.soak_seconds = val.parse().expect("--soak-seconds N"),
             "--key" => a.key = val,
+            "--instances" => a.instances = val.parse().expect("--instances N"),
+            "--database-url" => a.database_url = Some(val),
             "--admin-poll-seconds" => {
                 a.admin_poll_secs = val.parse().expect("--admin-poll-seconds N")
             }
@@ -70,7 +83,7 @@ fn args() -> Args {
 
 /// Closed loop: each connection sends the next form as soon as the last answer arrives.
 async fn closed_loop(
-    port: u16,
+    ports: &[u16],
     forms: Arc<Vec<String>>,
     connections: usize,
     limit: Duration,
@@ -78,8 +91,9 @@ async fn closed_loop(
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..connections)
-        .map(|_| {
+        .map(|k| {
             let (forms, next) = (forms.clone(), next.clone());
+            let port = ports[k % ports.len()];
             tokio::spawn(async move {
                 let mut t = Tally::default();
                 let Ok(mut c) = Conn::open(port).await else {
@@ -168,8 +182,29 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let data = dir.join("data");
-    let port = support::free_port();
+    assert!(
+        a.instances == 1 || a.database_url.is_some(),
+        "several instances need --database-url (SQLite is one instance's)"
+    );
+    let ports: Vec<u16> = (0..a.instances.max(1))
+        .map(|_| support::free_port())
+        .collect();
+    let port = ports[0];
     let sp = format!("http://127.0.0.1:{port}");
+    // PostgreSQL: a fresh database, named in the environment every ssogate command below
+    // inherits (with the secrets key every instance must share).
+    let database = a.database_url.as_deref().map(|url| {
+        let name = format!("ssogate_load_{}", std::process::id());
+        let db = support::fresh_database(url, &name);
+        let key = dir.join("secrets.key");
+        std::fs::write(&key, support::random_hex(32)).expect("key");
+        // SAFETY: set before any other thread exists.
+        unsafe {
+            std::env::set_var("SSOGATE_DATABASE_URL", &db);
+            std::env::set_var("SSOGATE_SECRETS_KEY_FILE", &key);
+        }
+        (url.to_string(), name)
+    });
 
     cli(&bin, &data, &["sp", "add", "--host-url", &sp]);
     let key = support::acs::load_idp(&bin, &data, &dir, &a.key);
@@ -188,16 +223,43 @@ fn main() {
     } else {
         String::new()
     };
-    let server = support::serve(&bin, &data, port, &[]);
-    let pid = server.0.id();
+    let servers: Vec<support::Server> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // On SQLite the one instance serves the data directory the CLI configured; on
+            // PostgreSQL each has its own (unused) directory.
+            let d = if database.is_some() {
+                data.join(format!("i{i}"))
+            } else {
+                data.clone()
+            };
+            support::serve(&bin, &d, *p, &[])
+        })
+        .collect();
+    let pid = servers[0].0.id();
+    let pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
+    // CPU of everything serving the logins: every instance, and PostgreSQL's processes.
+    let serving_cpu = {
+        let pids = pids.clone();
+        let with_pg = database.is_some();
+        move || -> f64 {
+            let mut all = pids.clone();
+            if with_pg {
+                all.extend(support::pids_named("postgres"));
+            }
+            all.iter().map(|p| cpu_secs(*p)).sum()
+        }
+    };
 
     let peak = Arc::new(AtomicU64::new(0));
     let sampling = Arc::new(AtomicBool::new(true));
     {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
+        let (peak, sampling, pids) = (peak.clone(), sampling.clone(), pids.clone());
         std::thread::spawn(move || {
             while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid).0, Ordering::Relaxed);
+                let rss: u64 = pids.iter().map(|p| rss_kib(*p).0).sum();
+                peak.fetch_max(rss, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(250));
             }
         });
@@ -207,8 +269,14 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "ssogate {} on 127.0.0.1:{port}, IdP key {}, {USERS} users; RSS at start {} KiB",
+        "ssogate {} ×{} on 127.0.0.1:{ports:?} ({}), IdP key {}, {USERS} users; RSS at start {} KiB",
         bin.display(),
+        ports.len(),
+        if database.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         a.key,
         rss_kib(pid).0
     );
@@ -223,9 +291,9 @@ fn main() {
         forms.len(),
         t.elapsed().as_secs_f64()
     );
-    let cpu0 = cpu_secs(pid);
+    let cpu0 = serving_cpu();
     let (mut closed, el) = rt.block_on(closed_loop(
-        port,
+        &ports,
         forms,
         a.connections,
         Duration::from_secs(a.closed_seconds),
@@ -234,7 +302,7 @@ fn main() {
         &format!("closed loop, {} connections", a.connections),
         &mut closed,
         el,
-        cpu_secs(pid) - cpu0,
+        serving_cpu() - cpu0,
     );
 
     // Phase 2: open loop at the target rate.
@@ -255,13 +323,13 @@ fn main() {
         let (polling, token, every) = (polling.clone(), token.clone(), a.admin_poll_secs);
         std::thread::spawn(move || admin_poll(port, &token, every, &polling))
     });
-    let cpu0 = cpu_secs(pid);
-    let (mut open, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
+    let cpu0 = serving_cpu();
+    let (mut open, el) = rt.block_on(open_loop(&ports, source, a.rate, total, 64));
     let mut open_json = report(
         &format!("open loop at {} logins/s offered", a.rate),
         &mut open,
         el,
-        cpu_secs(pid) - cpu0,
+        serving_cpu() - cpu0,
     );
     polling.store(false, Ordering::Relaxed);
     if let Some(p) = poller {
@@ -280,8 +348,10 @@ fn main() {
             serde_json::json!({"count": polls.len(), "p50_ms": p50, "p99_ms": p99, "max_ms": max});
     }
     drop(forms);
-    let (rss, hwm) = rss_kib(pid);
-    println!("server RSS after the runs {rss} KiB, peak (VmHWM) {hwm} KiB");
+    for p in &pids {
+        let (rss, hwm) = rss_kib(*p);
+        println!("server {p} RSS after the runs {rss} KiB, peak (VmHWM) {hwm} KiB");
+    }
 
     // Phase 3: soak, signed as sent.
     let mut soak_json = serde_json::Value::Null;
@@ -294,10 +364,12 @@ fn main() {
         let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
         {
             let samples = samples.clone();
+            let pids_all = pids.clone();
             let secs = a.soak_seconds;
             std::thread::spawn(move || {
                 for m in 0..=secs / 60 {
-                    samples.lock().expect("lock").push((m, rss_kib(pid).0));
+                    let each: Vec<u64> = pids_all.iter().map(|p| rss_kib(*p).0).collect();
+                    samples.lock().expect("lock").push((m, each));
                     std::thread::sleep(Duration::from_secs(60));
                 }
             });
@@ -308,8 +380,8 @@ fn main() {
             let (polling, token, every) = (soak_polling.clone(), token.clone(), a.admin_poll_secs);
             std::thread::spawn(move || admin_poll(port, &token, every, &polling))
         });
-        let cpu0 = cpu_secs(pid);
-        let (mut soak, el) = rt.block_on(open_loop(port, source, a.rate, total, 64));
+        let cpu0 = serving_cpu();
+        let (mut soak, el) = rt.block_on(open_loop(&ports, source, a.rate, total, 64));
         soak_polling.store(false, Ordering::Relaxed);
         let soak_polls = soak_poller.map(|p| {
             let mut polls = p.join().expect("poller");
@@ -326,7 +398,7 @@ fn main() {
             &format!("soak {} s at {} logins/s", a.soak_seconds, a.rate),
             &mut soak,
             el,
-            cpu_secs(pid) - cpu0,
+            serving_cpu() - cpu0,
         );
         let per_minute = samples.lock().expect("lock").clone();
         println!(
@@ -346,9 +418,14 @@ fn main() {
         "soak": soak_json,
         "server_rss_kib": rss,
         "server_peak_rss_kib": hwm.max(peak.load(Ordering::Relaxed)),
+        "instances": ports.len(),
+        "engine": if database.is_some() { "postgresql" } else { "sqlite" },
         "database_bytes": std::fs::metadata(data.join("ssogate.db")).map(|m| m.len()).unwrap_or(0),
     });
     println!("{json}");
-    drop(server);
+    drop(servers);
+    if let Some((url, name)) = database {
+        support::drop_database(&url, &name);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

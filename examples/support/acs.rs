@@ -198,9 +198,10 @@ pub struct Tally {
     pub errors: u64,
 }
 
-/// Open loop: request i is due at start + i/rate; its latency counts from then.
+/// Open loop: request i is due at start + i/rate; its latency counts from then. Connections
+/// go to `ports` in turn (several instances: round robin).
 pub async fn open_loop(
-    port: u16,
+    ports: &[u16],
     source: Arc<dyn Fn(u64) -> String + Send + Sync>,
     rate: u64,
     total: u64,
@@ -211,6 +212,7 @@ pub async fn open_loop(
         .map(|k| {
             let source = source.clone();
             let connections = connections as u64;
+            let port = ports[k as usize % ports.len()];
             tokio::spawn(async move {
                 let mut t = Tally::default();
                 let Ok(mut c) = Conn::open(port).await else {

@@ -54,6 +54,19 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The process IDs of every running process named `name` (from /proc: e.g. PostgreSQL's
+/// server processes, whose CPU counts with ssogate's).
+pub fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
 /// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
 pub fn cpu_secs(pid: u32) -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
@@ -191,4 +204,38 @@ pub fn request(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, micros, text)
+}
+
+/// `n` random bytes as hex (a secrets key file's content).
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    openssl::rand::rand_bytes(&mut b).expect("random bytes");
+    hex::encode(b)
+}
+
+fn psql(url: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL answers at --database-url");
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.expect(sql);
+    });
+}
+
+/// Makes database `name` on the server of `url` (dropping an old one); its URL.
+pub fn fresh_database(url: &str, name: &str) -> String {
+    psql(url, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(url, &format!("CREATE DATABASE {name}"));
+    let mut u = url::Url::parse(url).expect("--database-url is a URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+pub fn drop_database(url: &str, name: &str) {
+    psql(url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
