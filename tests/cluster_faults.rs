@@ -339,7 +339,14 @@ fn instances_started_together_bootstrap_once_and_stored_settings_win() {
         "one administrator, one password:\n{all}"
     );
     assert_eq!(count(&all, "Created service provider"), 1, "{all}");
-    assert_eq!(count(&all, "applied database migration"), 1, "{all}");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("migrations")
+        .count();
+    assert_eq!(
+        count(&all, "applied database migration"),
+        files,
+        "each migration applied by one instance:\n{all}"
+    );
     let q = |sql: &str| -> i64 {
         let out = std::process::Command::new("psql")
             .args([pg.url().as_str(), "-Atc", sql])
@@ -350,7 +357,7 @@ fn instances_started_together_bootstrap_once_and_stored_settings_win() {
             .parse()
             .unwrap_or(-1)
     };
-    assert_eq!(q("SELECT count(*) FROM schema_migrations"), 1);
+    assert_eq!(q("SELECT count(*) FROM schema_migrations"), files as i64);
     assert_eq!(q("SELECT count(*) FROM service_providers"), 1);
     assert_eq!(q("SELECT count(*) FROM users"), 1);
     let sp = std::process::Command::new("psql")
@@ -478,4 +485,64 @@ fn metrics_count_every_login_across_instances() {
         }
     }
     assert_eq!((successes, failures), (N, 1));
+}
+
+/// The per-client limits hold for the cluster: refusals from one address spread over two
+/// instances make `failure_records_per_minute` records in all (not that many per instance), and
+/// wrong passwords counted on one instance delay the next attempt on the other.
+#[test]
+fn per_client_limits_hold_across_instances() {
+    let dir = common::scratch_dir("cluster_faults_limits");
+    let Some(pg) = PrivatePostgres::start(&dir) else {
+        return;
+    };
+    let shared = Shared::new(
+        &dir,
+        pg.url(),
+        "failure_records_per_minute = 3\npassword_free_attempts = 2\npassword_max_delay_secs = 60",
+    );
+    setup(&shared, &["agent1"]);
+    let instances: Vec<Instance> = (1..=2).map(|n| shared.instance(n)).collect();
+    let wrong = |port: u16, user: &str| {
+        request(
+            port,
+            "POST",
+            "/login",
+            None,
+            Some(&format!("username={user}&password=wrong+password")),
+        )
+        .expect("answers")
+        .status
+    };
+    // Ten refusals of unknown users (no throttle applies: each names another user), alternating.
+    for i in 0..10 {
+        let s = wrong(instances[i % 2].port, &format!("nobody{i}"));
+        assert_eq!(s, 401, "refusal {i}");
+    }
+    let out = shared.cli(&["failures", "--limit", "100", "--json"]);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let repeats: u64 = records
+        .iter()
+        .map(|r| r["repeats"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        records.len(),
+        3,
+        "three records for the cluster, the rest folded into them: {out}"
+    );
+    assert!(repeats <= 7, "{out}");
+
+    // Wrong passwords for agent1: two free, the third (on A) imposes 1 s, the fourth on B waits.
+    assert_eq!(wrong(instances[0].port, "agent1"), 401);
+    assert_eq!(wrong(instances[1].port, "agent1"), 401);
+    assert_eq!(wrong(instances[0].port, "agent1"), 401);
+    assert_eq!(
+        wrong(instances[1].port, "agent1"),
+        429,
+        "the failures counted on A delay the attempt on B"
+    );
 }

@@ -297,6 +297,28 @@ impl Store for CachedStore {
         self.inner.startup_lock().await
     }
 
+    async fn counter_add(
+        &self,
+        key: &str,
+        n: i64,
+        now: UnixTime,
+        expires: UnixTime,
+    ) -> Result<Option<(i64, UnixTime)>> {
+        self.inner.counter_add(key, n, now, expires).await
+    }
+
+    async fn counter_get(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> Result<Option<Option<(i64, UnixTime)>>> {
+        self.inner.counter_get(key, now).await
+    }
+
+    async fn counter_delete(&self, key: &str) -> Result<()> {
+        self.inner.counter_delete(key).await
+    }
+
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
     }

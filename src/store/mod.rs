@@ -547,6 +547,32 @@ pub trait Store: Send + Sync + 'static {
     /// runs.
     async fn backup(&self, dest: &std::path::Path) -> Result<()>;
 
+    /// Adds `n` to the shared counter `key` (a new or expired one starts from 0) and keeps it
+    /// until `expires`; its value and when it was last added to. `None`: this store keeps no
+    /// shared counters (one instance: its limiters count in memory).
+    async fn counter_add(
+        &self,
+        _key: &str,
+        _n: i64,
+        _now: UnixTime,
+        _expires: UnixTime,
+    ) -> Result<Option<(i64, UnixTime)>> {
+        Ok(None)
+    }
+
+    /// A shared counter's value and when it was last added to (`Some(None)`: none live).
+    async fn counter_get(
+        &self,
+        _key: &str,
+        _now: UnixTime,
+    ) -> Result<Option<Option<(i64, UnixTime)>>> {
+        Ok(None)
+    }
+
+    async fn counter_delete(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Answers when the store can serve: reachable, and its schema is the one this build expects.
     async fn ready(&self) -> Result<()> {
         self.setting(crate::secrets::SETTING_KEY_ID)

@@ -23,10 +23,16 @@ use tokio_postgres::types::{FromSql, ToSql};
 use super::sp_keys::SpKeys;
 use super::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_shared_counters.sql"),
+    ),
+];
 
 /// The advisory lock key of migrations (any constant: "ssogate" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0073_736f_6761_7465;
@@ -1828,6 +1834,49 @@ impl Store for PgStore {
         get(&r, "value")
     }
 
+    async fn counter_add(
+        &self,
+        key: &str,
+        n: i64,
+        now: UnixTime,
+        expires: UnixTime,
+    ) -> Result<Option<(i64, UnixTime)>> {
+        // One statement: concurrent additions on several instances all count.
+        let r = self
+            .one(
+                "INSERT INTO shared_counters (key, value, updated_at, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 value = CASE WHEN shared_counters.expires_at <= $3 THEN $2 ELSE shared_counters.value + $2 END, \
+                 updated_at = $3, expires_at = $4 RETURNING value",
+                &[&txt(key), &n, &now.millis(), &expires.millis()],
+            )
+            .await?;
+        Ok(Some((get(&r, "value")?, now)))
+    }
+
+    async fn counter_get(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> Result<Option<Option<(i64, UnixTime)>>> {
+        let r = self
+            .opt(
+                "SELECT value, updated_at FROM shared_counters WHERE key = $1 AND expires_at > $2",
+                &[&txt(key), &now.millis()],
+            )
+            .await?;
+        Ok(Some(match r {
+            Some(r) => Some((get(&r, "value")?, at(&r, "updated_at")?)),
+            None => None,
+        }))
+    }
+
+    async fn counter_delete(&self, key: &str) -> Result<()> {
+        self.exec("DELETE FROM shared_counters WHERE key = $1", &[&txt(key)])
+            .await?;
+        Ok(())
+    }
+
     async fn ready(&self) -> Result<()> {
         let have = self.schema_version().await?;
         let want = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
@@ -1901,6 +1950,7 @@ impl Store for PgStore {
             ("replay_cache", "key"),
             ("sessions", "id"),
             ("admin_sessions", "id_hash"),
+            ("shared_counters", "key"),
         ] {
             // Rows a login holds right now are skipped (the next round takes them).
             let sql = format!(

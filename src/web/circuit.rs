@@ -273,7 +273,12 @@ pub async fn start(
             percent_encoding::utf8_percent_encode(&target, percent_encoding::NON_ALPHANUMERIC)
         )));
     }
-    if let Err(wait) = state.guards.oauth_starts.check(client.map(|c| c.0.0), now) {
+    if let Err(wait) = state
+        .guards
+        .oauth_starts
+        .check_shared(state.store.as_ref(), client.map(|c| c.0.0), now)
+        .await
+    {
         let r = refuse_for(
             &c,
             Reason::CircuitStartLimited,

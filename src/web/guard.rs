@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::refusal::FailureLimiter;
 use crate::config::Config;
 use crate::saml::UnixTime;
+use crate::store::Store;
 
 /// The work could not be queued: the pool and its queue are full (answer 503 at once), or it
 /// waited longer than allowed.
@@ -141,6 +142,86 @@ impl PasswordThrottle {
         let mut m = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
         m.remove(&(tenant, user.to_string(), client));
     }
+
+    /// The wait after `failures` wrong passwords.
+    fn delay_after(&self, failures: i64) -> i64 {
+        let over = failures.saturating_sub(i64::from(self.free));
+        if over <= 0 {
+            0
+        } else {
+            (1i64 << (over - 1).min(30)).min(self.max_delay_secs)
+        }
+    }
+
+    fn shared_key(tenant: i64, user: &str, client: IpAddr) -> String {
+        counter_key("pw", &[&tenant.to_string(), user, &client.to_string()])
+    }
+
+    /// [`Self::check`], for the whole cluster when the store keeps shared counters (several
+    /// instances): the failures every instance saw count. A store that does not answer leaves
+    /// the instance's own count.
+    pub async fn check_shared(
+        &self,
+        store: &dyn Store,
+        tenant: i64,
+        user: &str,
+        client: IpAddr,
+        now: UnixTime,
+    ) -> Result<(), i64> {
+        self.check(tenant, user, client, now)?;
+        let key = Self::shared_key(tenant, user, client);
+        if let Ok(Some(Some((failures, last)))) = store.counter_get(&key, now).await {
+            let until = last.plus_secs(self.delay_after(failures));
+            if until > now {
+                return Err((until.millis() - now.millis() + 999) / 1000);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::failed`], counted for the cluster too: the longer of the two waits.
+    pub async fn failed_shared(
+        &self,
+        store: &dyn Store,
+        tenant: i64,
+        user: &str,
+        client: IpAddr,
+        now: UnixTime,
+    ) -> i64 {
+        let local = self.failed(tenant, user, client, now);
+        let key = Self::shared_key(tenant, user, client);
+        // Kept as long as the longest wait, at least a minute.
+        let keep = now.plus_secs(self.max_delay_secs.max(60) * 2);
+        match store.counter_add(&key, 1, now, keep).await {
+            Ok(Some((failures, _))) => local.max(self.delay_after(failures)),
+            _ => local,
+        }
+    }
+
+    pub async fn succeeded_shared(
+        &self,
+        store: &dyn Store,
+        tenant: i64,
+        user: &str,
+        client: IpAddr,
+    ) {
+        self.succeeded(tenant, user, client);
+        let _ = store
+            .counter_delete(&Self::shared_key(tenant, user, client))
+            .await;
+    }
+}
+
+/// A shared counter's key: `kind` and a hash of what it counts (bounded, whatever the user
+/// name's length).
+pub(crate) fn counter_key(kind: &str, parts: &[&str]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    format!("{kind}:{}", &hex::encode(h.finalize())[..32])
 }
 
 /// Every limiter of the service, built once from the configuration.
@@ -210,6 +291,37 @@ impl StartLimiter {
         }
         w.1 += 1;
         all.1 += 1;
+        Ok(())
+    }
+}
+
+impl StartLimiter {
+    /// [`Self::check`], then the same limits for the whole cluster when the store keeps shared
+    /// counters: the instance's own count is an upper bound's lower part, so a start it refuses
+    /// costs no store write.
+    pub async fn check_shared(
+        &self,
+        store: &dyn Store,
+        client: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), u64> {
+        self.check(client, now)?;
+        let minute = now.millis().div_euclid(60_000);
+        let wait = (60 - now.millis().rem_euclid(60_000) / 1000).max(1) as u64;
+        let expires = UnixTime::from_millis((minute + 2) * 60_000);
+        let all = format!("oauth-all:{minute}");
+        if let Ok(Some((n, _))) = store.counter_add(&all, 1, now, expires).await
+            && n > i64::from(self.total)
+        {
+            return Err(wait);
+        }
+        let ip = client.map_or_else(|| "-".to_string(), |c| c.to_string());
+        let mine = counter_key("oauth", &[&ip, &minute.to_string()]);
+        if let Ok(Some((n, _))) = store.counter_add(&mine, 1, now, expires).await
+            && n > i64::from(self.per_client)
+        {
+            return Err(wait);
+        }
         Ok(())
     }
 }

@@ -496,7 +496,14 @@ async fn login_submit_for(
     if let Err(wait) = state
         .guards
         .throttle
-        .check(tenant.id.0, &throttle_key, client, now)
+        .check_shared(
+            state.store.as_ref(),
+            tenant.id.0,
+            &throttle_key,
+            client,
+            now,
+        )
+        .await
     {
         let r = Refusal::new(
             Reason::PasswordThrottled,
@@ -530,7 +537,14 @@ async fn login_submit_for(
         let wait = state
             .guards
             .throttle
-            .failed(tenant.id.0, &throttle_key, client, now);
+            .failed_shared(
+                state.store.as_ref(),
+                tenant.id.0,
+                &throttle_key,
+                client,
+                now,
+            )
+            .await;
         let why = match &norm {
             Err(IdentityError::ForeignDomain { domain }) => format!(
                 "; its domain \"{}\" is not a login domain of the tenant",
@@ -552,7 +566,8 @@ async fn login_submit_for(
     state
         .guards
         .throttle
-        .succeeded(tenant.id.0, &throttle_key, client);
+        .succeeded_shared(state.store.as_ref(), tenant.id.0, &throttle_key, client)
+        .await;
     let agent = AgentSession::new(
         &tenant,
         &user,

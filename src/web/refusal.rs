@@ -349,12 +349,25 @@ enum Decision {
 }
 
 impl FailureLimiter {
+    /// Whether `client` already had its records this minute on this instance (then it has
+    /// them for the cluster too: no need to ask the store).
+    fn over_here(&self, client: Option<IpAddr>, now: UnixTime, per_minute: u32) -> bool {
+        let m = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&client).is_some_and(|w| {
+            now.millis() - w.window_start.millis() < 60_000 && w.recorded >= per_minute
+        })
+    }
+
+    /// `shared`: the refusals of `client` this minute on every instance, when the store counts
+    /// them (several instances); over the limit, a refusal is folded into this instance's
+    /// latest record of the client, if it has one.
     fn decide(
         &self,
         client: Option<IpAddr>,
         now: UnixTime,
         per_minute: u32,
         fresh: String,
+        shared: Option<i64>,
     ) -> Decision {
         let mut m = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= MAX_CLIENTS && !m.contains_key(&client) {
@@ -375,8 +388,9 @@ impl FailureLimiter {
             w.window_start = now;
             w.recorded = 0;
         }
+        let over = w.recorded >= per_minute || shared.is_some_and(|n| n > i64::from(per_minute));
         match &w.last_reference {
-            Some(r) if w.recorded >= per_minute => {
+            Some(r) if over => {
                 w.folded += 1;
                 Decision::Fold {
                     reference: r.clone(),
@@ -492,10 +506,24 @@ async fn finish(
         Reason::StoreUnavailable | Reason::Overloaded
     );
     let decision = if recorded {
+        let per_minute = state.config.failure_records_per_minute;
+        // The cluster's count (several instances), unless this instance alone is over already.
+        let shared = if state.guards.failures.over_here(addr, now, per_minute) {
+            None
+        } else {
+            let minute = now.millis().div_euclid(60_000);
+            let ip = addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+            let key = super::guard::counter_key("fail", &[&ip, &minute.to_string()]);
+            let expires = UnixTime::from_millis((minute + 2) * 60_000);
+            match state.store.counter_add(&key, 1, now, expires).await {
+                Ok(Some((n, _))) => Some(n),
+                _ => None,
+            }
+        };
         state
             .guards
             .failures
-            .decide(addr, now, state.config.failure_records_per_minute, fresh)
+            .decide(addr, now, per_minute, fresh, shared)
     } else {
         Decision::Record(fresh)
     };
@@ -675,24 +703,24 @@ mod tests {
         let t0 = UnixTime::from_secs(1000);
         for i in 0..3 {
             assert!(matches!(
-                l.decide(a, t0, 3, format!("R{i}")),
+                l.decide(a, t0, 3, format!("R{i}"), None),
                 Decision::Record(_)
             ));
         }
         let Decision::Fold {
             reference, folded, ..
-        } = l.decide(a, t0, 3, "R3".into())
+        } = l.decide(a, t0, 3, "R3".into(), None)
         else {
             panic!("the fourth within the minute is folded")
         };
         assert_eq!((reference.as_str(), folded), ("R2", 1));
         // Another address is not affected; a new minute starts afresh.
         assert!(matches!(
-            l.decide(b, t0, 3, "B0".into()),
+            l.decide(b, t0, 3, "B0".into(), None),
             Decision::Record(_)
         ));
         assert!(matches!(
-            l.decide(a, t0.plus_secs(60), 3, "R4".into()),
+            l.decide(a, t0.plus_secs(60), 3, "R4".into(), None),
             Decision::Record(_)
         ));
     }

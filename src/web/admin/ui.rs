@@ -451,7 +451,12 @@ async fn signin_submit(
         Ok(n) => format!("admin:{n}"),
         Err(_) => format!("admin:{}", crate::web::refusal::bounded(&name, 256)),
     };
-    if let Err(wait) = state.guards.throttle.check(tenant.id.0, &key, client, now) {
+    if let Err(wait) = state
+        .guards
+        .throttle
+        .check_shared(state.store.as_ref(), tenant.id.0, &key, client, now)
+        .await
+    {
         let (n, t) = (name.clone(), tenant_field.clone());
         let r = Refusal::new(
             Reason::PasswordThrottled,
@@ -481,7 +486,11 @@ async fn signin_submit(
     )
     .await?;
     let Some(user) = user else {
-        let wait = state.guards.throttle.failed(tenant.id.0, &key, client, now);
+        let wait = state
+            .guards
+            .throttle
+            .failed_shared(state.store.as_ref(), tenant.id.0, &key, client, now)
+            .await;
         return Err(wrong(
             Reason::PasswordRefused,
             format!(
@@ -494,7 +503,11 @@ async fn signin_submit(
         )
         .tenant(&tenant.name));
     };
-    state.guards.throttle.succeeded(tenant.id.0, &key, client);
+    state
+        .guards
+        .throttle
+        .succeeded_shared(state.store.as_ref(), tenant.id.0, &key, client)
+        .await;
     if super::scope_of(&user, &tenant.name).is_none() {
         return Err(wrong(
             Reason::AdminNotAllowed,
