@@ -42,7 +42,7 @@ fn default_host_url(listen: &str) -> String {
 /// (without it, reading an SP's private key fails).
 pub async fn open_store_read_only(config: &Config) -> Result<Arc<dyn Store>, String> {
     if let Some(o) = config.postgres() {
-        let (store, _) = open_postgres(config, o).await?;
+        let (store, ..) = open_postgres(config, o).await?;
         return Ok(store);
     }
     let path = config.database_path();
@@ -69,7 +69,8 @@ pub async fn open_store(
     config: &Config,
 ) -> Result<(Arc<dyn Store>, Arc<crate::secrets::SecretsKey>), String> {
     if let Some(o) = config.postgres() {
-        return open_postgres(config, o).await;
+        let (store, key, _) = open_postgres(config, o).await?;
+        return Ok((store, key));
     }
     let path = config.database_path();
     let store = SqliteStore::open(&path, config.durability)
@@ -96,7 +97,14 @@ pub async fn open_store(
 async fn open_postgres(
     config: &Config,
     o: crate::store::postgres::PgOptions,
-) -> Result<(Arc<dyn Store>, Arc<crate::secrets::SecretsKey>), String> {
+) -> Result<
+    (
+        Arc<dyn Store>,
+        Arc<crate::secrets::SecretsKey>,
+        crate::store::postgres::PgStore,
+    ),
+    String,
+> {
     let shown = crate::store::postgres::redact_url(&o.url);
     let pg = crate::store::postgres::PgStore::open(o)
         .await
@@ -116,7 +124,95 @@ async fn open_postgres(
     };
     pg.use_secrets(key.clone()).map_err(|e| e.to_string())?;
     check_secrets(store.as_ref(), &key).await?;
-    Ok((store, key))
+    Ok((store, key, pg))
+}
+
+/// The channel the Web Manager's events travel on between instances.
+const EVENTS_CHANNEL: &str = "ssogate_events";
+
+/// Several instances: the event stream of the Web Manager and the API shows what every instance
+/// sees. While someone in the cluster watches (an instance with an open stream says so every
+/// 2 s, in a shared counter), each instance sends its events in batches by `NOTIFY`, and
+/// publishes those of the others to its own streams.
+fn relay_events(state: AppState, pg: crate::store::postgres::PgStore) {
+    let me = hex::encode(&state.rng.bytes16()[..6]);
+    let Some(mut outgoing) = state.events.relay_to_cluster() else {
+        return;
+    };
+    let (send_pg, send_me) = (pg.clone(), me.clone());
+    tokio::spawn(async move {
+        while let Some(first) = outgoing.recv().await {
+            let mut batch = vec![first];
+            let until = tokio::time::Instant::now() + Duration::from_millis(200);
+            while batch.len() < 500 {
+                match tokio::time::timeout_at(until, outgoing.recv()).await {
+                    Ok(Some(e)) => batch.push(e),
+                    _ => break,
+                }
+            }
+            // NOTIFY payloads are limited to 8,000 bytes: several messages when needed.
+            let mut chunk: Vec<serde_json::Value> = Vec::new();
+            let mut size = 0;
+            for e in batch {
+                let v = serde_json::to_value(&e).unwrap_or_default();
+                let n = v.to_string().len();
+                if size + n > 7000 && !chunk.is_empty() {
+                    let payload = serde_json::json!({"from": send_me, "events": chunk}).to_string();
+                    let _ = send_pg.notify(EVENTS_CHANNEL, &payload).await;
+                    chunk = Vec::new();
+                    size = 0;
+                }
+                if n <= 7000 {
+                    size += n;
+                    chunk.push(v);
+                }
+            }
+            if !chunk.is_empty() {
+                let payload = serde_json::json!({"from": send_me, "events": chunk}).to_string();
+                let _ = send_pg.notify(EVENTS_CHANNEL, &payload).await;
+            }
+        }
+    });
+    let listen_state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            if let Ok(_listening) = pg.listen(EVENTS_CHANNEL, tx).await {
+                while let Some(payload) = rx.recv().await {
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) else {
+                        continue;
+                    };
+                    if v["from"].as_str() == Some(me.as_str()) {
+                        continue;
+                    }
+                    if let Some(events) = v["events"].as_array() {
+                        for e in events {
+                            if let Ok(e) = serde_json::from_value(e.clone()) {
+                                listen_state.events.publish_relayed(e);
+                            }
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = state.clock.now();
+            if state.events.open_streams() > 0 {
+                let _ = state
+                    .store
+                    .counter_add("events-watchers", 1, now, now.plus_secs(6))
+                    .await;
+            }
+            if let Ok(Some(w)) = state.store.counter_get("events-watchers", now).await {
+                state.events.set_cluster_watching(w.is_some());
+            }
+        }
+    });
 }
 
 /// Reads every stored secret once with `key`: the first that does not decrypt is named.
@@ -236,7 +332,16 @@ pub fn run(config: Config) -> i32 {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let (store, secrets) = open_store(&config).await?;
+    let (store, secrets, pg) = match config.postgres() {
+        Some(o) => {
+            let (store, key, pg) = open_postgres(&config, o).await?;
+            (store, key, Some(pg))
+        }
+        None => {
+            let (store, key) = open_store(&config).await?;
+            (store, key, None)
+        }
+    };
     let rng: Arc<dyn Rng> = Arc::new(SystemRng);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Instances started together on an empty shared database: one makes the administrator, the
@@ -322,6 +427,10 @@ async fn serve(config: Config) -> Result<(), String> {
     state.set_require_totp(require_totp);
     if let Some(problem) = state.outbound.problem() {
         return Err(problem.to_string());
+    }
+
+    if let Some(pg) = pg {
+        relay_events(state.clone(), pg);
     }
 
     // A setting switched on another instance (or by the CLI) is in force here within a second:

@@ -546,3 +546,62 @@ fn per_client_limits_hold_across_instances() {
         "the failures counted on A delay the attempt on B"
     );
 }
+
+/// The event stream of one instance shows the sign-ins another instance served (relayed by
+/// `NOTIFY` while someone in the cluster watches).
+#[test]
+fn the_event_stream_shows_every_instance() {
+    use std::io::{Read as _, Write as _};
+    let dir = common::scratch_dir("cluster_faults_events");
+    let Some(pg) = PrivatePostgres::start(&dir) else {
+        return;
+    };
+    let shared = Shared::new(&dir, pg.url(), "");
+    setup(&shared, &["agent1"]);
+    let out = shared.cli(&["api-client", "add", "watcher"]);
+    let token = out
+        .lines()
+        .find_map(|l| l.split("Bearer TOKEN): ").nth(1))
+        .expect("the token is printed")
+        .trim()
+        .to_string();
+    let a = shared.instance(1);
+    let b = shared.instance(2);
+    // A stream open on B.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", b.port)).expect("connect");
+    write!(
+        stream,
+        "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
+        b.port
+    )
+    .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut logins = 0;
+    // Sign-ins on A until B's stream shows one (the relay starts once B's watcher is known).
+    while started.elapsed() < Duration::from_secs(20) && !seen.contains("\"agent1\"") {
+        sign_in(a.port, "agent1");
+        logins += 1;
+        let mut buf = [0u8; 4096];
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => {}
+            }
+        }
+    }
+    assert!(
+        seen.contains("sign_in") && seen.contains("\"agent1\""),
+        "B's stream shows A's sign-in after {logins} logins in {:?}:\n{seen}",
+        started.elapsed()
+    );
+    println!(
+        "B's stream showed A's sign-in {:?} after it opened ({logins} logins)",
+        started.elapsed()
+    );
+}

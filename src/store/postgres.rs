@@ -462,6 +462,13 @@ impl PgStore {
         get(&r, "version")
     }
 
+    /// `NOTIFY channel, payload` (at most 8,000 bytes, PostgreSQL's limit).
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        self.exec("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .await?;
+        Ok(())
+    }
+
     /// A dedicated connection that `LISTEN`s on `channel`: each notification's payload is sent
     /// to `tx`, until the connection is lost (then `tx` is dropped: the receiver sees the end and
     /// the caller connects again). Keep the returned handle as long as you listen.

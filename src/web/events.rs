@@ -6,8 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::Serialize;
-use tokio::sync::broadcast;
+use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::saml::UnixTime;
 
@@ -17,19 +20,19 @@ const CAPACITY: usize = 1024;
 pub const MAX_STREAMS: usize = 64;
 
 /// One thing that happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     SignIn {
         at: String,
         tenant: String,
         user: String,
-        method: &'static str,
+        method: Cow<'static, str>,
     },
     Failure {
         at: String,
         tenant: Option<String>,
-        reason: &'static str,
+        reason: Cow<'static, str>,
         reference: String,
     },
     Change {
@@ -63,10 +66,18 @@ pub fn at(t: UnixTime) -> String {
     t.to_rfc3339()
 }
 
+/// Events waiting to be relayed to the other instances; beyond, they are dropped (a watcher
+/// elsewhere misses them, nothing else does).
+pub const RELAY_QUEUE: usize = 4096;
+
 #[derive(Debug)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
     open: Arc<AtomicUsize>,
+    /// Several instances: events for the other instances' streams, while someone in the
+    /// cluster watches (see `serve`'s relay).
+    relay: std::sync::OnceLock<mpsc::Sender<Event>>,
+    cluster_watching: AtomicBool,
 }
 
 impl Default for Events {
@@ -74,6 +85,8 @@ impl Default for Events {
         Events {
             tx: broadcast::channel(CAPACITY).0,
             open: Arc::default(),
+            relay: std::sync::OnceLock::new(),
+            cluster_watching: AtomicBool::new(false),
         }
     }
 }
@@ -92,9 +105,40 @@ impl Events {
     /// Sends the event `e` builds to every open stream; with none open (the usual case on the
     /// ACS's path) the event is not even built.
     pub fn publish(&self, e: impl FnOnce() -> Event) {
-        if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(e());
+        let here = self.tx.receiver_count() > 0;
+        let relay = self
+            .relay
+            .get()
+            .filter(|_| self.cluster_watching.load(Ordering::Relaxed));
+        if !here && relay.is_none() {
+            return;
         }
+        let e = e();
+        if let Some(r) = relay {
+            let _ = r.try_send(e.clone());
+        }
+        if here {
+            let _ = self.tx.send(e);
+        }
+    }
+
+    /// An event another instance relayed: to this instance's streams only.
+    pub fn publish_relayed(&self, e: Event) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(e);
+        }
+    }
+
+    /// Relays every event published from now on (while [`Self::set_cluster_watching`] says
+    /// someone watches) into the returned queue.
+    pub fn relay_to_cluster(&self) -> Option<mpsc::Receiver<Event>> {
+        let (tx, rx) = mpsc::channel(RELAY_QUEUE);
+        self.relay.set(tx).ok()?;
+        Some(rx)
+    }
+
+    pub fn set_cluster_watching(&self, on: bool) {
+        self.cluster_watching.store(on, Ordering::Relaxed);
     }
 
     /// A new stream, if fewer than [`MAX_STREAMS`] are open.

@@ -134,7 +134,7 @@ impl AppState {
             at: events::at(now),
             tenant: tenant.to_string(),
             user: user.to_string(),
-            method: method.as_str(),
+            method: method.as_str().into(),
         });
     }
 

@@ -534,7 +534,7 @@ async fn finish(
     state.events.publish(|| super::events::Event::Failure {
         at: super::events::at(now),
         tenant: refusal.tenant.clone(),
-        reason: refusal.reason.code(),
+        reason: refusal.reason.code().into(),
         reference: shown.clone(),
     });
     let client_text = addr.map(|a| a.to_string());
