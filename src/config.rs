@@ -24,6 +24,10 @@ pub struct Config {
     /// PostgreSQL (15 or later), shared by every instance, instead of SQLite in `data_dir`.
     /// Needs `secrets_key_file` (the same key on every instance).
     pub database_url: Option<SecretUrl>,
+    /// `redis://[:password@]host:port[/db]`: sessions, pending logouts and pending Circuit
+    /// requests in Redis (7 or later) instead of PostgreSQL (needs `database_url`; the replay
+    /// cache stays in PostgreSQL). Redis keeps nothing across its restarts: agents sign in again.
+    pub redis_url: Option<SecretUrl>,
     /// Connections to PostgreSQL per instance at most. Default 16.
     pub database_pool_size: usize,
     /// Milliseconds a statement may wait for a free connection before the request gets 503.
@@ -159,6 +163,7 @@ impl Default for Config {
             data_dir: PathBuf::from("ssogate-data"),
             durability: Durability::Normal,
             database_url: None,
+            redis_url: None,
             database_pool_size: 16,
             database_pool_wait_ms: 2000,
             database_statement_timeout_ms: 1500,
@@ -205,6 +210,7 @@ const FIELDS: &[&str] = &[
     "data_dir",
     "durability",
     "database_url",
+    "redis_url",
     "database_pool_size",
     "database_pool_wait_ms",
     "database_statement_timeout_ms",
@@ -381,6 +387,12 @@ impl Config {
                 "max_message_bytes is {}; it must be at least 4096",
                 self.max_message_bytes
             ));
+        }
+        if self.redis_url.is_some() && self.database_url.is_none() {
+            return Err(
+                "redis_url needs database_url: Redis keeps the sessions of instances that share a PostgreSQL database"
+                    .into(),
+            );
         }
         if self.database_url.is_some() && self.secrets_key_file.is_none() {
             return Err(

@@ -112,7 +112,20 @@ async fn open_postgres(
     // The configuration is read once per instance and kept until it changes (anywhere).
     let cached = crate::store::cached::CachedStore::new(Arc::new(pg.clone()));
     cached.watch(pg.clone());
-    let store: Arc<dyn Store> = cached;
+    let mut store: Arc<dyn Store> = cached;
+    // Sessions and pending requests in Redis, when configured.
+    if let Some(url) = &config.redis_url {
+        let o = crate::store::redis_state::RedisOptions {
+            url: url.expose().to_string(),
+            prefix: "ssogate:".into(),
+            timeout: std::time::Duration::from_millis(config.database_statement_timeout_ms),
+        };
+        let shown = crate::store::postgres::redact_url(&o.url);
+        let redis = crate::store::redis_state::RedisState::open(store, o)
+            .await
+            .map_err(|e| format!("redis_url {shown}: {e}"))?;
+        store = Arc::new(redis);
+    }
     // Two instances starting at once with different keys: the first stores its key's ID, the
     // second finds it and stops.
     let key = {

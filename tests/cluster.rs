@@ -29,14 +29,39 @@ fn database(label: &str) -> Option<String> {
 
 #[test]
 fn three_instances_behind_nginx_share_logins_logouts_and_changes() {
+    flows("cluster", |_| Some(String::new()));
+}
+
+/// The same flows with the sessions and pending requests in Redis (a database of its own on the
+/// test server).
+#[test]
+fn the_same_with_redis_for_sessions() {
+    flows("cluster_redis", |_| {
+        let url = common::engines::redis_url()?;
+        let mut u = url::Url::parse(&url).expect("redis URL");
+        u.set_path("/1");
+        // A clean database for this test.
+        let out = Command::new("redis-cli")
+            .args(["-u", u.as_str(), "FLUSHDB"])
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success());
+        Some(format!("redis_url = {:?}", u.to_string()))
+    });
+}
+
+fn flows(label: &str, extra: impl Fn(&Path) -> Option<String>) {
     if common::require("cluster", common::cluster::missing()).is_none() {
         return;
     }
-    let Some(url) = database("cluster") else {
+    let Some(url) = database(label) else {
         return;
     };
-    let dir = common::scratch_dir("cluster");
-    let shared = Shared::new(&dir, url, "");
+    let dir = common::scratch_dir(label);
+    let Some(extra) = extra(&dir) else {
+        return;
+    };
+    let shared = Shared::new(&dir, url, &extra);
 
     // The SP for the public URL, and its metadata for the IdP (through the CLI, on PostgreSQL).
     shared.cli(&[

@@ -497,6 +497,70 @@ async fn postgresql() {
     );
 }
 
+/// The state part in Redis (sessions and their indexes, pending logouts and Circuit requests), in
+/// front of PostgreSQL (everything else, the replay cache included): every rule again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_for_the_state_part() {
+    let Some(pg) = postgres("redis").await else {
+        return;
+    };
+    let Some(url) = common::engines::redis_url() else {
+        return;
+    };
+    let o = ssogate::store::redis_state::RedisOptions {
+        url,
+        prefix: format!("t{}-{}:", std::process::id(), t(0).millis() % 100_000),
+        timeout: std::time::Duration::from_millis(1500),
+    };
+    let s = ssogate::store::redis_state::RedisState::open(Arc::new(pg.clone()), o.clone())
+        .await
+        .expect("open Redis");
+    all_rules(Arc::new(s)).await;
+    // The sessions are in Redis, not in PostgreSQL.
+    let in_pg = pg.session_count(t(0)).await.expect("count");
+    assert_eq!(in_pg, 0, "no session row in PostgreSQL");
+    let again = ssogate::store::redis_state::RedisState::open(Arc::new(pg), o)
+        .await
+        .expect("open Redis");
+    assert!(
+        again
+            .session_create(&session("r1", "carol", "i9", t(100)))
+            .await
+            .expect("create")
+    );
+    assert_eq!(
+        again
+            .sessions_by_saml(IdpId(7), "carol", &[])
+            .await
+            .expect("find"),
+        ["r1"]
+    );
+    assert_eq!(again.session_count(t(0)).await.expect("count"), 1);
+    again.session_delete("r1").await.expect("delete");
+    assert!(
+        again
+            .session_load("r1", t(0))
+            .await
+            .expect("load")
+            .is_none()
+    );
+    assert_eq!(again.session_count(t(0)).await.expect("count"), 0);
+    // A bad URL says why.
+    let bad = ssogate::store::redis_state::RedisOptions {
+        url: "http://127.0.0.1:1/".into(),
+        prefix: String::new(),
+        timeout: std::time::Duration::from_millis(500),
+    };
+    let e = ssogate::store::redis_state::RedisState::open(
+        Arc::new(SqliteStore::memory().await.expect("m")),
+        bad,
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains("redis"), "{e}");
+}
+
 /// Instances started at once on an empty database migrate it once (the advisory lock), and a
 /// migration that already ran is not run again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,6 +4,7 @@
 
 pub mod cached;
 pub mod postgres;
+pub mod redis_state;
 pub mod sessions;
 mod sp_keys;
 pub mod sqlite;
