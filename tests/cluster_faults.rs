@@ -605,3 +605,193 @@ fn the_event_stream_shows_every_instance() {
         started.elapsed()
     );
 }
+
+/// A Redis of the test's own: `redis-server` on a free port, keeping nothing; killed when dropped.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server)");
+        assert!(
+            common::process::wait_for_port(port, Duration::from_secs(10)),
+            "redis-server did not listen"
+        );
+        PrivateRedis { child, port }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An IdP-initiated response for `user` to `sp`, signed by the test IdP, valid now.
+fn assertion_for(user: &str, id: &str, sp: &str) -> String {
+    use common::generate::{Template, USER_ATTR, idp};
+    use ssogate::clock::Clock as _;
+    let now = ssogate::clock::SystemClock.now();
+    let acs = format!("{sp}/saml/acs");
+    let t = Template {
+        assertion_id: id.into(),
+        response_id: format!("_r{id}"),
+        issue_instant: now,
+        response_in_response_to: None,
+        scd_in_response_to: None,
+        destination: Some(acs.clone()),
+        recipient: Some(acs),
+        audiences: Some(vec![sp.into()]),
+        not_before: Some(now.plus_secs(-5)),
+        not_on_or_after: Some(now.plus_secs(300)),
+        scd_not_on_or_after: Some(now.plus_secs(300)),
+        session_not_on_or_after: Some(now.plus_secs(3600)),
+        attributes: vec![(USER_ATTR.into(), vec![format!("EXAMPLE\\{user}")])],
+        ..Template::default()
+    };
+    common::http::saml_form(&t.signed_assertion(idp()))
+}
+
+/// Redis (sessions) stopped: 503 with a reference, never a hang; started again empty: the
+/// sessions are gone (agents sign in again, as documented), the replay cache in PostgreSQL still
+/// refuses an assertion used before, and new logins work without restarting ssogate.
+#[test]
+fn redis_stopped_and_emptied_signs_agents_out_and_still_refuses_replays() {
+    let dir = common::scratch_dir("cluster_faults_redis");
+    let Some(pg) = PrivatePostgres::start(&dir) else {
+        return;
+    };
+    common::engines::redis_url().expect("engines");
+    let redis_port = common::process::free_port();
+    let redis = PrivateRedis::start(redis_port);
+    let shared = Shared::new(
+        &dir,
+        pg.url(),
+        &format!("redis_url = \"redis://127.0.0.1:{}/\"", redis.port),
+    );
+    let cert = dir.join("idp.crt");
+    std::fs::write(&cert, &common::generate::idp().cert_pem).expect("cert");
+    shared.cli(&["sp", "add", "--host-url", &shared.public_url]);
+    shared.cli(&[
+        "idp",
+        "add",
+        "idp",
+        "--entity-id",
+        common::generate::IDP,
+        "--sso-url",
+        "https://idp.example.test/sso",
+        "--username-claim",
+        common::generate::USER_ATTR,
+        "--cert",
+        cert.to_str().expect("utf-8"),
+    ]);
+    shared.cli(&[
+        "tenant",
+        "set",
+        "default",
+        "--sso",
+        "on",
+        "--idp",
+        "idp",
+        "--idp-initiated",
+        "on",
+        "--login-domain",
+        "example",
+    ]);
+    shared.cli(&["user", "add", "agent0"]);
+    let a = shared.instance(1);
+    let b = shared.instance(2);
+    let acs = |port: u16, form: &str| {
+        request(port, "POST", "/saml/acs", None, Some(form)).expect("ACS answers")
+    };
+    let used = assertion_for("agent0", "_redis-used", &shared.public_url);
+    let first = acs(a.port, &used);
+    assert_eq!(first.status, 303, "{}", first.body);
+    let cookie = first.cookie("ssogate_session").expect("session");
+    assert_eq!(
+        auth_check(b.port, &cookie).0,
+        200,
+        "the session answers on B"
+    );
+    let keys = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis_port.to_string(),
+            "--scan",
+            "--pattern",
+            "ssogate:s:*",
+        ])
+        .output()
+        .expect("redis-cli");
+    assert!(
+        String::from_utf8_lossy(&keys.stdout).lines().count() >= 1,
+        "the session is in Redis"
+    );
+
+    // Stopped.
+    drop(redis);
+    for p in [a.port, b.port] {
+        let (s, took) = auth_check(p, &cookie);
+        assert_eq!(s, 503, "Redis down: 503");
+        assert!(took <= Duration::from_secs(2), "answered in {took:?}");
+        let login = acs(
+            p,
+            &assertion_for("agent0", &format!("_redis-down-{p}"), &shared.public_url),
+        );
+        assert_eq!(login.status, 503, "logins are refused while Redis is down");
+        assert!(
+            login.body.contains("Reference: <code>SG-"),
+            "{}",
+            login.body
+        );
+        let ready = request(p, "GET", "/readyz", None, None).expect("answers");
+        assert_eq!(ready.status, 503);
+    }
+
+    // Started again, empty.
+    let _redis = PrivateRedis::start(redis_port);
+    let t = Instant::now();
+    let mut back = None;
+    while t.elapsed() < Duration::from_secs(10) {
+        let s = auth_check(a.port, &cookie).0;
+        if s != 503 {
+            back = Some((s, t.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, after) = back.expect("ssogate answers again once Redis is back");
+    println!("Redis back: auth/check answered {status} after {after:?}");
+    assert!(after <= Duration::from_secs(5), "back after {after:?}");
+    assert_eq!(
+        status, 401,
+        "the session was in the Redis that restarted: signed out"
+    );
+    let replay = acs(b.port, &used);
+    assert_eq!(
+        replay.status, 403,
+        "the assertion used before Redis restarted is still refused (replay cache in PostgreSQL): {}",
+        replay.body
+    );
+    let fresh = acs(
+        b.port,
+        &assertion_for("agent0", "_redis-after", &shared.public_url),
+    );
+    assert_eq!(fresh.status, 303, "a new login works: {}", fresh.body);
+    for i in [&a, &b] {
+        assert_eq!(
+            count(&i.server.output(), "the store does not answer"),
+            1,
+            "one line for the outage: {}",
+            i.server.tail(20)
+        );
+    }
+}
