@@ -44,6 +44,8 @@ struct Args {
     instances: usize,
     /// A PostgreSQL server: the instances share a fresh database on it.
     database_url: Option<String>,
+    /// Sessions and pending requests in this Redis (its database is emptied first).
+    redis_url: Option<String>,
 }
 
 fn args() -> Args {
@@ -57,6 +59,7 @@ fn args() -> Args {
         admin_poll_secs: 0,
         instances: 1,
         database_url: None,
+        redis_url: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -71,6 +74,7 @@ fn args() -> Args {
             "--key" => a.key = val,
             "--instances" => a.instances = val.parse().expect("--instances N"),
             "--database-url" => a.database_url = Some(val),
+            "--redis-url" => a.redis_url = Some(val),
             "--admin-poll-seconds" => {
                 a.admin_poll_secs = val.parse().expect("--admin-poll-seconds N")
             }
@@ -203,6 +207,15 @@ fn main() {
             std::env::set_var("SSOGATE_DATABASE_URL", &db);
             std::env::set_var("SSOGATE_SECRETS_KEY_FILE", &key);
         }
+        if let Some(r) = &a.redis_url {
+            let o = std::process::Command::new("redis-cli")
+                .args(["-u", r, "FLUSHDB"])
+                .output()
+                .expect("redis-cli");
+            assert!(o.status.success(), "redis-cli FLUSHDB");
+            // SAFETY: as above.
+            unsafe { std::env::set_var("SSOGATE_REDIS_URL", r) };
+        }
         (url.to_string(), name)
     });
 
@@ -323,6 +336,9 @@ fn main() {
         let (polling, token, every) = (polling.clone(), token.clone(), a.admin_poll_secs);
         std::thread::spawn(move || admin_poll(port, &token, every, &polling))
     });
+    if let Some((url, _)) = &database {
+        support::pg_stat_reset(url);
+    }
     let cpu0 = serving_cpu();
     let (mut open, el) = rt.block_on(open_loop(&ports, source, a.rate, total, 64));
     let mut open_json = report(
@@ -331,6 +347,9 @@ fn main() {
         el,
         serving_cpu() - cpu0,
     );
+    if let Some((url, name)) = &database {
+        open_json["statements"] = support::pg_stat_report(url, name, open.ok);
+    }
     polling.store(false, Ordering::Relaxed);
     if let Some(p) = poller {
         let mut polls = p.join().expect("poller");
@@ -355,7 +374,11 @@ fn main() {
 
     // Phase 3: soak, signed as sent.
     let mut soak_json = serde_json::Value::Null;
+    let mut soak_json_extra = None;
     if a.soak_seconds > 0 {
+        if let Some((url, _)) = &database {
+            support::pg_stat_reset(url);
+        }
         let total = a.rate * a.soak_seconds;
         let (k, s) = (key.clone(), sp.clone());
         let source: Arc<dyn Fn(u64) -> String + Send + Sync> =
@@ -400,6 +423,9 @@ fn main() {
             el,
             serving_cpu() - cpu0,
         );
+        if let Some((url, name)) = &database {
+            soak_json_extra = Some(support::pg_soak_report(url, name, soak.ok, a.instances));
+        }
         let per_minute = samples.lock().expect("lock").clone();
         println!(
             "soak RSS: before {rss_before} KiB, after {} KiB, peak {} KiB; per minute {:?}",
@@ -407,7 +433,7 @@ fn main() {
         );
         let p99s = p99_by_minute(&soak, a.rate);
         println!("soak p99 by minute (ms): {p99s:?}");
-        soak_json = serde_json::json!({"result": r, "admin_polls": soak_polls, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute, "p99_ms_by_minute": p99s});
+        soak_json = serde_json::json!({"postgres": soak_json_extra, "result": r, "admin_polls": soak_polls, "rss_before_kib": rss_before, "rss_after_kib": after.0, "rss_peak_kib": after.1, "rss_per_minute_kib": per_minute, "p99_ms_by_minute": p99s});
     }
     sampling.store(false, Ordering::Relaxed);
     let (rss, hwm) = rss_kib(pid);

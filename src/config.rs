@@ -28,7 +28,8 @@ pub struct Config {
     /// requests in Redis (7 or later) instead of PostgreSQL (needs `database_url`; the replay
     /// cache stays in PostgreSQL). Redis keeps nothing across its restarts: agents sign in again.
     pub redis_url: Option<SecretUrl>,
-    /// Connections to PostgreSQL per instance at most. Default 16.
+    /// Connections to PostgreSQL per instance at most (one of them listens for the other
+    /// instances' notifications). Default 16.
     pub database_pool_size: usize,
     /// Milliseconds a statement may wait for a free connection before the request gets 503.
     /// Default 2000.

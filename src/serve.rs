@@ -8,6 +8,7 @@ use crate::config::{Config, LogFormat};
 use crate::domain::admin::{self, SpInput, bootstrap};
 use crate::rng::{Rng, SystemRng};
 use crate::store::Store;
+use crate::store::postgres::EVENTS_CHANNEL;
 use crate::store::sqlite::SqliteStore;
 use crate::web::{AppState, admin_app, app, secure_cookies};
 
@@ -140,9 +141,6 @@ async fn open_postgres(
     Ok((store, key, pg))
 }
 
-/// The channel the Web Manager's events travel on between instances.
-const EVENTS_CHANNEL: &str = "ssogate_events";
-
 /// Several instances: the event stream of the Web Manager and the API shows what every instance
 /// sees. While someone in the cluster watches (an instance with an open stream says so every
 /// 2 s, in a shared counter), each instance sends its events in batches by `NOTIFY`, and
@@ -187,27 +185,27 @@ fn relay_events(state: AppState, pg: crate::store::postgres::PgStore) {
         }
     });
     let listen_state = state.clone();
+    let mut incoming = pg.notifications(EVENTS_CHANNEL);
     tokio::spawn(async move {
         loop {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            if let Ok(_listening) = pg.listen(EVENTS_CHANNEL, tx).await {
-                while let Some(payload) = rx.recv().await {
-                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) else {
-                        continue;
-                    };
-                    if v["from"].as_str() == Some(me.as_str()) {
-                        continue;
-                    }
-                    if let Some(events) = v["events"].as_array() {
-                        for e in events {
-                            if let Ok(e) = serde_json::from_value(e.clone()) {
-                                listen_state.events.publish_relayed(e);
-                            }
-                        }
+            let payload = match incoming.recv().await {
+                Ok(p) => p,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) else {
+                continue;
+            };
+            if v["from"].as_str() == Some(me.as_str()) {
+                continue;
+            }
+            if let Some(events) = v["events"].as_array() {
+                for e in events {
+                    if let Ok(e) = serde_json::from_value(e.clone()) {
+                        listen_state.events.publish_relayed(e);
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     tokio::spawn(async move {

@@ -795,3 +795,103 @@ fn redis_stopped_and_emptied_signs_agents_out_and_still_refuses_replays() {
         );
     }
 }
+
+/// `ssogate serve` with `config`: it must stop by itself (within 20 s); its exit status and output.
+fn serve_refused(dir: &std::path::Path, config: &std::path::Path) -> (bool, String) {
+    let mut child = std::process::Command::new(common::process::ssogate())
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{}", common::process::free_port()))
+        .arg("--data-dir")
+        .arg(dir.join("refused-data"))
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ssogate runs");
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("ssogate serve did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// What stops `serve` at start, each saying why: another secrets key than the database's, a
+/// database_url or redis_url that does not work, a shared database without a secrets key. The
+/// password in the URL is never printed.
+#[test]
+fn bad_shared_settings_stop_the_start_saying_why() {
+    let dir = common::scratch_dir("cluster_faults_refused");
+    let Some(pg) = PrivatePostgres::start(&dir) else {
+        return;
+    };
+    let shared = Shared::new(&dir, pg.url(), "");
+    let first = shared.instance(1);
+    drop(first);
+    let base = std::fs::read_to_string(&shared.config).expect("config");
+    let variant = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("config");
+        p
+    };
+    // Another key.
+    let other_key = dir.join("other.key");
+    std::fs::write(&other_key, "ab".repeat(32)).expect("key");
+    let key_line = base
+        .lines()
+        .find(|l| l.starts_with("secrets_key_file"))
+        .expect("key line")
+        .to_string();
+    let cases = [
+        (
+            "other-key.toml",
+            base.replace(&key_line, &format!("secrets_key_file = {other_key:?}")),
+            "secrets key",
+        ),
+        (
+            "bad-db.toml",
+            base.replace(
+                &pg.url(),
+                "postgres://ssogate:hunter2-secret@127.0.0.1:1/nowhere",
+            ),
+            "database_url",
+        ),
+        (
+            "bad-redis.toml",
+            format!("{base}\nredis_url = \"redis://:hunter2-secret@127.0.0.1:1/\"\n"),
+            "redis_url",
+        ),
+        (
+            "no-key.toml",
+            base.replace(&key_line, ""),
+            "secrets_key_file",
+        ),
+    ];
+    for (name, text, says) in cases {
+        let (ok, out) = serve_refused(&dir, &variant(name, text));
+        assert!(!ok, "{name}: serve must not start:\n{out}");
+        assert!(
+            out.contains(says),
+            "{name}: the reason names {says}:\n{out}"
+        );
+        assert!(
+            !out.contains("hunter2-secret"),
+            "{name}: a password printed:\n{out}"
+        );
+    }
+}

@@ -673,3 +673,65 @@ fn the_shared_engines_answer_on_loopback() {
         "Redis 7 expected: {info}"
     );
 }
+
+/// `sslmode` through OpenSSL, against a server that accepts TLS connections only: `disable` is
+/// refused by the server, `require` connects (certificate not checked, as libpq), `verify-full`
+/// connects with the server's certificate as root and is refused with another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_tls() {
+    use ssogate::store::postgres::PgStore;
+    let dir = common::scratch_dir("store-conformance-tls");
+    let Some(pg) = common::engines::PrivatePostgres::start_tls(&dir) else {
+        return;
+    };
+    let cert = pg.tls_cert.clone().expect("cert");
+    let url = |q: &str| format!("postgres://ssogate@127.0.0.1:{}/postgres?{q}", pg.port);
+    let e = PgStore::open(pg_options(&url("sslmode=disable")))
+        .await
+        .err()
+        .expect("refused without TLS");
+    assert!(
+        e.to_string().contains("no encryption") || e.to_string().contains("pg_hba"),
+        "{e}"
+    );
+    let s = PgStore::open(pg_options(&url("sslmode=require")))
+        .await
+        .expect("sslmode=require connects");
+    assert!(s.schema_version().await.expect("version") >= 1);
+    PgStore::open(pg_options(&url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        cert.display()
+    ))))
+    .await
+    .expect("verify-full with the server's certificate");
+    // Another root: the certificate does not verify.
+    let other = dir.join("other.crt");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok);
+    let e = PgStore::open(pg_options(&url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))))
+    .await
+    .err()
+    .expect("refused: another root");
+    assert!(e.to_string().contains("certificate"), "{e}");
+    drop(pg);
+}

@@ -239,3 +239,109 @@ pub fn fresh_database(url: &str, name: &str) -> String {
 pub fn drop_database(url: &str, name: &str) {
     psql(url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
+
+fn pg_query(
+    url: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Option<Vec<tokio_postgres::Row>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        client.query(sql, params).await.ok()
+    })
+}
+
+/// Empties pg_stat_statements (when the server loads it: `shared_preload_libraries`).
+pub fn pg_stat_reset(url: &str) {
+    let _ = pg_query(
+        url,
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        &[],
+    );
+    let _ = pg_query(url, "SELECT pg_stat_statements_reset()", &[]);
+}
+
+/// The statements database `name` ran since the reset, by calls, and those per login: the
+/// configuration tables must not appear among them.
+pub fn pg_stat_report(url: &str, name: &str, logins: u64) -> serde_json::Value {
+    let Some(rows) = pg_query(
+        url,
+        "SELECT s.calls, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements s \
+         JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY s.calls DESC LIMIT 12",
+        &[&name],
+    ) else {
+        println!(
+            "pg_stat_statements is not loaded (shared_preload_libraries): no statement counts"
+        );
+        return serde_json::Value::Null;
+    };
+    let config_tables = [
+        "service_providers",
+        "identity_providers",
+        "tenants",
+        "users",
+        "settings",
+        "circuit_settings",
+    ];
+    let mut out = Vec::new();
+    let mut config_calls = 0i64;
+    println!("statements during the run ({logins} logins), by calls:");
+    for r in rows {
+        let calls: i64 = r.get(0);
+        let q: String = r.get(1);
+        let is_config = config_tables
+            .iter()
+            .any(|t| q.contains(&format!("FROM {t} ")) || q.ends_with(&format!("FROM {t}")));
+        if is_config {
+            config_calls += calls;
+        }
+        println!(
+            "  {calls:>9} ({:.3}/login) {q}",
+            calls as f64 / logins.max(1) as f64
+        );
+        out.push(serde_json::json!({"calls": calls, "query": q}));
+    }
+    println!(
+        "configuration reads among them: {config_calls} ({:.5} per login)",
+        config_calls as f64 / logins.max(1) as f64
+    );
+    serde_json::json!({"top": out, "configuration_reads": config_calls})
+}
+
+/// After a soak: connections to database `name`, and the size of the state tables.
+pub fn pg_soak_report(url: &str, name: &str, logins: u64, instances: usize) -> serde_json::Value {
+    let stats = pg_stat_report(url, name, logins);
+    let conns: i64 = pg_query(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+        &[&name],
+    )
+    .and_then(|r| r.first().map(|r| r.get(0)))
+    .unwrap_or(-1);
+    let mut db = url::Url::parse(url).expect("url");
+    db.set_path(&format!("/{name}"));
+    let sizes: Vec<(String, i64, i64)> = pg_query(
+        db.as_str(),
+        "SELECT relname::text, n_live_tup, pg_total_relation_size(relid) FROM pg_stat_user_tables \
+         WHERE relname IN ('sessions', 'replay_cache', 'pending_logouts', 'signin_failures', 'shared_counters') ORDER BY relname",
+        &[],
+    )
+    .unwrap_or_default()
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    println!(
+        "PostgreSQL connections to the database at the end: {conns} (pool 16 x {instances} instances)"
+    );
+    for (t, rows, bytes) in &sizes {
+        println!("  table {t}: {rows} live rows, {} KiB", bytes / 1024);
+    }
+    serde_json::json!({"statements": stats, "connections": conns, "tables": sizes})
+}

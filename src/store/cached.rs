@@ -74,51 +74,32 @@ impl CachedStore {
         self.stats.reloads.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Keeps the cache current with `pg`: listens for its notifications, and compares its
-    /// configuration version every second. Ends with the last reference to the cache.
+    /// Keeps the cache current with `pg`: its notifications (the listening connection, made
+    /// again when lost, counts as a change), and its configuration version compared every
+    /// second. Ends with the last reference to the cache.
     pub fn watch(self: &Arc<Self>, pg: super::postgres::PgStore) {
         let weak = Arc::downgrade(self);
+        let mut notified = pg.notifications(super::postgres::CONFIG_CHANNEL);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut listening: Option<(
-                super::postgres::Listening,
-                tokio::sync::mpsc::UnboundedReceiver<String>,
-            )> = None;
             let mut seen: Option<i64> = None;
             loop {
-                if listening.is_none() {
-                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                    if let Ok(l) = pg.listen(super::postgres::CONFIG_CHANNEL, tx).await {
-                        listening = Some((l, rx));
-                        // Changes made while nobody listened.
-                        seen = None;
-                    }
-                }
-                let notified = async {
-                    match listening.as_mut() {
-                        Some((_, rx)) => rx.recv().await.is_some(),
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
                     _ = tick.tick() => {
-                        match pg.config_version().await {
-                            Ok(v) if seen != Some(v) => {
-                                if seen.is_some() {
-                                    let Some(me) = weak.upgrade() else { return };
-                                    me.changed();
-                                }
-                                seen = Some(v);
+                        if let Ok(v) = pg.config_version().await && seen != Some(v) {
+                            if seen.is_some() {
+                                let Some(me) = weak.upgrade() else { return };
+                                me.changed();
                             }
-                            Ok(_) => {}
-                            Err(_) => {}
+                            seen = Some(v);
                         }
                     }
-                    alive = notified => {
-                        if !alive {
-                            listening = None;
+                    n = notified.recv() => {
+                        if let Err(tokio::sync::broadcast::error::RecvError::Closed) = n {
+                            return;
                         }
+                        // A change, a reconnection, or notifications lost (lagged): reload.
                         let Some(me) = weak.upgrade() else { return };
                         me.changed();
                     }

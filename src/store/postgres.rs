@@ -115,6 +115,22 @@ pub struct PgStore {
     statement_timeout: Duration,
     stats: Arc<PgStats>,
     options: Arc<PgOptions>,
+    /// The one connection that `LISTEN`s for every channel (see [`PgStore::notifications`]).
+    notifier: Arc<Notifier>,
+}
+
+/// Every channel the service listens on.
+const CHANNELS: [&str; 2] = [CONFIG_CHANNEL, EVENTS_CHANNEL];
+
+/// The channel the Web Manager's events travel on between instances.
+pub const EVENTS_CHANNEL: &str = "ssogate_events";
+
+/// One listening connection per instance, shared by every channel's subscribers.
+#[derive(Default)]
+struct Notifier {
+    senders: std::sync::OnceLock<
+        std::collections::HashMap<&'static str, tokio::sync::broadcast::Sender<String>>,
+    >,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -285,8 +301,9 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // One of the instance's `pool_size` connections listens for notifications.
         let pool = Pool::builder(mgr)
-            .max_size(o.pool_size.max(1))
+            .max_size(o.pool_size.saturating_sub(1).max(1))
             .wait_timeout(Some(o.pool_wait))
             .create_timeout(Some(o.connect_timeout))
             .recycle_timeout(Some(o.statement_timeout))
@@ -299,6 +316,7 @@ impl PgStore {
             statement_timeout: o.statement_timeout,
             stats: Default::default(),
             options: Arc::new(o),
+            notifier: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -469,46 +487,94 @@ impl PgStore {
         Ok(())
     }
 
-    /// A dedicated connection that `LISTEN`s on `channel`: each notification's payload is sent
-    /// to `tx`, until the connection is lost (then `tx` is dropped: the receiver sees the end and
-    /// the caller connects again). Keep the returned handle as long as you listen.
-    pub async fn listen(
+    /// Notifications on `channel` (one of [`CONFIG_CHANNEL`], [`EVENTS_CHANNEL`]): their
+    /// payloads, and an empty one each time the listening connection was made again (what was
+    /// notified meanwhile is lost: a subscriber that must not miss a change reloads then). One
+    /// connection per instance listens for every channel; it is made again a second after it is
+    /// lost, for as long as the store lives.
+    pub fn notifications(&self, channel: &str) -> tokio::sync::broadcast::Receiver<String> {
+        let senders = self.notifier.senders.get_or_init(|| {
+            let senders: std::collections::HashMap<_, _> = CHANNELS
+                .iter()
+                .map(|c| (*c, tokio::sync::broadcast::channel(1024).0))
+                .collect();
+            let (weak, me) = (
+                Arc::downgrade(&self.notifier),
+                self.clone_without_notifier(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let Some(n) = weak.upgrade() else { return };
+                    let Some(senders) = n.senders.get().cloned() else {
+                        return;
+                    };
+                    drop(n);
+                    let _ = me.listen_all(&senders).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+            senders
+        });
+        match senders.get(channel) {
+            Some(s) => s.subscribe(),
+            None => tokio::sync::broadcast::channel(1).1,
+        }
+    }
+
+    /// The same pool without the notifier (the listening task must not keep it alive).
+    fn clone_without_notifier(&self) -> PgStore {
+        PgStore {
+            notifier: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Listens on every channel until the connection is lost.
+    async fn listen_all(
         &self,
-        channel: &str,
-        tx: tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> Result<Listening> {
+        senders: &std::collections::HashMap<&'static str, tokio::sync::broadcast::Sender<String>>,
+    ) -> Result<()> {
         let (cfg, tls) = parse_url(&self.options).map_err(StoreError::Unavailable)?;
         let (client, mut connection) =
             tokio::time::timeout(self.options.connect_timeout, cfg.connect(tls))
                 .await
                 .map_err(|_| StoreError::Unavailable("connecting timed out".into()))?
                 .map_err(err)?;
-        tokio::spawn(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let pump = tokio::spawn(async move {
             use futures_util::StreamExt as _;
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(Ok(m)) = messages.next().await {
                 if let tokio_postgres::AsyncMessage::Notification(n) = m
-                    && tx.send(n.payload().to_string()).is_err()
+                    && tx
+                        .send((n.channel().to_string(), n.payload().to_string()))
+                        .is_err()
                 {
                     break;
                 }
             }
         });
-        let ident = channel.replace('"', "");
-        tokio::time::timeout(
-            self.statement_timeout,
-            client.batch_execute(&format!("LISTEN \"{ident}\"")),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("LISTEN timed out".into()))?
-        .map_err(err)?;
-        Ok(Listening { _client: client })
+        let listen: String = CHANNELS.iter().map(|c| format!("LISTEN {c};")).collect();
+        let listening = tokio::time::timeout(self.statement_timeout, client.batch_execute(&listen))
+            .await
+            .map_err(|_| StoreError::Unavailable("LISTEN timed out".into()))
+            .and_then(|r| r.map_err(err));
+        if let Err(e) = listening {
+            pump.abort();
+            return Err(e);
+        }
+        // Listening (again): whatever was notified before is unknown.
+        for s in senders.values() {
+            let _ = s.send(String::new());
+        }
+        while let Some((channel, payload)) = rx.recv().await {
+            if let Some(s) = senders.get(channel.as_str()) {
+                let _ = s.send(payload);
+            }
+        }
+        drop(client);
+        Ok(())
     }
-}
-
-/// A `LISTEN` connection (see [`PgStore::listen`]): dropping it stops listening.
-pub struct Listening {
-    _client: tokio_postgres::Client,
 }
 
 /// A stored SP with its private keys still encrypted.

@@ -66,11 +66,23 @@ pub struct PrivatePostgres {
     pub port: u16,
     bin: std::path::PathBuf,
     as_postgres: bool,
+    /// Connections only over TLS (`start_tls`): the server's certificate (PEM).
+    pub tls_cert: Option<std::path::PathBuf>,
 }
 
 impl PrivatePostgres {
     /// `None` when the tests opted out of the engines (see [`database_url`]).
     pub fn start(dir: &std::path::Path) -> Option<PrivatePostgres> {
+        Self::start_with(dir, false)
+    }
+
+    /// A server that accepts connections over TLS only, with a self-signed certificate for
+    /// 127.0.0.1 (`tls_cert`).
+    pub fn start_tls(dir: &std::path::Path) -> Option<PrivatePostgres> {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &std::path::Path, tls: bool) -> Option<PrivatePostgres> {
         database_url()?;
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL's server binaries (apt-get install postgresql)")
@@ -85,11 +97,12 @@ impl PrivatePostgres {
             .unwrap_or(false);
         let dir = dir.join("pg");
         std::fs::create_dir_all(&dir).expect("pg dir");
-        let pg = PrivatePostgres {
+        let mut pg = PrivatePostgres {
             dir,
             port: super::process::free_port(),
             bin,
             as_postgres,
+            tls_cert: None,
         };
         if as_postgres {
             let mut p = pg.dir.clone();
@@ -128,6 +141,47 @@ impl PrivatePostgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            let (key, cert) = (pg.dir.join("server.key"), pg.dir.join("server.crt"));
+            let ok = std::process::Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(ok, "openssl req");
+            std::fs::write(
+                pg.dir.join("pg_hba.conf"),
+                "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\nlocal all all trust\n",
+            )
+            .expect("pg_hba.conf");
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+            }
+            if as_postgres {
+                for f in [&key, &cert] {
+                    let ok = std::process::Command::new("chown")
+                        .arg("postgres")
+                        .arg(f)
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    assert!(ok, "chown");
+                }
+            }
+            pg.tls_cert = Some(cert);
+        }
         pg.start_again();
         Some(pg)
     }
@@ -157,9 +211,18 @@ impl PrivatePostgres {
             .arg(self.dir.join("postgres.log"))
             .args(["-w", "-t", "30", "-o"])
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{}",
                 self.port,
-                self.dir.display()
+                self.dir.display(),
+                match &self.tls_cert {
+                    Some(cert) => format!(
+                        " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c hba_file={}",
+                        cert.display(),
+                        self.dir.join("server.key").display(),
+                        self.dir.join("pg_hba.conf").display()
+                    ),
+                    None => String::new(),
+                }
             ))
             .arg("start")
             .output()
