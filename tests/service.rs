@@ -618,6 +618,29 @@ async fn local_password_login_for_a_tenant_without_sso() {
         Some("jdoe")
     );
 
+    // Signing in again with that session's cookie gives a new session ID (no fixation): the
+    // old one no longer answers.
+    let again = t
+        .post(
+            "/login",
+            &[("username", "jdoe"), ("password", "correct horse")],
+            &[&session],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    let renewed = cookie(&again, "ssogate_session").expect("a new session cookie");
+    assert_ne!(renewed, session, "the session ID changes at sign-in");
+    assert_eq!(
+        t.get("/auth/check", &[&session]).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the replaced session is gone"
+    );
+    assert_eq!(
+        t.get("/auth/check", &[&renewed]).await.status,
+        StatusCode::OK
+    );
+    let session = renewed;
+
     // A form posted from another origin is refused (login CSRF).
     let req = Request::post(format!("{HOST}/login"))
         .header(header::HOST, "sp.example.test")

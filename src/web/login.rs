@@ -131,9 +131,13 @@ pub async fn current_agent(
     Ok(Some(a))
 }
 
-/// Starts a fresh session for `agent` (a new session ID: no fixation).
+/// Starts a fresh session for `agent` (a new session ID: no fixation). A browser that brought a
+/// session cookie gets a new ID (the old record is deleted); one without gets its first ID when
+/// the session is saved, and nothing is deleted (a login costs one statement less).
 pub async fn sign_in(session: &Session, agent: &AgentSession) -> Result<(), Refusal> {
-    session.cycle_id().await.map_err(session_error)?;
+    if session.id().is_some() {
+        session.cycle_id().await.map_err(session_error)?;
+    }
     session
         .insert(AGENT_KEY, agent)
         .await
