@@ -688,8 +688,7 @@ async fn postgresql_over_tls() {
     let url = |q: &str| format!("postgres://ssogate@127.0.0.1:{}/postgres?{q}", pg.port);
     let e = PgStore::open(pg_options(&url("sslmode=disable")))
         .await
-        .err()
-        .expect("refused without TLS");
+        .expect_err("refused without TLS");
     assert!(
         e.to_string().contains("no encryption") || e.to_string().contains("pg_hba"),
         "{e}"
@@ -730,8 +729,7 @@ async fn postgresql_over_tls() {
         other.display()
     ))))
     .await
-    .err()
-    .expect("refused: another root");
+    .expect_err("refused: another root");
     assert!(e.to_string().contains("certificate"), "{e}");
     drop(pg);
 }

@@ -1995,7 +1995,8 @@ impl Store for PgStore {
     }
 
     async fn backup(&self, _dest: &std::path::Path) -> Result<()> {
-        Err(StoreError::Unavailable(
+        // Refused (not "unavailable": the database answers; this is the wrong tool for it).
+        Err(StoreError::Conflict(
             "the store is PostgreSQL: back it up with pg_dump (or the server's own backups)".into(),
         ))
     }

@@ -75,11 +75,10 @@ fn ttl_ms(expires: UnixTime, now_ms: i64) -> i64 {
     (expires.millis() - now_ms).max(MIN_TTL_MS)
 }
 
+/// The system clock (Redis's TTLs are in real time, whatever clock the caller's `now` is).
 fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    use crate::clock::Clock as _;
+    crate::clock::SystemClock.now().millis()
 }
 
 fn name_hash(name_id: &str) -> String {
@@ -119,8 +118,8 @@ impl RedisState {
         Ok(s)
     }
 
-    fn key(&self, parts: String) -> String {
-        format!("{}{parts}", self.prefix)
+    fn key(&self, suffix: impl std::fmt::Display) -> String {
+        format!("{}{suffix}", self.prefix)
     }
 
     async fn run<T: redis::FromRedisValue>(&self, c: &redis::Cmd) -> Result<T> {
@@ -194,7 +193,7 @@ impl RedisState {
         let e = row.expires_at.millis();
         let mut p = redis::pipe();
         p.cmd("ZADD")
-            .arg(self.key(format!("exp:s")))
+            .arg(self.key("exp:s"))
             .arg(e)
             .arg(&row.id)
             .ignore();
@@ -205,14 +204,11 @@ impl RedisState {
                 .arg(&row.id)
                 .ignore();
             p.cmd("ZADD")
-                .arg(self.key(format!("ts:all")))
+                .arg(self.key("ts:all"))
                 .arg(e)
                 .arg(&row.id)
                 .ignore();
-            p.cmd("SADD")
-                .arg(self.key(format!("tenants")))
-                .arg(t)
-                .ignore();
+            p.cmd("SADD").arg(self.key("tenants")).arg(t).ignore();
         }
         let mut sets = Vec::new();
         if let Some(u) = u {
@@ -267,14 +263,8 @@ impl RedisState {
         let mut p = redis::pipe();
         for (id, s) in ids.iter().zip(stored) {
             p.cmd("DEL").arg(self.session_key(id)).ignore();
-            p.cmd("ZREM")
-                .arg(self.key(format!("exp:s")))
-                .arg(id)
-                .ignore();
-            p.cmd("ZREM")
-                .arg(self.key(format!("ts:all")))
-                .arg(id)
-                .ignore();
+            p.cmd("ZREM").arg(self.key("exp:s")).arg(id).ignore();
+            p.cmd("ZREM").arg(self.key("ts:all")).arg(id).ignore();
             if let Some(s) = s {
                 if let Some(t) = s.t {
                     p.cmd("ZREM")
@@ -308,7 +298,7 @@ impl RedisState {
         batch: u32,
         key_of: impl Fn(&str) -> String,
     ) -> Result<Vec<String>> {
-        let set = self.key(set.to_string());
+        let set = self.key(set);
         let expired: Vec<String> = self
             .run(
                 redis::cmd("ZRANGE")
@@ -371,7 +361,7 @@ impl Store for RedisState {
         }
         self.run::<()>(
             redis::cmd("ZADD")
-                .arg(self.key(format!("exp:oauth")))
+                .arg(self.key("exp:oauth"))
                 .arg(p.expires_at.millis())
                 .arg(&p.state_hash),
         )
@@ -388,7 +378,7 @@ impl Store for RedisState {
         let _ = self
             .run::<()>(
                 redis::cmd("ZREM")
-                    .arg(self.key(format!("exp:oauth")))
+                    .arg(self.key("exp:oauth"))
                     .arg(state_hash),
             )
             .await;
@@ -420,7 +410,7 @@ impl Store for RedisState {
         }
         self.run::<()>(
             redis::cmd("ZADD")
-                .arg(self.key(format!("exp:plo")))
+                .arg(self.key("exp:plo"))
                 .arg(p.expires_at.millis())
                 .arg(&p.id),
         )
@@ -433,7 +423,7 @@ impl Store for RedisState {
             .await?;
         let Some(v) = v else { return Ok(None) };
         let _ = self
-            .run::<()>(redis::cmd("ZREM").arg(self.key(format!("exp:plo"))).arg(id))
+            .run::<()>(redis::cmd("ZREM").arg(self.key("exp:plo")).arg(id))
             .await;
         let parsed = v
             .split_once(':')
@@ -519,7 +509,7 @@ impl Store for RedisState {
         // Newest first, by expiry (sessions last alike: the latest to end began last).
         let set = match tenant {
             Some(t) => self.key(format!("ts:{}", t.0)),
-            None => self.key(format!("ts:all")),
+            None => self.key("ts:all"),
         };
         let ids: Vec<String> = self
             .run(
@@ -546,7 +536,7 @@ impl Store for RedisState {
     async fn session_count(&self, now: UnixTime) -> Result<u64> {
         self.run(
             redis::cmd("ZCOUNT")
-                .arg(self.key(format!("exp:s")))
+                .arg(self.key("exp:s"))
                 .arg(format!("({}", now.millis()))
                 .arg("+inf"),
         )
@@ -568,7 +558,7 @@ impl Store for RedisState {
             let expired: Vec<String> = self
                 .run(
                     redis::cmd("ZRANGE")
-                        .arg(self.key(format!("exp:s")))
+                        .arg(self.key("exp:s"))
                         .arg("-inf")
                         .arg(now.millis())
                         .arg("BYSCORE")
@@ -591,7 +581,7 @@ impl Store for RedisState {
         n = n.max(sessions).max(plo).max(oauth);
         // The per-tenant lists lose what expired.
         let tenants: Vec<String> = self
-            .run(redis::cmd("SMEMBERS").arg(self.key(format!("tenants"))))
+            .run(redis::cmd("SMEMBERS").arg(self.key("tenants")))
             .await?;
         let mut p = redis::pipe();
         for t in tenants {
@@ -602,7 +592,7 @@ impl Store for RedisState {
                 .ignore();
         }
         p.cmd("ZREMRANGEBYSCORE")
-            .arg(self.key(format!("ts:all")))
+            .arg(self.key("ts:all"))
             .arg("-inf")
             .arg(now.millis())
             .ignore();

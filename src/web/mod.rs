@@ -361,6 +361,7 @@ fn portal(state: AppState, secure: bool) -> Router {
         .merge(login)
         .fallback(pages::not_found)
         .layer(sessions)
+        .layer(middleware::map_response(session_save_failed))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -380,6 +381,23 @@ fn portal(state: AppState, secure: bool) -> Router {
             client::client_addr,
         ))
         .with_state(state)
+}
+
+/// tower-sessions answers a bare 500 when it cannot save the session after the handler ran
+/// (the store stopped answering in between, or at a login's first write): the store's outage,
+/// answered like any other (503 with a reference, logged once per outage), never a 500.
+async fn session_save_failed(res: Response) -> Response {
+    use axum::response::IntoResponse as _;
+    if res.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && res.extensions().get::<Arc<Refusal>>().is_none()
+    {
+        return Refusal::new(
+            refusal::Reason::StoreUnavailable,
+            "the session could not be saved: the store did not answer",
+        )
+        .into_response();
+    }
+    res
 }
 
 /// A request (its body included) that takes longer than `request_timeout_secs` is answered 408

@@ -95,7 +95,16 @@ impl PrivatePostgres {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .unwrap_or(false);
-        let dir = dir.join("pg");
+        // In the system's temporary directory, not under the test's scratch directory: run as
+        // root, the server runs as `postgres`, who must reach its directory (a home directory
+        // is closed to it). Removed when dropped.
+        let _ = dir;
+        let dir = std::env::temp_dir().join(format!(
+            "ssogate-pg-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pg dir");
         let mut pg = PrivatePostgres {
             dir,
@@ -105,23 +114,6 @@ impl PrivatePostgres {
             tls_cert: None,
         };
         if as_postgres {
-            let mut p = pg.dir.clone();
-            // The postgres user must reach its directory: every parent traversable.
-            loop {
-                use std::os::unix::fs::PermissionsExt as _;
-                if let Ok(m) = std::fs::metadata(&p) {
-                    let mode = m.permissions().mode();
-                    if mode & 0o001 == 0 {
-                        let _ = std::fs::set_permissions(
-                            &p,
-                            std::fs::Permissions::from_mode(mode | 0o001),
-                        );
-                    }
-                }
-                if !p.pop() {
-                    break;
-                }
-            }
             let ok = std::process::Command::new("chown")
                 .args(["postgres"])
                 .arg(&pg.dir)
@@ -276,5 +268,6 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         self.stop_immediate();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
