@@ -21,6 +21,14 @@ use common::http::request;
 
 const PASSWORD: &str = "correct horse battery";
 
+/// One test of this file at a time: each runs a PostgreSQL and several instances of its own, and
+/// their timings (503 within 2 s, back within 5 s) are about ssogate, not about 2 cores shared by
+/// eight of them starting at once.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Signs `user` in with its password on `port`; the session cookie.
 fn sign_in(port: u16, user: &str) -> String {
     let form = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
@@ -103,6 +111,7 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn postgres_stopped_then_hung_gives_503_and_every_session_survives() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_pg");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;
@@ -261,6 +270,7 @@ fn postgres_stopped_then_hung_gives_503_and_every_session_survives() {
 /// with 409 and changes nothing.
 #[test]
 fn two_admins_saving_one_tenant_on_two_instances_one_gets_409() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_409");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;
@@ -315,6 +325,7 @@ fn two_admins_saving_one_tenant_on_two_instances_one_gets_409() {
 /// says `multi_tenant = true` starts, logs the difference, and serves the stored setting.
 #[test]
 fn instances_started_together_bootstrap_once_and_stored_settings_win() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_start");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;
@@ -411,6 +422,7 @@ fn instances_started_together_bootstrap_once_and_stored_settings_win() {
 /// series are there.
 #[test]
 fn metrics_count_every_login_across_instances() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_metrics");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;
@@ -492,6 +504,7 @@ fn metrics_count_every_login_across_instances() {
 /// wrong passwords counted on one instance delay the next attempt on the other.
 #[test]
 fn per_client_limits_hold_across_instances() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_limits");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;
@@ -551,6 +564,7 @@ fn per_client_limits_hold_across_instances() {
 /// `NOTIFY` while someone in the cluster watches).
 #[test]
 fn the_event_stream_shows_every_instance() {
+    let _serial = serial();
     use std::io::{Read as _, Write as _};
     let dir = common::scratch_dir("cluster_faults_events");
     let Some(pg) = PrivatePostgres::start(&dir) else {
@@ -665,6 +679,7 @@ fn assertion_for(user: &str, id: &str, sp: &str) -> String {
 /// refuses an assertion used before, and new logins work without restarting ssogate.
 #[test]
 fn redis_stopped_and_emptied_signs_agents_out_and_still_refuses_replays() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_redis");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;
@@ -836,6 +851,7 @@ fn serve_refused(dir: &std::path::Path, config: &std::path::Path) -> (bool, Stri
 /// password in the URL is never printed.
 #[test]
 fn bad_shared_settings_stop_the_start_saying_why() {
+    let _serial = serial();
     let dir = common::scratch_dir("cluster_faults_refused");
     let Some(pg) = PrivatePostgres::start(&dir) else {
         return;

@@ -534,12 +534,14 @@ impl PgStore {
         &self,
         senders: &std::collections::HashMap<&'static str, tokio::sync::broadcast::Sender<String>>,
     ) -> Result<()> {
-        let (cfg, tls) = parse_url(&self.options).map_err(StoreError::Unavailable)?;
-        let (client, mut connection) =
-            tokio::time::timeout(self.options.connect_timeout, cfg.connect(tls))
-                .await
-                .map_err(|_| StoreError::Unavailable("connecting timed out".into()))?
-                .map_err(err)?;
+        let (mut cfg, tls) = parse_url(&self.options).map_err(StoreError::Unavailable)?;
+        // In the background: no request waits for it, so a busy server gets more time.
+        let patience = self.options.connect_timeout.max(Duration::from_secs(5));
+        cfg.connect_timeout(patience);
+        let (client, mut connection) = tokio::time::timeout(patience, cfg.connect(tls))
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".into()))?
+            .map_err(err)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let pump = tokio::spawn(async move {
             use futures_util::StreamExt as _;
