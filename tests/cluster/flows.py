@@ -111,21 +111,31 @@ def sso_on(base):
     return s in (302, 303) and "SAMLRequest" in (h.get("Location") or "")
 
 report.check(all(sso_on(b) for b in INSTANCES), "SSO is on everywhere before the change")
+
+
+def in_force_within_1s(label, want_on):
+    """After a change, every request sent to any instance from 1 s on must see it. Until then,
+    when each instance was first seen serving it (sent time of the request that saw it)."""
+    t0 = time.monotonic()
+    first = {}
+    while time.monotonic() - t0 < 1.0 and len(first) < len(INSTANCES):
+        for b in INSTANCES:
+            if b not in first:
+                sent = time.monotonic() - t0
+                if sso_on(b) == want_on:
+                    first[b] = sent
+        time.sleep(0.01)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+    late = [b for b in INSTANCES if sso_on(b) != want_on]
+    seen = ", ".join(f"{first[b]:.3f} s" if b in first else "-" for b in INSTANCES)
+    report.check(not late, f"{label}: in force on all {len(INSTANCES)} instances 1 s after the CLI returned (first seen at {seen})",
+                 f"not yet on {late}")
+
+
 ssogate("tenant", "set", "default", "--sso", "off", "--slo", "off", "--idp-initiated", "off")
-t0 = time.monotonic()
-pending = set(INSTANCES)
-while pending and time.monotonic() - t0 < 5:
-    pending = {b for b in pending if sso_on(b)}
-    if pending:
-        time.sleep(0.02)
-took = time.monotonic() - t0
-report.check(not pending and took <= 1.0, f"SSO off on all {len(INSTANCES)} instances {took:.3f} s after the CLI returned")
+in_force_within_1s("SSO off", False)
 ssogate("tenant", "set", "default", "--sso", "on", "--slo", "on", "--idp-initiated", "on")
-t0 = time.monotonic()
-while time.monotonic() - t0 < 5 and not all(sso_on(b) for b in INSTANCES):
-    time.sleep(0.02)
-took = time.monotonic() - t0
-report.check(took <= 1.0, f"SSO back on everywhere {took:.3f} s after the CLI returned")
+in_force_within_1s("SSO back on", True)
 
 # 5. One signed assertion POSTed 50 times at once across the instances: one session, 49 refusals.
 br = browser.Browser()
