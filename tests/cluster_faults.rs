@@ -649,29 +649,9 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// An IdP-initiated response for `user` to `sp`, signed by the test IdP, valid now.
+/// An IdP-initiated response for `user` to `sp` as a form, signed by the test IdP, valid now.
 fn assertion_for(user: &str, id: &str, sp: &str) -> String {
-    use common::generate::{Template, USER_ATTR, idp};
-    use ssogate::clock::Clock as _;
-    let now = ssogate::clock::SystemClock.now();
-    let acs = format!("{sp}/saml/acs");
-    let t = Template {
-        assertion_id: id.into(),
-        response_id: format!("_r{id}"),
-        issue_instant: now,
-        response_in_response_to: None,
-        scd_in_response_to: None,
-        destination: Some(acs.clone()),
-        recipient: Some(acs),
-        audiences: Some(vec![sp.into()]),
-        not_before: Some(now.plus_secs(-5)),
-        not_on_or_after: Some(now.plus_secs(300)),
-        scd_not_on_or_after: Some(now.plus_secs(300)),
-        session_not_on_or_after: Some(now.plus_secs(3600)),
-        attributes: vec![(USER_ATTR.into(), vec![format!("EXAMPLE\\{user}")])],
-        ..Template::default()
-    };
-    common::http::saml_form(&t.signed_assertion(idp()))
+    common::http::saml_form(&common::generate::signed_now(user, id, sp))
 }
 
 /// Redis (sessions) stopped: 503 with a reference, never a hang; started again empty: the

@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::generate::{Template, USER_ATTR, idp};
+use common::generate::{USER_ATTR, idp};
 use common::http::{request, saml_form};
-use ssogate::clock::{Clock, SystemClock};
 
 fn ssogate() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssogate"))
@@ -52,29 +51,6 @@ fn serve(data: &Path, port: u16) -> Child {
         std::thread::sleep(Duration::from_millis(25));
     }
     child
-}
-
-/// A response for `user`, freshly signed, valid now (the server runs on the system clock).
-fn login_response(user: &str, assertion_id: &str, sp: &str) -> String {
-    let now = SystemClock.now();
-    let acs = format!("{sp}/saml/acs");
-    let t = Template {
-        assertion_id: assertion_id.into(),
-        response_id: format!("_r{assertion_id}"),
-        issue_instant: now,
-        response_in_response_to: None,
-        scd_in_response_to: None,
-        destination: Some(acs.clone()),
-        recipient: Some(acs),
-        audiences: Some(vec![sp.into()]),
-        not_before: Some(now.plus_secs(-5)),
-        not_on_or_after: Some(now.plus_secs(300)),
-        scd_not_on_or_after: Some(now.plus_secs(300)),
-        session_not_on_or_after: Some(now.plus_secs(3600)),
-        attributes: vec![(USER_ATTR.into(), vec![format!("EXAMPLE\\{user}")])],
-        ..Template::default()
-    };
-    t.signed_assertion(idp())
 }
 
 #[test]
@@ -138,7 +114,11 @@ fn sigkill_during_logins_and_admin_changes_loses_nothing_committed() {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 i += 1;
-                let form = saml_form(&login_response("agent0", &format!("_w{w}-{i}"), &sp));
+                let form = saml_form(&common::generate::signed_now(
+                    "agent0",
+                    &format!("_w{w}-{i}"),
+                    &sp,
+                ));
                 match request(port, "POST", "/saml/acs", None, Some(&form)) {
                     Ok(a) if a.status == 303 => {
                         let c = a

@@ -347,3 +347,28 @@ pub fn b64_raw(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// An IdP-initiated response for `user` (asserted as `EXAMPLE\user`) to the SP `sp`, its
+/// assertion signed by [`idp`], valid now on the system clock (for tests that run the server).
+pub fn signed_now(user: &str, assertion_id: &str, sp: &str) -> String {
+    use ssogate::clock::Clock as _;
+    let now = ssogate::clock::SystemClock.now();
+    let acs = format!("{sp}/saml/acs");
+    let t = Template {
+        assertion_id: assertion_id.into(),
+        response_id: format!("_r{assertion_id}"),
+        issue_instant: now,
+        response_in_response_to: None,
+        scd_in_response_to: None,
+        destination: Some(acs.clone()),
+        recipient: Some(acs),
+        audiences: Some(vec![sp.into()]),
+        not_before: Some(now.plus_secs(-5)),
+        not_on_or_after: Some(now.plus_secs(300)),
+        scd_not_on_or_after: Some(now.plus_secs(300)),
+        session_not_on_or_after: Some(now.plus_secs(3600)),
+        attributes: vec![(USER_ATTR.into(), vec![format!("EXAMPLE\\{user}")])],
+        ..Template::default()
+    };
+    t.signed_assertion(idp())
+}
