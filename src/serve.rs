@@ -161,25 +161,25 @@ fn relay_events(state: AppState, pg: crate::store::postgres::PgStore) {
                     _ => break,
                 }
             }
-            // NOTIFY payloads are limited to 8,000 bytes: several messages when needed.
-            let mut chunk: Vec<serde_json::Value> = Vec::new();
-            let mut size = 0;
+            // NOTIFY payloads are limited to 8,000 bytes: several messages when needed (an event
+            // bigger than a message is dropped).
+            let mut chunks: Vec<(Vec<serde_json::Value>, usize)> = vec![(Vec::new(), 0)];
             for e in batch {
                 let v = serde_json::to_value(&e).unwrap_or_default();
                 let n = v.to_string().len();
-                if size + n > 7000 && !chunk.is_empty() {
-                    let payload = serde_json::json!({"from": send_me, "events": chunk}).to_string();
-                    let _ = send_pg.notify(EVENTS_CHANNEL, &payload).await;
-                    chunk = Vec::new();
-                    size = 0;
+                if n > 7000 {
+                    continue;
                 }
-                if n <= 7000 {
-                    size += n;
-                    chunk.push(v);
+                if chunks.last().is_some_and(|(_, size)| size + n > 7000) {
+                    chunks.push((Vec::new(), 0));
+                }
+                if let Some((events, size)) = chunks.last_mut() {
+                    events.push(v);
+                    *size += n;
                 }
             }
-            if !chunk.is_empty() {
-                let payload = serde_json::json!({"from": send_me, "events": chunk}).to_string();
+            for (events, _) in chunks.into_iter().filter(|(e, _)| !e.is_empty()) {
+                let payload = serde_json::json!({"from": send_me, "events": events}).to_string();
                 let _ = send_pg.notify(EVENTS_CHANNEL, &payload).await;
             }
         }

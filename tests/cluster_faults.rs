@@ -276,13 +276,7 @@ fn two_admins_saving_one_tenant_on_two_instances_one_gets_409() {
         return;
     };
     let shared = Shared::new(&dir, pg.url(), "");
-    let out = shared.cli(&["api-client", "add", "ops"]);
-    let token = out
-        .lines()
-        .find_map(|l| l.split("Bearer TOKEN): ").nth(1))
-        .expect("the token is printed")
-        .trim()
-        .to_string();
+    let token = shared.api_token("ops");
     let a = shared.instance(1);
     let b = shared.instance(2);
     let bearer = format!("Bearer {token}");
@@ -429,13 +423,7 @@ fn metrics_count_every_login_across_instances() {
     };
     let shared = Shared::new(&dir, pg.url(), "");
     setup(&shared, &["agent1", "agent2"]);
-    let out = shared.cli(&["api-client", "add", "prometheus"]);
-    let token = out
-        .lines()
-        .find_map(|l| l.split("Bearer TOKEN): ").nth(1))
-        .expect("the token is printed")
-        .trim()
-        .to_string();
+    let token = shared.api_token("prometheus");
     let instances: Vec<Instance> = (1..=2).map(|n| shared.instance(n)).collect();
     const N: usize = 9;
     for i in 0..N {
@@ -572,13 +560,7 @@ fn the_event_stream_shows_every_instance() {
     };
     let shared = Shared::new(&dir, pg.url(), "");
     setup(&shared, &["agent1"]);
-    let out = shared.cli(&["api-client", "add", "watcher"]);
-    let token = out
-        .lines()
-        .find_map(|l| l.split("Bearer TOKEN): ").nth(1))
-        .expect("the token is printed")
-        .trim()
-        .to_string();
+    let token = shared.api_token("watcher");
     let a = shared.instance(1);
     let b = shared.instance(2);
     // A stream open on B.

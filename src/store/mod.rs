@@ -351,6 +351,30 @@ pub(crate) fn session_columns(row: &SessionRow) -> SessionColumns {
     )
 }
 
+/// An API client's role as stored: (role, tenant).
+pub(crate) fn api_role_columns(r: &ApiRole) -> (&'static str, Option<i64>) {
+    match r {
+        ApiRole::CentralAdmin => ("central-admin", None),
+        ApiRole::TenantManager(t) => ("tenant-manager", Some(t.0)),
+    }
+}
+
+/// An update by version that changed no row: the object changed (or went) in between.
+pub(crate) fn stale_unless(rows: u64, what: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::Stale(format!(
+            "the {what} was changed or deleted since it was read"
+        )));
+    }
+    Ok(())
+}
+
+/// Our own plain data as a JSON column.
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing our own plain data types to JSON cannot fail.
+    serde_json::to_string(v).expect("invariant: plain data serializes")
+}
+
 /// What a store reports of its engine (see [`Store::stats`]).
 #[derive(Debug, Clone, Default)]
 pub struct StoreStats {

@@ -691,13 +691,6 @@ fn api_client_row(r: &Row) -> Result<ApiClient> {
     })
 }
 
-fn api_role_columns(r: &ApiRole) -> (&'static str, Option<i64>) {
-    match r {
-        ApiRole::CentralAdmin => ("central-admin", None),
-        ApiRole::TenantManager(t) => ("tenant-manager", Some(t.0)),
-    }
-}
-
 fn circuit_row(r: &Row) -> Result<CircuitSettings> {
     use crate::domain::circuit::{ProviderKind, TokenAuth};
     let kind: String = get(r, "kind")?;
@@ -745,20 +738,6 @@ fn capture_row(r: &Row) -> Result<CapturedResponse> {
         reason: get(r, "reason")?,
         message: get(r, "message")?,
     })
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    // Serializing our own plain data types to JSON cannot fail.
-    serde_json::to_string(v).expect("invariant: plain data serializes")
-}
-
-fn stale_unless(rows: u64, what: &str) -> Result<()> {
-    if rows == 0 {
-        return Err(StoreError::Stale(format!(
-            "the {what} was changed or deleted since it was read"
-        )));
-    }
-    Ok(())
 }
 
 /// The columns that find a session, as PostgreSQL stores text.

@@ -669,13 +669,6 @@ fn user_finish((mut u, roles): (User, String)) -> Result<User> {
     Ok(u)
 }
 
-fn api_role_columns(r: &ApiRole) -> (&'static str, Option<i64>) {
-    match r {
-        ApiRole::CentralAdmin => ("central-admin", None),
-        ApiRole::TenantManager(t) => ("tenant-manager", Some(t.0)),
-    }
-}
-
 fn api_client_row(r: &Row<'_>) -> rusqlite::Result<Result<ApiClient>> {
     let role: String = r.get("role")?;
     let tenant: Option<i64> = r.get("tenant_id")?;
@@ -696,21 +689,6 @@ fn api_client_row(r: &Row<'_>) -> rusqlite::Result<Result<ApiClient>> {
             .map(UnixTime::from_millis),
         version: r.get("version")?,
     }))
-}
-
-/// An update by version that changed no row: the object changed (or went) in between.
-fn stale_unless(rows: usize, what: &str) -> Result<()> {
-    if rows == 0 {
-        return Err(StoreError::Stale(format!(
-            "the {what} was changed or deleted since it was read"
-        )));
-    }
-    Ok(())
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    // Serializing our own plain data types to JSON cannot fail.
-    serde_json::to_string(v).expect("invariant: plain data serializes")
 }
 
 /// A `failure_captures` row: id, tenant, reference, at, reason, message (NULL in listings).
@@ -807,7 +785,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(err)?;
-        stale_unless(n, "service provider")
+        stale_unless(n as u64, "service provider")
     }
 
     async fn idp_insert(&self, idp: NewIdentityProvider) -> Result<IdentityProvider> {
@@ -864,7 +842,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(err)?;
-        stale_unless(n, "identity provider")
+        stale_unless(n as u64, "identity provider")
     }
 
     async fn idp_list(&self) -> Result<Vec<IdentityProvider>> {
@@ -978,7 +956,7 @@ impl Store for SqliteStore {
             ],
         )
         .map_err(err)?;
-        stale_unless(n, "tenant")?;
+        stale_unless(n as u64, "tenant")?;
         // New compared forms: cleared first, so that a swap of two names is no conflict; two
         // users that now compare equal make the whole change fail (unique index).
         if !renormalised.is_empty() {
@@ -1221,7 +1199,7 @@ impl Store for SqliteStore {
                 params![a.name, a.token_hash, a.token_prefix, role, tenant, a.id, a.version],
             )
             .map_err(err)?;
-        stale_unless(n, "API client")
+        stale_unless(n as u64, "API client")
     }
 
     async fn api_client_used(&self, id: i64, at: UnixTime) -> Result<()> {
@@ -1513,7 +1491,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(err)?;
-        stale_unless(n, "user")
+        stale_unless(n as u64, "user")
     }
 
     async fn user_list(&self, tenant: Option<TenantId>) -> Result<Vec<User>> {
@@ -1634,7 +1612,7 @@ impl Store for SqliteStore {
             .execute(p)
             .map_err(err)?
         };
-        stale_unless(n, "Circuit settings")?;
+        stale_unless(n as u64, "Circuit settings")?;
         let mut saved = c.clone();
         saved.version += 1;
         Ok(saved)

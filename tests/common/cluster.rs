@@ -70,6 +70,16 @@ impl Shared {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A new central-administrator API client `name` (through the CLI); its token.
+    pub fn api_token(&self, name: &str) -> String {
+        let out = self.cli(&["api-client", "add", name]);
+        out.lines()
+            .find_map(|l| l.split("Bearer TOKEN): ").nth(1))
+            .expect("the token is printed")
+            .trim()
+            .to_string()
+    }
+
     /// An ssogate CLI command with `stdin` as its standard input.
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
         use std::io::Write as _;
